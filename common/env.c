@@ -1,0 +1,85 @@
+#include "common/env.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+
+const char *hs_env_get(const char *name) {
+  const char *v = getenv(name);
+  return (v != NULL && v[0] != '\0') ? v : NULL;
+}
+
+const char *hs_env_first(const char *const *names, const char **which) {
+  for (; *names != NULL; names++) {
+    const char *v = hs_env_get(*names);
+    if (v != NULL) {
+      if (which != NULL)
+        *which = *names;
+      return v;
+    }
+  }
+  return NULL;
+}
+
+int hs_parse_bool(const char *s, int *out) {
+  static const char *const yes[] = {"1", "true", "yes", "on", "y", "t"};
+  static const char *const no[] = {"0", "false", "no", "off", "n", "f"};
+  for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+    if (strcasecmp(s, yes[i]) == 0) {
+      *out = 1;
+      return 0;
+    }
+    if (strcasecmp(s, no[i]) == 0) {
+      *out = 0;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+int hs_parse_double(const char *s, double *out) {
+  char *end = NULL;
+  errno = 0;
+  double d = strtod(s, &end);
+  if (end == s || errno != 0 || !isfinite(d))
+    return -1;
+  while (*end == ' ' || *end == '\t')
+    end++;
+  if (*end != '\0')
+    return -1;
+  *out = d;
+  return 0;
+}
+
+int hs_parse_u64(const char *s, uint64_t *out) {
+  if (*s == '-' || *s == '+' || *s == '\0')
+    return -1;
+  char *end = NULL;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (end == s || errno != 0 || *end != '\0')
+    return -1;
+  *out = (uint64_t)v;
+  return 0;
+}
+
+#define HS_ENV_PARSER(fname, type, parser)                                     \
+  int fname(const char *name, type *out) {                                     \
+    const char *v = hs_env_get(name);                                          \
+    if (v == NULL)                                                             \
+      return 1;                                                                \
+    if (parser(v, out) != 0) {                                                 \
+      hs_log(HS_LOG_WARN, "ignoring %s=\"%.64s\": not a valid value", name,    \
+             v);                                                               \
+      return -1;                                                               \
+    }                                                                          \
+    return 0;                                                                  \
+  }
+
+HS_ENV_PARSER(hs_env_bool, int, hs_parse_bool)
+HS_ENV_PARSER(hs_env_double, double, hs_parse_double)
+HS_ENV_PARSER(hs_env_u64, uint64_t, hs_parse_u64)

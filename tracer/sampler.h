@@ -1,0 +1,56 @@
+/* Trace sampler: rules, global rate, token-bucket rate limiter.
+ * Decisions are made once per trace by the tracer core (tracer/trace.c) and
+ * never here for traces whose priority was extracted or set by the user. */
+#ifndef HS_TRACER_SAMPLER_H
+#define HS_TRACER_SAMPLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hs_sampler hs_sampler;
+
+typedef struct hs_sampler_config {
+  double sample_rate;         /* 0..1; negative = unset */
+  const char *rules_json;     /* NULL = no rules */
+  double rate_limit;          /* traces/s; negative = default 100; 0 = none */
+} hs_sampler_config;
+
+/* Decision makers, for _dd.p.dm ("-<mechanism>"). */
+enum {
+  HS_MECH_DEFAULT = 0,
+  HS_MECH_AGENT_RATE = 1,
+  HS_MECH_RULE = 3,
+  HS_MECH_MANUAL = 4
+};
+
+typedef struct hs_sampling_decision {
+  int priority;      /* HOTSPAN_PRIORITY_* */
+  int mechanism;     /* HS_MECH_* */
+  double rule_rate;  /* rate of the matching rule or global rate; <0 none */
+  double limit_rate; /* effective limiter rate when consulted; <0 none */
+} hs_sampling_decision;
+
+/* Builds a sampler. Returns HOTSPAN_OK, HOTSPAN_ECONFIG (bad JSON or rate;
+ * a message is written to err), HOTSPAN_ENOMEM. */
+int hs_sampler_new(const hs_sampler_config *cfg, hs_sampler **out, char *err,
+                   size_t errlen);
+void hs_sampler_free(hs_sampler *s);
+
+/* Decides for a local root. Strings may be NULL. Thread-safe. */
+void hs_sampler_decide(hs_sampler *s, const char *service, const char *name,
+                       const char *resource, uint64_t trace_id_low,
+                       uint64_t now_mono_ns, hs_sampling_decision *out);
+
+/* Effective settings, for the start-up configuration log: appends a JSON
+ * value describing rules, rate and limit to buf (common/buf.h). */
+struct hs_buf;
+void hs_sampler_describe(const hs_sampler *s, struct hs_buf *buf);
+
+/* Maps OTEL_TRACES_SAMPLER (+ _ARG) to a sample rate: always_on → 1,
+ * always_off → 0, traceidratio / parentbased_* likewise with arg (default
+ * 1.0). Returns 0 and sets *rate, or -1 if the sampler name or arg is not
+ * understood. */
+int hs_sampler_rate_from_otel(const char *sampler, const char *arg,
+                              double *rate);
+
+#endif

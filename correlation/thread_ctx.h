@@ -30,6 +30,7 @@
 #define HS_CORRELATION_THREAD_CTX_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define HS_OTEL_CTX_MAX 640
@@ -79,7 +80,9 @@ hs_thread_ctx *hs_thread_ctx_get(void);
 /* The calling thread's record or NULL if it has none. Async-signal-safe:
  * one initial-exec TLS load. */
 static inline hs_thread_ctx *hs_thread_ctx_peek(void) {
-  return (hs_thread_ctx *)otel_thread_ctx_v1;
+  /* The record is allocated as a whole hs_thread_ctx (8-byte aligned). */
+  void *p = otel_thread_ctx_v1;
+  return (hs_thread_ctx *)p;
 }
 
 static inline void hs__be64(uint8_t *dst, uint64_t v) {

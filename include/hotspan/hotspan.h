@@ -3,6 +3,7 @@
 #define HOTSPAN_HOTSPAN_H
 
 #include "hotspan/error.h"
+#include "hotspan/profiler.h"
 #include "hotspan/propagation.h"
 #include "hotspan/tracer.h"
 #include "hotspan/version.h"

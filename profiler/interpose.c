@@ -1,0 +1,102 @@
+/* pthread_create interposition: registers every new thread with the
+ * profiler before its start routine runs, so that it is sampled from its
+ * first instruction and unregistered (timer deleted) when it exits.
+ *
+ * libhotspan.so exports pthread_create. When the library is preloaded or
+ * linked, the program's calls reach this wrapper, which calls the C
+ * library's function found with dlsym(RTLD_NEXT). The program's references
+ * are versioned (pthread_create@GLIBC_2.34, or @GLIBC_2.2.5 for programs
+ * built before glibc 2.34), and the dynamic linker binds a versioned
+ * reference only to a definition of the same version, so the wrapper is
+ * exported under both versions (hotspan.map declares the version nodes).
+ * When libhotspan is loaded with dlopen the program's calls are already
+ * bound to libc; threads are then found by the aggregator's scan of
+ * /proc/self/task within a second.
+ *
+ * A sanitizer runtime linked statically into the program intercepts
+ * pthread_create too; the wrapper then calls the sanitizer's interceptor so
+ * that it keeps seeing thread creation. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "profiler/engine.h"
+
+typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
+                         void *);
+
+static _Atomic(create_fn) real_create;
+
+int hs_pthread_create_wrapper(pthread_t *t, const pthread_attr_t *attr,
+                              void *(*fn)(void *), void *arg);
+
+static create_fn resolve(void) {
+  create_fn f = atomic_load_explicit(&real_create, memory_order_acquire);
+  if (f != NULL)
+    return f;
+  void *p = dlsym(RTLD_DEFAULT, "__interceptor_pthread_create");
+  if (p == NULL || p == (void *)hs_pthread_create_wrapper)
+    p = dlsym(RTLD_NEXT, "pthread_create");
+  f = (create_fn)p;
+  atomic_store_explicit(&real_create, f, memory_order_release);
+  return f;
+}
+
+/* The C library's pthread_create, for the profiler's own threads (which
+ * must not be registered). Returns its result, or EAGAIN when it cannot be
+ * found. */
+int hs_real_pthread_create(pthread_t *t, const pthread_attr_t *attr,
+                           void *(*fn)(void *), void *arg) {
+  create_fn f = resolve();
+  return f != NULL ? f(t, attr, fn, arg) : EAGAIN;
+}
+
+typedef struct tramp {
+  void *(*fn)(void *);
+  void *arg;
+} tramp;
+
+static void *tramp_start(void *p) {
+  tramp t = *(tramp *)p;
+  free(p);
+  /* Unregistration happens in the profiler's thread-exit key destructor,
+   * which also runs when the routine calls pthread_exit. */
+  hs_prof_on_thread_start();
+  return t.fn(t.arg);
+}
+
+__attribute__((visibility("default"))) int
+hs_pthread_create_wrapper(pthread_t *t, const pthread_attr_t *attr,
+                          void *(*fn)(void *), void *arg) {
+  create_fn real = resolve();
+  if (real == NULL)
+    return EAGAIN;
+  if (!hs_prof_engine_running() || fn == NULL)
+    return real(t, attr, fn, arg);
+  tramp *tr = malloc(sizeof *tr);
+  if (tr == NULL)
+    return real(t, attr, fn, arg);
+  tr->fn = fn;
+  tr->arg = arg;
+  int rc = real(t, attr, tramp_start, tr);
+  if (rc != 0)
+    free(tr);
+  return rc;
+}
+
+#if defined(__x86_64__)
+__asm__(".symver hs_pthread_create_wrapper, pthread_create@@GLIBC_2.34");
+__asm__(".symver hs_pthread_create_compat, pthread_create@GLIBC_2.2.5");
+__attribute__((visibility("default"))) int
+hs_pthread_create_compat(pthread_t *t, const pthread_attr_t *attr,
+                         void *(*fn)(void *), void *arg)
+    __attribute__((alias("hs_pthread_create_wrapper")));
+#endif
+
+/* Resolve early, outside any unusual context (a constructor of another
+ * library, a thread being created from a signal handler). */
+__attribute__((constructor)) static void resolve_early(void) {
+  (void)resolve();
+}

@@ -383,6 +383,11 @@ static void drain(void) {
   pthread_mutex_unlock(&reg_lock);
 }
 
+static void free_profile(hs_profile *p) {
+  if (p != NULL && hs_profile_free != NULL)
+    hs_profile_free(p);
+}
+
 static hs_profile *new_profile(int type, uint64_t start_unix) {
   if (!builder_present())
     return NULL;
@@ -450,8 +455,8 @@ static int export_period(int final) {
     rc = -1;
   if (old_wall && emit_profile(old_wall, HS_PROFILE_WALL, start, end) != 0)
     rc = -1;
-  hs_profile_free(old_cpu);
-  hs_profile_free(old_wall);
+  free_profile(old_cpu);
+  free_profile(old_wall);
   atomic_store(&agg_in_profiles, 0);
   return rc;
 }
@@ -886,8 +891,8 @@ int hs_prof_engine_start(const hs_prof_settings *s) {
     atomic_store(&running, 0);
     stop_threads();
     teardown(wait_handlers() == 0);
-    hs_profile_free(prof_cpu);
-    hs_profile_free(prof_wall);
+    free_profile(prof_cpu);
+    free_profile(prof_wall);
     prof_cpu = prof_wall = NULL;
     if (symbolizer)
       hs_symbolizer_free(symbolizer);
@@ -1051,8 +1056,10 @@ static void atfork_child(void) {
   /* The parent's profiles may have been in use by its aggregator at the
    * instant of the fork; then they are abandoned, never touched. */
   if (!atomic_load(&agg_in_profiles)) {
-    hs_profile_free(prof_cpu);
-    hs_profile_free(prof_wall);
+    free_profile(prof_cpu);
+    free_profile(prof_wall);
+    if (symbolizer != NULL)
+      hs_symbolizer_free(symbolizer);
   }
   atomic_store(&agg_in_profiles, 0);
   period_start_unix = hs_now_unix_ns();

@@ -216,7 +216,9 @@ static void on_signal(int sig, siginfo_t *si, void *ucv) {
 int hs_prof_handler_install(int signo) {
   if (signo <= 0 || signo >= _NSIG)
     return -1;
-  if (atomic_load(&installed[signo]))
+  /* Installed before and still ours: nothing to do. Replaced by the
+   * program since: install again, chaining to the program's handler. */
+  if (atomic_load(&installed[signo]) && hs_prof_handler_installed(signo))
     return 0;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);

@@ -1,0 +1,407 @@
+/* Profiler engine: what the samples say. CPU samples only while a thread
+ * burns CPU, weighted by the CPU time they stand for; wall samples of
+ * blocked threads with the waiting function on the stack; the active span
+ * on every sample; truncation; threads that block the signal. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+
+#include "correlation/thread_ctx.h"
+#include "hotspan/profiler.h"
+#include "prof_test_util.h"
+
+static volatile double sink;
+
+static int start_prof(double cpu_hz, double wall_hz, int unwinder,
+                      uint32_t max_depth) {
+  pt_reset();
+  hs_prof_set_sample_hook(pt_hook, NULL);
+  hotspan_profiler_config c;
+  hotspan_profiler_config_init(&c);
+  c.ignore_environment = 1;
+  c.cpu_enabled = cpu_hz > 0;
+  c.wall_enabled = wall_hz > 0;
+  if (cpu_hz > 0)
+    c.cpu_hz = cpu_hz;
+  if (wall_hz > 0)
+    c.wall_hz = wall_hz;
+  c.unwinder = unwinder;
+  c.max_depth = max_depth;
+  return hotspan_profiler_start(&c);
+}
+
+static void stop_prof(void) {
+  assert_int_equal(hs_prof_engine_sync(5000), HOTSPAN_OK);
+  assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
+  hs_prof_set_sample_hook(NULL, NULL);
+}
+
+/* Burns CPU until the calling thread used ms of CPU time. */
+__attribute__((noinline)) static void burn_spin(unsigned ms) {
+  uint64_t until = pt_thread_cpu_ns() + (uint64_t)ms * 1000000u;
+  double x = 0;
+  while (pt_thread_cpu_ns() < until)
+    for (int i = 0; i < 2000; i++)
+      x += i * 0.5;
+  sink = x;
+}
+
+/* ---------------------------------------------------------------------- */
+
+typedef struct thr_info {
+  _Atomic pid_t tid;
+  uint64_t cpu_ns; /* thread CPU time at the end */
+  unsigned ms;
+} thr_info;
+
+static void *burner_main(void *arg) {
+  thr_info *t = arg;
+  atomic_store(&t->tid, pt_gettid());
+  burn_spin(t->ms);
+  t->cpu_ns = pt_thread_cpu_ns();
+  return NULL;
+}
+
+static void *sleeper_main(void *arg) {
+  thr_info *t = arg;
+  atomic_store(&t->tid, pt_gettid());
+  pt_sleep_ms(t->ms);
+  t->cpu_ns = pt_thread_cpu_ns();
+  return NULL;
+}
+
+static void test_cpu_samples_follow_cpu_time(void **state) {
+  (void)state;
+  assert_int_equal(start_prof(99, 0, HOTSPAN_UNWINDER_AUTO, 0), HOTSPAN_OK);
+  thr_info b = {.ms = 600}, s = {.ms = 600};
+  pthread_t tb, ts;
+  assert_int_equal(pthread_create(&tb, NULL, burner_main, &b), 0);
+  assert_int_equal(pthread_create(&ts, NULL, sleeper_main, &s), 0);
+  pthread_join(tb, NULL);
+  pthread_join(ts, NULL);
+  stop_prof();
+
+  size_t nb = 0, nb_fn = 0, ns = 0, nwall = 0;
+  uint64_t cpu_b = 0;
+  for (size_t i = 0; i < pt_n; i++) {
+    const pt_sample *p = &pt_samples[i];
+    if (p->s.kind != HS_SAMPLE_CPU) {
+      nwall++;
+      continue;
+    }
+    assert_int_equal(p->s.wall_ns, 0);
+    if ((pid_t)p->s.tid == b.tid) {
+      nb++;
+      cpu_b += p->s.cpu_ns;
+      nb_fn += pt_find(p, "burn_spin") >= 0;
+    } else if ((pid_t)p->s.tid == s.tid) {
+      ns++;
+    }
+  }
+  assert_int_equal(nwall, 0);
+  /* 600 ms of CPU at 99 Hz is ~59 samples; overruns fold periods into
+   * fewer samples, so the CPU time they carry is what must match. */
+  assert_true(nb >= 10);
+  assert_true(cpu_b >= b.cpu_ns / 2 && cpu_b <= b.cpu_ns * 3 / 2);
+  assert_true(nb_fn * 10 >= nb * 9);
+  /* The sleeper used well under one period of CPU. */
+  assert_true(ns <= 1);
+  pt_sym_close();
+}
+
+/* ---------------------------------------------------------------------- */
+
+static const hs_ctx_value span_x = {.trace_id_high = 0x1122334455667788ull,
+                                    .trace_id_low = 0x99aabbccddeeff00ull,
+                                    .span_id = 0x0123456789abcdefull,
+                                    .local_root_span_id = 0x7edcba9876543210ull,
+                                    .endpoint_id = 7,
+                                    .trace_flags = 1};
+
+__attribute__((noinline)) static void burn_in_span(unsigned ms) {
+  burn_spin(ms);
+  sink += 1;
+}
+
+__attribute__((noinline)) static void burn_outside_span(unsigned ms) {
+  burn_spin(ms);
+  sink += 2;
+}
+
+static void *span_main(void *arg) {
+  thr_info *t = arg;
+  atomic_store(&t->tid, pt_gettid());
+  hs_thread_ctx *rec = hs_thread_ctx_get();
+  for (int round = 0; round < 3; round++) {
+    hs_thread_ctx_write(rec, &span_x);
+    burn_in_span(t->ms);
+    hs_thread_ctx_write(rec, NULL);
+    burn_outside_span(t->ms);
+  }
+  return NULL;
+}
+
+static void test_samples_carry_active_span(void **state) {
+  (void)state;
+  assert_int_equal(start_prof(199, 0, HOTSPAN_UNWINDER_AUTO, 0), HOTSPAN_OK);
+  thr_info t = {.ms = 120};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, span_main, &t), 0);
+  pthread_join(th, NULL);
+  stop_prof();
+
+  size_t in = 0, out = 0;
+  for (size_t i = 0; i < pt_n; i++) {
+    const pt_sample *p = &pt_samples[i];
+    if ((pid_t)p->s.tid != t.tid)
+      continue;
+    if (pt_find(p, "burn_in_span") >= 0) {
+      in++;
+      assert_int_equal(p->s.has_ctx, 1);
+      assert_true(p->s.ctx.span_id == span_x.span_id);
+      assert_true(p->s.ctx.trace_id_high == span_x.trace_id_high);
+      assert_true(p->s.ctx.trace_id_low == span_x.trace_id_low);
+      assert_true(p->s.ctx.local_root_span_id == span_x.local_root_span_id);
+      assert_int_equal(p->s.ctx.endpoint_id, 7);
+    } else if (pt_find(p, "burn_outside_span") >= 0) {
+      out++;
+      assert_int_equal(p->s.has_ctx, 0);
+      assert_true(p->s.ctx.span_id == 0);
+    }
+  }
+  assert_true(in >= 5);
+  assert_true(out >= 5);
+  pt_sym_close();
+}
+
+/* ---------------------------------------------------------------------- */
+/* Wall samples of threads blocked in the kernel or on a lock. */
+
+typedef struct waiter {
+  _Atomic pid_t tid;
+  int fd;                 /* pipe read end (read / epoll waiters) */
+  pthread_mutex_t *mutex; /* mutex waiter */
+} waiter;
+
+__attribute__((noinline)) static void wait_nanosleep(void) {
+  pt_sleep_ms(700);
+  sink += 1;
+}
+
+__attribute__((noinline)) static void wait_read(int fd) {
+  char c;
+  while (read(fd, &c, 1) < 0 && errno == EINTR)
+    ;
+  sink += 1;
+}
+
+__attribute__((noinline)) static void wait_epoll(int fd) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd}, got;
+  epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  /* epoll_wait fails with EINTR on every signal, SA_RESTART or not. */
+  while (epoll_wait(ep, &got, 1, -1) < 0 && errno == EINTR)
+    ;
+  close(ep);
+  sink += 1;
+}
+
+__attribute__((noinline)) static void wait_mutex(pthread_mutex_t *m) {
+  pthread_mutex_lock(m);
+  pthread_mutex_unlock(m);
+  sink += 1;
+}
+
+static void *w_sleep(void *a) {
+  atomic_store(&((waiter *)a)->tid, pt_gettid());
+  wait_nanosleep();
+  return NULL;
+}
+static void *w_read(void *a) {
+  atomic_store(&((waiter *)a)->tid, pt_gettid());
+  wait_read(((waiter *)a)->fd);
+  return NULL;
+}
+static void *w_epoll(void *a) {
+  atomic_store(&((waiter *)a)->tid, pt_gettid());
+  wait_epoll(((waiter *)a)->fd);
+  return NULL;
+}
+static void *w_mutex(void *a) {
+  atomic_store(&((waiter *)a)->tid, pt_gettid());
+  wait_mutex(((waiter *)a)->mutex);
+  return NULL;
+}
+
+static void run_waiters(int unwinder, int expect_frames) {
+  int p1[2], p2[2];
+  assert_int_equal(pipe(p1), 0);
+  assert_int_equal(pipe(p2), 0);
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&m);
+  assert_int_equal(start_prof(0, 97, unwinder, 0), HOTSPAN_OK);
+  waiter w[4] = {{0}, {.fd = p1[0]}, {.fd = p2[0]}, {.mutex = &m}};
+  void *(*fns[4])(void *) = {w_sleep, w_read, w_epoll, w_mutex};
+  static const char *const names[4] = {"wait_nanosleep", "wait_read",
+                                       "wait_epoll", "wait_mutex"};
+  pthread_t th[4];
+  uint64_t t0 = pt_mono_ns();
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, fns[i], &w[i]), 0);
+  pt_sleep_ms(700);
+  assert_int_equal(write(p1[1], "x", 1), 1);
+  assert_int_equal(write(p2[1], "x", 1), 1);
+  pthread_mutex_unlock(&m);
+  for (int i = 0; i < 4; i++)
+    pthread_join(th[i], NULL);
+  uint64_t elapsed = pt_mono_ns() - t0;
+  stop_prof();
+
+  for (int i = 0; i < 4; i++) {
+    size_t n = 0, with = 0;
+    uint64_t wall = 0;
+    for (size_t k = 0; k < pt_n; k++) {
+      const pt_sample *p = &pt_samples[k];
+      if ((pid_t)p->s.tid != w[i].tid)
+        continue;
+      assert_int_equal(p->s.kind, HS_SAMPLE_WALL);
+      assert_int_equal(p->s.cpu_ns, 0);
+      n++;
+      wall += p->s.wall_ns;
+      with += pt_find(p, names[i]) >= 0;
+    }
+    /* ~68 expected at 97 Hz over 700 ms. */
+    if (n < 10 || (expect_frames && with * 10 < n * 8))
+      print_error("%s: %zu samples, %zu with the function\n", names[i], n,
+                  with);
+    assert_true(n >= 10);
+    if (expect_frames)
+      assert_true(with * 10 >= n * 8);
+    /* Weights add up to the time the thread existed. */
+    assert_true(wall <= elapsed * 3 / 2);
+    assert_true(wall >= elapsed / 3);
+  }
+  for (int i = 0; i < 2; i++) {
+    close(p1[i]);
+    close(p2[i]);
+  }
+  pt_sym_close();
+}
+
+static void test_wall_blocked_auto(void **state) {
+  (void)state;
+  run_waiters(HOTSPAN_UNWINDER_AUTO, 1);
+}
+
+static void test_wall_blocked_libunwind(void **state) {
+  (void)state;
+  run_waiters(HOTSPAN_UNWINDER_LIBUNWIND, 1);
+}
+
+/* Frame pointers cannot see the caller of a libc function built without
+ * them (documented); the samples must still be there. */
+static void test_wall_blocked_fp(void **state) {
+  (void)state;
+  run_waiters(HOTSPAN_UNWINDER_FP, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+
+/* Called through a volatile pointer so the compiler cannot turn the
+ * recursion into a loop. */
+static int (*volatile recurse_ptr)(int);
+
+__attribute__((noinline)) static int recurse_then_burn(int n) {
+  if (n == 0) {
+    burn_spin(300);
+    return 0;
+  }
+  return recurse_ptr(n - 1) + 1;
+}
+
+static void *deep_main(void *arg) {
+  thr_info *t = arg;
+  atomic_store(&t->tid, pt_gettid());
+  recurse_ptr = recurse_then_burn;
+  sink += recurse_then_burn(60);
+  return NULL;
+}
+
+static void test_max_depth_truncates(void **state) {
+  (void)state;
+  assert_int_equal(start_prof(199, 0, HOTSPAN_UNWINDER_FP, 8), HOTSPAN_OK);
+  thr_info t = {0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, deep_main, &t), 0);
+  pthread_join(th, NULL);
+  hotspan_profiler_stats st = {.struct_size = sizeof st};
+  stop_prof();
+  assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);
+  size_t n = 0;
+  for (size_t i = 0; i < pt_n; i++) {
+    const pt_sample *p = &pt_samples[i];
+    if ((pid_t)p->s.tid != t.tid)
+      continue;
+    n++;
+    assert_true(p->s.depth <= 8);
+    if (pt_find(p, "burn_spin") >= 0) {
+      assert_int_equal(p->s.depth, 8);
+      assert_int_equal(p->s.truncated, 1);
+    }
+  }
+  assert_true(n >= 10);
+  assert_true(st.stacks_truncated >= 10);
+  pt_sym_close();
+}
+
+/* ---------------------------------------------------------------------- */
+
+static void *blocked_main(void *arg) {
+  thr_info *t = arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  atomic_store(&t->tid, pt_gettid());
+  burn_spin(200);
+  pt_sleep_ms(300);
+  return NULL;
+}
+
+/* A thread that blocks the signal is simply not sampled: no hang, no
+ * sample, and the sampler does not pile up signals for it. */
+static void test_thread_blocking_signals(void **state) {
+  (void)state;
+  assert_int_equal(start_prof(199, 97, HOTSPAN_UNWINDER_AUTO, 0), HOTSPAN_OK);
+  thr_info t = {0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, blocked_main, &t), 0);
+  pthread_join(th, NULL);
+  hotspan_profiler_stats st = {.struct_size = sizeof st};
+  assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);
+  stop_prof();
+  for (size_t i = 0; i < pt_n; i++)
+    assert_true((pid_t)pt_samples[i].s.tid != t.tid);
+  assert_true(st.wall_signals_missed >= 5);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_cpu_samples_follow_cpu_time),
+      cmocka_unit_test(test_samples_carry_active_span),
+      cmocka_unit_test(test_wall_blocked_auto),
+      cmocka_unit_test(test_wall_blocked_libunwind),
+      cmocka_unit_test(test_wall_blocked_fp),
+      cmocka_unit_test(test_max_depth_truncates),
+      cmocka_unit_test(test_thread_blocking_signals),
+  };
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  pt_free();
+  return rc;
+}

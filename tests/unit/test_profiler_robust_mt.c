@@ -1,0 +1,361 @@
+/* Profiler engine robustness: the program's own SIGPROF handler keeps
+ * working, a handler installed after ours is detected, repeated start/stop,
+ * thousands of short-lived threads without leaked timers, fork, threads the
+ * wrapper never saw, explicit (un)registration. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+
+#include "hotspan/profiler.h"
+#include "prof_test_util.h"
+
+int hs_real_pthread_create(pthread_t *t, const pthread_attr_t *attr,
+                           void *(*fn)(void *), void *arg);
+
+static volatile double sink;
+
+static int start_prof(double cpu_hz, double wall_hz) {
+  hotspan_profiler_config c;
+  hotspan_profiler_config_init(&c);
+  c.ignore_environment = 1;
+  c.cpu_enabled = cpu_hz > 0;
+  c.wall_enabled = wall_hz > 0;
+  if (cpu_hz > 0)
+    c.cpu_hz = cpu_hz;
+  if (wall_hz > 0)
+    c.wall_hz = wall_hz;
+  return hotspan_profiler_start(&c);
+}
+
+static hotspan_profiler_stats stats(void) {
+  hotspan_profiler_stats st = {.struct_size = sizeof st};
+  assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);
+  return st;
+}
+
+__attribute__((noinline)) static void burn_spin(unsigned ms) {
+  uint64_t until = pt_thread_cpu_ns() + (uint64_t)ms * 1000000u;
+  double x = 0;
+  while (pt_thread_cpu_ns() < until)
+    for (int i = 0; i < 2000; i++)
+      x += i * 0.5;
+  sink = x;
+}
+
+/* POSIX timers of this process, as the kernel lists them. */
+static int kernel_timers(void) {
+  FILE *f = fopen("/proc/self/timers", "r");
+  if (f == NULL)
+    return -1;
+  char line[256];
+  int n = 0;
+  while (fgets(line, sizeof line, f) != NULL)
+    n += strncmp(line, "ID:", 3) == 0;
+  fclose(f);
+  return n;
+}
+
+/* Waits (bounded) until cond() holds, letting the aggregator run. */
+static int eventually(int (*cond)(void), int timeout_ms) {
+  uint64_t until = pt_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+  while (!cond()) {
+    if (pt_mono_ns() > until)
+      return 0;
+    hs_prof_engine_sync(1000);
+    pt_sleep_ms(20);
+  }
+  return 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Chaining to the program's handler. */
+
+static _Atomic int app_calls, app_calls_timer, app_calls_tkill;
+
+static void app_handler(int sig, siginfo_t *si, void *uc) {
+  (void)sig;
+  (void)uc;
+  atomic_fetch_add(&app_calls, 1);
+  if (si->si_code == SI_TIMER)
+    atomic_fetch_add(&app_calls_timer, 1);
+  if (si->si_code == SI_TKILL)
+    atomic_fetch_add(&app_calls_tkill, 1);
+}
+
+static void test_program_handler_is_chained(void **state) {
+  (void)state;
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = app_handler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  assert_int_equal(sigaction(SIGPROF, &sa, &old), 0);
+  atomic_store(&app_calls, 0);
+
+  assert_int_equal(start_prof(199, 97), HOTSPAN_OK);
+  burn_spin(300);
+  pt_sleep_ms(100);
+  /* Our own timer and tgkill signals never reach the program. */
+  assert_int_equal(atomic_load(&app_calls), 0);
+  assert_true(stats().samples_cpu > 0);
+
+  /* The program's own profiling timer (setitimer) still reaches it. */
+  struct itimerval it = {{0, 5000}, {0, 5000}}, off = {{0, 0}, {0, 0}};
+  assert_int_equal(setitimer(ITIMER_PROF, &it, NULL), 0);
+  burn_spin(200);
+  assert_int_equal(setitimer(ITIMER_PROF, &off, NULL), 0);
+  int after_itimer = atomic_load(&app_calls);
+  assert_true(after_itimer >= 5);
+  /* And so does a signal it sends itself. */
+  assert_int_equal(kill(getpid(), SIGPROF), 0);
+  pt_sleep_ms(50);
+  assert_true(atomic_load(&app_calls) > after_itimer);
+  assert_int_equal(atomic_load(&app_calls_timer), 0);
+  assert_int_equal(atomic_load(&app_calls_tkill), 0);
+  assert_true(stats().foreign_signals >= (uint64_t)atomic_load(&app_calls));
+
+  assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
+  /* Stopped: foreign signals still reach the program. */
+  int before = atomic_load(&app_calls);
+  assert_int_equal(kill(getpid(), SIGPROF), 0);
+  pt_sleep_ms(50);
+  assert_true(atomic_load(&app_calls) > before);
+  assert_int_equal(sigaction(SIGPROF, &old, NULL), 0);
+}
+
+static int displaced_and_no_timers(void) {
+  return stats().handler_displaced == 1 && hs_prof_engine_timer_count() == 0;
+}
+
+/* A handler installed after ours takes the signal; the profiler notices,
+ * stops its timers and leaves the program's handler alone. */
+static void test_program_handler_installed_later(void **state) {
+  (void)state;
+  atomic_store(&app_calls, 0);
+  atomic_store(&app_calls_timer, 0);
+  assert_int_equal(start_prof(199, 97), HOTSPAN_OK);
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = app_handler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  assert_int_equal(sigaction(SIGPROF, &sa, &old), 0);
+  assert_true(eventually(displaced_and_no_timers, 5000));
+  /* Let anything already queued arrive, then nothing more may come. */
+  pt_sleep_ms(100);
+  int calls = atomic_load(&app_calls);
+  burn_spin(200);
+  pt_sleep_ms(200);
+  assert_int_equal(atomic_load(&app_calls), calls);
+  assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
+
+  /* A new start installs ours again, chaining to the program's. */
+  assert_int_equal(start_prof(199, 0), HOTSPAN_OK);
+  burn_spin(100);
+  assert_int_equal(stats().handler_displaced, 0);
+  assert_true(stats().samples_cpu > 0);
+  assert_int_equal(kill(getpid(), SIGPROF), 0);
+  pt_sleep_ms(50);
+  assert_true(atomic_load(&app_calls) > calls);
+  assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
+  /* Give SIGPROF back to the profiler's handler for later tests. */
+  assert_int_equal(sigaction(SIGPROF, &old, NULL), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+
+static _Atomic int workers_stop;
+
+static void *worker_main(void *arg) {
+  (void)arg;
+  while (!atomic_load(&workers_stop)) {
+    burn_spin(2);
+    pt_sleep_ms(1);
+  }
+  return NULL;
+}
+
+static void test_start_stop_100_times(void **state) {
+  (void)state;
+  int base = kernel_timers();
+  atomic_store(&workers_stop, 0);
+  pthread_t w[2];
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&w[i], NULL, worker_main, NULL), 0);
+  for (int i = 0; i < 100; i++) {
+    assert_int_equal(start_prof(997, 97), HOTSPAN_OK);
+    assert_int_equal(start_prof(997, 97), HOTSPAN_ESTATE);
+    assert_true(hotspan_profiler_running());
+    /* This thread and the two workers, found in /proc/self/task. */
+    assert_int_equal(hs_prof_engine_timer_count(), 3);
+    burn_spin(1);
+    assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
+    assert_false(hotspan_profiler_running());
+    assert_int_equal(hs_prof_engine_timer_count(), 0);
+  }
+  assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK); /* idempotent */
+  atomic_store(&workers_stop, 1);
+  for (int i = 0; i < 2; i++)
+    pthread_join(w[i], NULL);
+  assert_int_equal(kernel_timers(), base);
+}
+
+/* ---------------------------------------------------------------------- */
+
+static void *short_main(void *arg) {
+  (void)arg;
+  sink += 1;
+  return NULL;
+}
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define MANY_THREADS 2000
+#else
+#define MANY_THREADS 10000
+#endif
+
+static void test_many_short_threads(void **state) {
+  (void)state;
+  int base = kernel_timers();
+  assert_int_equal(start_prof(997, 97), HOTSPAN_OK);
+  enum { BATCH = 16 };
+  for (int i = 0; i < MANY_THREADS; i += BATCH) {
+    pthread_t t[BATCH];
+    for (int k = 0; k < BATCH; k++)
+      assert_int_equal(pthread_create(&t[k], NULL, short_main, NULL), 0);
+    for (int k = 0; k < BATCH; k++)
+      pthread_join(t[k], NULL);
+  }
+  assert_int_equal(hs_prof_engine_sync(5000), HOTSPAN_OK);
+  hotspan_profiler_stats st = stats();
+  /* Every thread was registered and, at its exit, unregistered. */
+  assert_true(st.threads_registered >= MANY_THREADS);
+  assert_int_equal(st.threads_rejected, 0);
+  assert_int_equal(st.threads_active, 1);
+  assert_int_equal(hs_prof_engine_timer_count(), 1);
+  assert_int_equal(kernel_timers(), base + 1);
+  assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
+  assert_int_equal(kernel_timers(), base);
+}
+
+/* ---------------------------------------------------------------------- */
+
+static void test_fork_child_profiles_itself(void **state) {
+  (void)state;
+  assert_int_equal(start_prof(199, 97), HOTSPAN_OK);
+  burn_spin(50);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    /* Child: clean state, its own timer, its own threads, new samples. */
+    int ok = hotspan_profiler_running() && hs_prof_engine_timer_count() == 1;
+    hotspan_profiler_stats st = {.struct_size = sizeof st};
+    hotspan_profiler_get_stats(&st);
+    ok = ok && st.samples_cpu == 0 && st.threads_active == 1;
+    burn_spin(200);
+    ok = ok && hs_prof_engine_sync(5000) == HOTSPAN_OK;
+    hotspan_profiler_get_stats(&st);
+    ok = ok && st.samples_cpu >= 5;
+    ok = ok && hotspan_profiler_stop() == HOTSPAN_OK;
+    ok = ok && hs_prof_engine_timer_count() == 0;
+    _exit(ok ? 0 : 1);
+  }
+  /* Parent: keeps profiling while the child runs. */
+  uint64_t before = stats().samples_cpu;
+  burn_spin(100);
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  assert_true(stats().samples_cpu > before);
+  assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Threads the pthread_create wrapper did not see. */
+
+static _Atomic int remote_phase;
+static _Atomic pid_t remote_tid;
+
+static void *remote_main(void *arg) {
+  int *rc = arg;
+  atomic_store(&remote_tid, pt_gettid());
+  while (atomic_load(&remote_phase) == 0)
+    burn_spin(5);
+  /* Registered by the scan; explicit calls still behave. */
+  rc[0] = hotspan_profiler_register_thread();   /* upgrade: OK */
+  rc[1] = hotspan_profiler_unregister_thread(); /* OK */
+  rc[2] = hotspan_profiler_unregister_thread(); /* not registered */
+  rc[3] = hotspan_profiler_register_thread();   /* again: OK */
+  while (atomic_load(&remote_phase) == 1)
+    burn_spin(5);
+  return NULL; /* exits registered: the key destructor unregisters */
+}
+
+static void *silent_main(void *arg) {
+  (void)arg;
+  while (atomic_load(&remote_phase) < 3)
+    burn_spin(5);
+  return NULL; /* never registered itself: the reaper must notice */
+}
+
+static int two_timers(void) {
+  return hs_prof_engine_timer_count() == 3;
+}
+static int one_timer(void) {
+  return hs_prof_engine_timer_count() == 1;
+}
+
+static void test_threads_created_behind_our_back(void **state) {
+  (void)state;
+  int base = kernel_timers();
+  assert_int_equal(start_prof(199, 0), HOTSPAN_OK);
+  assert_int_equal(hs_prof_engine_timer_count(), 1);
+  atomic_store(&remote_phase, 0);
+  int rc[4] = {-99, -99, -99, -99};
+  pthread_t a, b;
+  assert_int_equal(hs_real_pthread_create(&a, NULL, remote_main, rc), 0);
+  assert_int_equal(hs_real_pthread_create(&b, NULL, silent_main, NULL), 0);
+  /* Found by the scan within a second or two. */
+  assert_true(eventually(two_timers, 5000));
+  atomic_store(&remote_phase, 1);
+  while (rc[3] == -99)
+    pt_sleep_ms(5);
+  assert_int_equal(rc[0], HOTSPAN_OK);
+  assert_int_equal(rc[1], HOTSPAN_OK);
+  assert_int_equal(rc[2], HOTSPAN_ESTATE);
+  assert_int_equal(rc[3], HOTSPAN_OK);
+  atomic_store(&remote_phase, 2);
+  pthread_join(a, NULL);
+  /* a unregistered at exit through the key destructor. */
+  assert_true(hs_prof_engine_timer_count() == 2);
+  atomic_store(&remote_phase, 3);
+  pthread_join(b, NULL);
+  /* b is reaped by the aggregator. */
+  assert_true(eventually(one_timer, 5000));
+  assert_int_equal(kernel_timers(), base + 1);
+  assert_true(stats().samples_cpu > 0);
+  assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
+  assert_int_equal(kernel_timers(), base);
+  /* Not running: registration is refused. */
+  assert_int_equal(hotspan_profiler_register_thread(), HOTSPAN_ESTATE);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_program_handler_is_chained),
+      cmocka_unit_test(test_program_handler_installed_later),
+      cmocka_unit_test(test_start_stop_100_times),
+      cmocka_unit_test(test_many_short_threads),
+      cmocka_unit_test(test_fork_child_profiles_itself),
+      cmocka_unit_test(test_threads_created_behind_our_back),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -168,13 +168,35 @@ static void read_comm(pid_t tid, char name[16]) {
   fclose(f);
 }
 
+/* The slot of a live registration of tid (ACTIVE or PARKED), or NULL. */
 static hs_prof_slot *slot_by_tid(pid_t tid) {
   for (uint32_t i = 0; i < hs_prof_h.nslots; i++) {
     hs_prof_slot *s = &hs_prof_h.slots[i];
-    if (atomic_load(&s->state) != SLOT_FREE && atomic_load(&s->tid) == tid)
+    int st = atomic_load(&s->state);
+    if ((st == SLOT_ACTIVE || st == SLOT_PARKED) && atomic_load(&s->tid) == tid)
       return s;
   }
   return NULL;
+}
+
+/* A slot of tid still draining after its thread unregistered itself. */
+static hs_prof_slot *slot_draining_parked(pid_t tid) {
+  for (uint32_t i = 0; i < hs_prof_h.nslots; i++) {
+    hs_prof_slot *s = &hs_prof_h.slots[i];
+    if (atomic_load(&s->state) == SLOT_DRAINING && s->park &&
+        atomic_load(&s->tid) == tid)
+      return s;
+  }
+  return NULL;
+}
+
+/* PARKED or DRAINING -> FREE bookkeeping: remember who left and when. */
+static void slot_free(hs_prof_slot *s) {
+  s->gone_tid = atomic_load(&s->tid);
+  s->gone_mono = hs_now_mono_ns();
+  s->park = 0;
+  atomic_store(&s->tid, 0);
+  atomic_store(&s->state, SLOT_FREE);
 }
 
 /* Waits until no handler runs on s (state is no longer ACTIVE, so none will
@@ -217,12 +239,14 @@ static int slot_activate(hs_prof_slot *s, pid_t tid, int how) {
   atomic_store(&s->busy, 0);
   atomic_store(&s->wall_pending, 0);
   atomic_store(&s->last_sp, 0);
+  s->park = 0;
   s->last_wall_mono = hs_now_mono_ns();
   atomic_store(&s->state, SLOT_ACTIVE);
   if (slot_timer_create(s) != 0) {
     int e = errno;
-    hs_log(HS_LOG_WARN, "profiler: no CPU timer for thread %d: %s", (int)tid,
-           strerror(e));
+    if (e != ESRCH && e != EINVAL) /* not a thread that just exited */
+      hs_log(HS_LOG_WARN, "profiler: no CPU timer for thread %d: %s", (int)tid,
+             strerror(e));
     atomic_store(&s->state, SLOT_FREE);
     atomic_store(&s->tid, 0);
     return HOTSPAN_ESYS;
@@ -257,8 +281,16 @@ static int register_self_locked(pid_t tid, hs_prof_slot **out) {
     *out = s;
     return HOTSPAN_OK;
   }
-  if (s != NULL) /* a dead thread's slot with our tid, not yet drained */
-    s = NULL;
+  if (s != NULL) { /* PARKED: this thread unregistered itself before */
+    self_stack(s);
+    int rc = slot_activate(s, tid, SLOT_SELF);
+    if (rc == HOTSPAN_OK)
+      *out = s;
+    return rc;
+  }
+  hs_prof_slot *d = slot_draining_parked(tid);
+  if (d != NULL) /* unregistered a moment ago: let that slot go free */
+    d->park = 0;
   s = slot_alloc();
   if (s == NULL)
     return hs_prof_h.slots ? HOTSPAN_EFULL : HOTSPAN_ENOMEM;
@@ -287,8 +319,15 @@ static void on_thread_exit(void *p) {
   hs_prof_slot *s = p;
   pid_t tid = gettid_();
   pthread_mutex_lock(&reg_lock);
-  if (atomic_load(&s->state) == SLOT_ACTIVE && atomic_load(&s->tid) == tid)
-    slot_retire(s, 1);
+  if (atomic_load(&s->tid) == tid) {
+    int st = atomic_load(&s->state);
+    if (st == SLOT_ACTIVE)
+      slot_retire(s, 1);
+    else if (st == SLOT_PARKED)
+      slot_free(s);
+    else if (st == SLOT_DRAINING)
+      s->park = 0;
+  }
   pthread_mutex_unlock(&reg_lock);
   hs_prof_tls = NULL;
 }
@@ -317,12 +356,13 @@ int hs_prof_unregister_self(void) {
   hs_prof_slot *s = hs_prof_h.slots ? slot_by_tid(tid) : NULL;
   if (s != NULL && atomic_load(&s->state) == SLOT_ACTIVE) {
     slot_retire(s, 1);
+    s->park = 1;
     rc = HOTSPAN_OK;
   }
   pthread_mutex_unlock(&reg_lock);
   hs_prof_tls = NULL;
-  if (once_done)
-    pthread_setspecific(exit_key, NULL);
+  if (rc == HOTSPAN_OK) /* the exit handler frees the parked slot */
+    pthread_setspecific(exit_key, s);
   return rc;
 }
 
@@ -357,7 +397,7 @@ static void drain_locked(void) {
   for (uint32_t i = 0; i < hs_prof_h.nslots; i++) {
     hs_prof_slot *s = &hs_prof_h.slots[i];
     int st = atomic_load(&s->state);
-    if (st == SLOT_FREE || s->ring.buf == NULL)
+    if (st == SLOT_FREE || st == SLOT_PARKED || s->ring.buf == NULL)
       continue;
     size_t len;
     const void *rec;
@@ -370,8 +410,10 @@ static void drain_locked(void) {
       hs_ring_release(&s->ring);
     }
     if (st == SLOT_DRAINING) {
-      atomic_store(&s->tid, 0);
-      atomic_store(&s->state, SLOT_FREE);
+      if (s->park)
+        atomic_store(&s->state, SLOT_PARKED);
+      else
+        slot_free(s);
     }
   }
   atomic_store(&agg_in_profiles, 0);
@@ -468,11 +510,35 @@ static int is_internal(pid_t tid) {
   return tid == atomic_load(&agg_tid) || tid == atomic_load(&wall_tid);
 }
 
+static int cmp_tid(const void *a, const void *b) {
+  pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+  return x < y ? -1 : x > y;
+}
+
 /* Registers threads of /proc/self/task that have no slot. reg_lock held. */
 static void scan_tasks_locked(void) {
   DIR *d = opendir("/proc/self/task");
   if (d == NULL)
     return;
+  /* Tids not to register: those with a slot, and those that unregistered
+   * in the last two seconds (a thread past its exit handler may still be
+   * listed while it finishes exiting). */
+  uint64_t now = hs_now_mono_ns();
+  size_t nknown = 0;
+  pid_t *known = malloc(2 * (size_t)hs_prof_h.nslots * sizeof *known);
+  if (known == NULL) {
+    closedir(d);
+    return;
+  }
+  for (uint32_t i = 0; i < hs_prof_h.nslots; i++) {
+    hs_prof_slot *s = &hs_prof_h.slots[i];
+    if (atomic_load(&s->state) != SLOT_FREE)
+      known[nknown++] = atomic_load(&s->tid);
+    if (s->gone_tid != 0 && now - s->gone_mono < 2 * SCAN_INTERVAL_NS)
+      known[nknown++] = s->gone_tid;
+  }
+  if (nknown > 1)
+    qsort(known, nknown, sizeof *known, cmp_tid);
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
     char *end;
@@ -480,12 +546,14 @@ static void scan_tasks_locked(void) {
     if (*end != '\0' || v <= 0)
       continue;
     pid_t tid = (pid_t)v;
-    if (is_internal(tid) || slot_by_tid(tid) != NULL)
+    if (is_internal(tid) ||
+        (nknown > 0 && bsearch(&tid, known, nknown, sizeof *known, cmp_tid)))
       continue;
     if (register_remote_locked(tid) == HOTSPAN_EFULL)
       break;
   }
   closedir(d);
+  free(known);
 }
 
 /* Retires slots whose thread is gone (threads that did not unregister:
@@ -494,11 +562,18 @@ static void reap_locked(void) {
   pid_t pid = getpid();
   for (uint32_t i = 0; i < hs_prof_h.nslots; i++) {
     hs_prof_slot *s = &hs_prof_h.slots[i];
-    if (atomic_load(&s->state) != SLOT_ACTIVE)
+    int st = atomic_load(&s->state);
+    if (st != SLOT_ACTIVE && st != SLOT_PARKED)
       continue;
-    if (syscall(SYS_tgkill, pid, atomic_load(&s->tid), 0) != 0 &&
-        errno == ESRCH)
+    if (syscall(SYS_tgkill, pid, atomic_load(&s->tid), 0) == 0 ||
+        errno != ESRCH)
+      continue;
+    if (st == SLOT_ACTIVE) {
       slot_retire(s, 0);
+      s->park = 0;
+    } else {
+      slot_free(s);
+    }
   }
 }
 
@@ -802,6 +877,8 @@ static void teardown(int free_rings) {
     hs_prof_slot *s = &hs_prof_h.slots[i];
     atomic_store(&s->state, SLOT_FREE);
     atomic_store(&s->tid, 0);
+    s->park = 0;
+    s->gone_tid = 0;
     if (free_rings)
       hs_ring_destroy(&s->ring);
   }
@@ -864,7 +941,7 @@ int hs_prof_engine_start(const hs_prof_settings *s) {
                   ? new_profile(HS_PROFILE_WALL, period_start_unix)
                   : NULL;
 
-  hs_prof_h.signo = set.signo;
+  atomic_store(&hs_prof_h.signo, set.signo);
   hs_prof_h.cpu_period_ns = set.cpu_period_ns;
   hs_prof_h.max_depth = set.max_depth;
   hs_prof_h.unwinder = set.unwinder;
@@ -1047,9 +1124,11 @@ static void atfork_child(void) {
     hs_ring_reset(&s->ring);
     atomic_store(&s->busy, 0);
     atomic_store(&s->wall_pending, 0);
+    s->gone_tid = 0;
     if (s != mine) {
       atomic_store(&s->state, SLOT_FREE);
       atomic_store(&s->tid, 0);
+      s->park = 0;
     }
   }
   reset_counters();
@@ -1070,10 +1149,16 @@ static void atfork_child(void) {
   prof_wall = set.wall_period_ns
                   ? new_profile(HS_PROFILE_WALL, period_start_unix)
                   : NULL;
-  if (mine != NULL && atomic_load(&mine->state) == SLOT_ACTIVE) {
-    atomic_store(&hs_prof_ctr.threads_active, 0);
+  int mine_state = mine != NULL ? atomic_load(&mine->state) : SLOT_FREE;
+  if (mine_state == SLOT_ACTIVE) {
     slot_activate(mine, tid, SLOT_SELF);
+  } else if (mine_state == SLOT_PARKED) {
+    atomic_store(&mine->tid, tid); /* stays unregistered in the child */
   } else {
+    if (mine != NULL && mine_state != SLOT_FREE) { /* retiring */
+      atomic_store(&mine->state, SLOT_FREE);
+      atomic_store(&mine->tid, 0);
+    }
     hs_prof_slot *s = NULL;
     if (register_self_locked(tid, &s) == HOTSPAN_OK) {
       hs_prof_tls = s;

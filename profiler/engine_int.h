@@ -15,9 +15,11 @@
 
 /* Slot states. A slot goes FREE -> ACTIVE (registered) -> RETIRING (being
  * unregistered: handlers back off) -> DRAINING (the aggregator still has to
- * fold its ring) -> FREE. Slots are never freed, only reused, so a pointer
- * to one stays valid for the life of the process. */
-enum { SLOT_FREE = 0, SLOT_ACTIVE, SLOT_RETIRING, SLOT_DRAINING };
+ * fold its ring) -> FREE, or -> PARKED when a live thread unregistered
+ * itself (kept so that scans of /proc/self/task leave it alone; freed when
+ * the thread exits). Slots are never freed, only reused, so a pointer to
+ * one stays valid for the life of the process. */
+enum { SLOT_FREE = 0, SLOT_ACTIVE, SLOT_RETIRING, SLOT_DRAINING, SLOT_PARKED };
 
 /* How a slot was registered. */
 enum {
@@ -30,7 +32,8 @@ typedef struct hs_prof_slot {
   _Atomic int busy;         /* a handler is running on this slot */
   _Atomic int wall_pending; /* the sampler sent a signal not yet handled */
   _Atomic pid_t tid;
-  int how; /* SLOT_SELF or SLOT_REMOTE */
+  int how;  /* SLOT_SELF or SLOT_REMOTE */
+  int park; /* DRAINING: go to PARKED, not FREE */
   uint32_t index;
   /* Stack range for the frame-pointer walk; stack_hi 0 = unknown (remote
    * threads until the aggregator found the mapping holding last_sp). */
@@ -41,6 +44,11 @@ typedef struct hs_prof_slot {
   uint64_t last_wall_mono; /* handler-owned: time of the last wall sample */
   hs_ring ring;
   char name[16]; /* thread name; written under the registry lock */
+  /* The last thread that used this slot and when it unregistered: a scan
+   * of /proc/self/task may still list a thread that is past its exit
+   * handler, which must not be registered again. */
+  pid_t gone_tid;
+  uint64_t gone_mono;
 } hs_prof_slot;
 
 /* Counters (relaxed atomics; the handler adds to them). */
@@ -61,7 +69,7 @@ typedef struct hs_prof_counters {
 typedef struct hs_prof_hstate {
   _Atomic int enabled;  /* handlers may take samples */
   _Atomic int inflight; /* handlers between entry and exit */
-  int signo;
+  _Atomic int signo;    /* read by every handler call, before `enabled` */
   uint64_t cpu_period_ns;
   uint32_t max_depth;
   int unwinder;

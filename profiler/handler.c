@@ -188,7 +188,8 @@ static void on_signal(int sig, siginfo_t *si, void *ucv) {
   int saved_errno = errno;
   uint64_t t0 = hs_now_mono_ns();
   int kind = 0;
-  if (si != NULL && sig == hs_prof_h.signo) {
+  if (si != NULL &&
+      sig == atomic_load_explicit(&hs_prof_h.signo, memory_order_relaxed)) {
     if (si->si_code == SI_TIMER &&
         ((uintptr_t)si->si_value.sival_ptr >> 32) == HS_PROF_TIMER_MAGIC)
       kind = HS_SAMPLE_CPU;

@@ -17,7 +17,8 @@
 #include "hotspan/profiler.h"
 #include "prof_test_util.h"
 
-static volatile double sink;
+/* Per thread: the burners run on many threads at once. */
+static __thread volatile double sink;
 
 static int start_prof(double cpu_hz, double wall_hz, int unwinder,
                       uint32_t max_depth) {
@@ -277,6 +278,12 @@ static void run_waiters(int unwinder, int expect_frames) {
       wall += p->s.wall_ns;
       with += pt_find(p, names[i]) >= 0;
     }
+#if defined(__SANITIZE_THREAD__)
+    /* ThreadSanitizer defers signals that arrive inside most intercepted
+     * calls until the call returns: blocked threads get ~1 sample. */
+    if (n < 10)
+      continue;
+#endif
     /* ~68 expected at 97 Hz over 700 ms. */
     if (n < 10 || (expect_frames && with * 10 < n * 8))
       print_error("%s: %zu samples, %zu with the function\n", names[i], n,
@@ -391,15 +398,23 @@ static void test_thread_blocking_signals(void **state) {
   assert_true(st.wall_signals_missed >= 5);
 }
 
+/* Leaves no profiler running behind a failed test. */
+static int teardown(void **state) {
+  (void)state;
+  hotspan_profiler_stop();
+  hs_prof_set_sample_hook(NULL, NULL);
+  return 0;
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_cpu_samples_follow_cpu_time),
-      cmocka_unit_test(test_samples_carry_active_span),
-      cmocka_unit_test(test_wall_blocked_auto),
-      cmocka_unit_test(test_wall_blocked_libunwind),
-      cmocka_unit_test(test_wall_blocked_fp),
-      cmocka_unit_test(test_max_depth_truncates),
-      cmocka_unit_test(test_thread_blocking_signals),
+      cmocka_unit_test_teardown(test_cpu_samples_follow_cpu_time, teardown),
+      cmocka_unit_test_teardown(test_samples_carry_active_span, teardown),
+      cmocka_unit_test_teardown(test_wall_blocked_auto, teardown),
+      cmocka_unit_test_teardown(test_wall_blocked_libunwind, teardown),
+      cmocka_unit_test_teardown(test_wall_blocked_fp, teardown),
+      cmocka_unit_test_teardown(test_max_depth_truncates, teardown),
+      cmocka_unit_test_teardown(test_thread_blocking_signals, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   pt_free();

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,7 +20,8 @@
 int hs_real_pthread_create(pthread_t *t, const pthread_attr_t *attr,
                            void *(*fn)(void *), void *arg);
 
-static volatile double sink;
+/* Per thread: the burners run on many threads at once. */
+static __thread volatile double sink;
 
 static int start_prof(double cpu_hz, double wall_hz) {
   hotspan_profiler_config c;
@@ -60,6 +62,18 @@ static int kernel_timers(void) {
     n += strncmp(line, "ID:", 3) == 0;
   fclose(f);
   return n;
+}
+
+/* Threads of this process, without the profiler's own two. */
+static int program_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  int n = 0;
+  struct dirent *e;
+  while (d != NULL && (e = readdir(d)) != NULL)
+    n += e->d_name[0] != '.';
+  if (d != NULL)
+    closedir(d);
+  return hotspan_profiler_running() ? n - 2 : n;
 }
 
 /* Waits (bounded) until cond() holds, letting the aggregator run. */
@@ -112,7 +126,12 @@ static void test_program_handler_is_chained(void **state) {
   burn_spin(200);
   assert_int_equal(setitimer(ITIMER_PROF, &off, NULL), 0);
   int after_itimer = atomic_load(&app_calls);
+#if defined(__SANITIZE_THREAD__)
+  /* ThreadSanitizer queues one pending signal per number: most merge. */
+  assert_true(after_itimer >= 1);
+#else
   assert_true(after_itimer >= 5);
+#endif
   /* And so does a signal it sends itself. */
   assert_int_equal(kill(getpid(), SIGPROF), 0);
   pt_sleep_ms(50);
@@ -193,8 +212,9 @@ static void test_start_stop_100_times(void **state) {
     assert_int_equal(start_prof(997, 97), HOTSPAN_OK);
     assert_int_equal(start_prof(997, 97), HOTSPAN_ESTATE);
     assert_true(hotspan_profiler_running());
-    /* This thread and the two workers, found in /proc/self/task. */
-    assert_int_equal(hs_prof_engine_timer_count(), 3);
+    /* This thread, the two workers (found in /proc/self/task) and any
+     * thread a sanitizer runtime runs. */
+    assert_int_equal(hs_prof_engine_timer_count(), program_threads());
     burn_spin(1);
     assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
     assert_false(hotspan_profiler_running());
@@ -225,6 +245,7 @@ static void test_many_short_threads(void **state) {
   (void)state;
   int base = kernel_timers();
   assert_int_equal(start_prof(997, 97), HOTSPAN_OK);
+  int reg0 = (int)hs_prof_engine_timer_count();
   enum { BATCH = 16 };
   for (int i = 0; i < MANY_THREADS; i += BATCH) {
     pthread_t t[BATCH];
@@ -238,9 +259,9 @@ static void test_many_short_threads(void **state) {
   /* Every thread was registered and, at its exit, unregistered. */
   assert_true(st.threads_registered >= MANY_THREADS);
   assert_int_equal(st.threads_rejected, 0);
-  assert_int_equal(st.threads_active, 1);
-  assert_int_equal(hs_prof_engine_timer_count(), 1);
-  assert_int_equal(kernel_timers(), base + 1);
+  assert_int_equal(st.threads_active, reg0);
+  assert_int_equal(hs_prof_engine_timer_count(), reg0);
+  assert_int_equal(kernel_timers(), base + reg0);
   assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
   assert_int_equal(kernel_timers(), base);
 }
@@ -249,6 +270,11 @@ static void test_many_short_threads(void **state) {
 
 static void test_fork_child_profiles_itself(void **state) {
   (void)state;
+#if defined(__SANITIZE_THREAD__)
+  /* ThreadSanitizer kills a child of a multi-threaded process that starts
+   * threads; the other builds run this test. */
+  skip();
+#endif
   assert_int_equal(start_prof(199, 97), HOTSPAN_OK);
   burn_spin(50);
   pid_t pid = fork();
@@ -282,65 +308,83 @@ static void test_fork_child_profiles_itself(void **state) {
 /* Threads the pthread_create wrapper did not see. */
 
 static _Atomic int remote_phase;
-static _Atomic pid_t remote_tid;
 
 static void *remote_main(void *arg) {
-  int *rc = arg;
-  atomic_store(&remote_tid, pt_gettid());
+  _Atomic int *rc = arg;
   while (atomic_load(&remote_phase) == 0)
     burn_spin(5);
   /* Registered by the scan; explicit calls still behave. */
   rc[0] = hotspan_profiler_register_thread();   /* upgrade: OK */
   rc[1] = hotspan_profiler_unregister_thread(); /* OK */
   rc[2] = hotspan_profiler_unregister_thread(); /* not registered */
-  rc[3] = hotspan_profiler_register_thread();   /* again: OK */
   while (atomic_load(&remote_phase) == 1)
+    burn_spin(5);
+  rc[3] = hotspan_profiler_register_thread(); /* again: OK */
+  while (atomic_load(&remote_phase) == 2)
     burn_spin(5);
   return NULL; /* exits registered: the key destructor unregisters */
 }
 
 static void *silent_main(void *arg) {
   (void)arg;
-  while (atomic_load(&remote_phase) < 3)
+  while (atomic_load(&remote_phase) < 4)
     burn_spin(5);
   return NULL; /* never registered itself: the reaper must notice */
 }
 
-static int two_timers(void) {
-  return hs_prof_engine_timer_count() == 3;
+static uint32_t reg_base; /* timers right after start */
+
+static int two_more_timers(void) {
+  return hs_prof_engine_timer_count() == reg_base + 2;
 }
-static int one_timer(void) {
-  return hs_prof_engine_timer_count() == 1;
+static int no_more_timers(void) {
+  return hs_prof_engine_timer_count() == reg_base;
+}
+
+static void wait_rc(_Atomic int *rc) {
+  while (atomic_load(rc) == -99)
+    pt_sleep_ms(5);
 }
 
 static void test_threads_created_behind_our_back(void **state) {
   (void)state;
   int base = kernel_timers();
   assert_int_equal(start_prof(199, 0), HOTSPAN_OK);
-  assert_int_equal(hs_prof_engine_timer_count(), 1);
+  reg_base = hs_prof_engine_timer_count();
+  assert_true(reg_base >= 1);
   atomic_store(&remote_phase, 0);
-  int rc[4] = {-99, -99, -99, -99};
+  _Atomic int rc[4] = {-99, -99, -99, -99};
   pthread_t a, b;
   assert_int_equal(hs_real_pthread_create(&a, NULL, remote_main, rc), 0);
   assert_int_equal(hs_real_pthread_create(&b, NULL, silent_main, NULL), 0);
   /* Found by the scan within a second or two. */
-  assert_true(eventually(two_timers, 5000));
+  assert_true(eventually(two_more_timers, 5000));
+
   atomic_store(&remote_phase, 1);
-  while (rc[3] == -99)
-    pt_sleep_ms(5);
+  wait_rc(&rc[2]);
   assert_int_equal(rc[0], HOTSPAN_OK);
   assert_int_equal(rc[1], HOTSPAN_OK);
   assert_int_equal(rc[2], HOTSPAN_ESTATE);
-  assert_int_equal(rc[3], HOTSPAN_OK);
+  /* An unregistered thread stays so: later scans leave it alone. */
+  assert_int_equal(hs_prof_engine_timer_count(), reg_base + 1);
+  pt_sleep_ms(1200);
+  assert_int_equal(hs_prof_engine_sync(5000), HOTSPAN_OK);
+  assert_int_equal(hs_prof_engine_timer_count(), reg_base + 1);
+
   atomic_store(&remote_phase, 2);
+  wait_rc(&rc[3]);
+  assert_int_equal(rc[3], HOTSPAN_OK);
+  assert_int_equal(hs_prof_engine_timer_count(), reg_base + 2);
+
+  atomic_store(&remote_phase, 3);
   pthread_join(a, NULL);
   /* a unregistered at exit through the key destructor. */
-  assert_true(hs_prof_engine_timer_count() == 2);
-  atomic_store(&remote_phase, 3);
+  assert_int_equal(hs_prof_engine_timer_count(), reg_base + 1);
+  atomic_store(&remote_phase, 4);
   pthread_join(b, NULL);
   /* b is reaped by the aggregator. */
-  assert_true(eventually(one_timer, 5000));
-  assert_int_equal(kernel_timers(), base + 1);
+  assert_true(eventually(no_more_timers, 5000));
+  assert_int_equal(kernel_timers(), base + (int)reg_base);
   assert_true(stats().samples_cpu > 0);
   assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
   assert_int_equal(kernel_timers(), base);
@@ -348,14 +392,22 @@ static void test_threads_created_behind_our_back(void **state) {
   assert_int_equal(hotspan_profiler_register_thread(), HOTSPAN_ESTATE);
 }
 
+/* Leaves no profiler running behind a failed test. */
+static int teardown(void **state) {
+  (void)state;
+  hotspan_profiler_stop();
+  hs_prof_set_sample_hook(NULL, NULL);
+  return 0;
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_program_handler_is_chained),
-      cmocka_unit_test(test_program_handler_installed_later),
-      cmocka_unit_test(test_start_stop_100_times),
-      cmocka_unit_test(test_many_short_threads),
-      cmocka_unit_test(test_fork_child_profiles_itself),
-      cmocka_unit_test(test_threads_created_behind_our_back),
+      cmocka_unit_test_teardown(test_program_handler_is_chained, teardown),
+      cmocka_unit_test_teardown(test_program_handler_installed_later, teardown),
+      cmocka_unit_test_teardown(test_start_stop_100_times, teardown),
+      cmocka_unit_test_teardown(test_many_short_threads, teardown),
+      cmocka_unit_test_teardown(test_fork_child_profiles_itself, teardown),
+      cmocka_unit_test_teardown(test_threads_created_behind_our_back, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,3 +53,18 @@ uint64_t hs_new_span_id(hs_tstate *ts) {
   while (id == 0);
   return id;
 }
+
+uint64_t hs_unix_from_mono(hs_tstate *ts, uint64_t mono) {
+  if (__builtin_expect(mono - ts->rt_offset_mono > 1000000000u ||
+                           ts->rt_offset_mono == 0,
+                       0)) {
+    /* Read the monotonic clock on both sides of the realtime read and use
+     * the midpoint, so the offset is good to a fraction of a microsecond. */
+    uint64_t m0 = hs_now_mono_ns();
+    uint64_t rt = hs_now_unix_ns();
+    uint64_t m1 = hs_now_mono_ns();
+    ts->rt_offset = rt - (m0 + (m1 - m0) / 2);
+    ts->rt_offset_mono = m1;
+  }
+  return mono + ts->rt_offset;
+}

@@ -235,6 +235,7 @@ hotspan_span *hs_span_alloc(void);
 void hs_span_release(hotspan_span *s); /* frees tag memory, back to pool */
 hs_trace *hs_trace_alloc(void);
 void hs_trace_unref(hs_trace *tr);
+void hs_trace_unref_n(hs_trace *tr, uint32_t n);
 static inline void hs_trace_ref(hs_trace *tr) {
   atomic_fetch_add_explicit(&tr->refs, 1, memory_order_relaxed);
 }
@@ -249,6 +250,10 @@ typedef struct hs_tstate {
   hotspan_span *active; /* active span or NULL */
   uint64_t rng[2];      /* xoroshiro128+ state */
   unsigned rng_fork_gen;
+  /* CLOCK_REALTIME - CLOCK_MONOTONIC, refreshed every second, so that a
+   * span start costs one clock read instead of two. */
+  uint64_t rt_offset;
+  uint64_t rt_offset_mono;
   struct hs_cache *span_cache;
   struct hs_cache *trace_cache;
 } hs_tstate;
@@ -264,6 +269,10 @@ void hs_fork_handlers_install(void);
 /* Ids: 64-bit random, never 0; span ids have the top bit clear. */
 uint64_t hs_random64(hs_tstate *ts);
 uint64_t hs_new_span_id(hs_tstate *ts);
+
+/* Unix time in ns for the monotonic time mono (from the thread's cached
+ * offset between the two clocks, refreshed once a second). */
+uint64_t hs_unix_from_mono(hs_tstate *ts, uint64_t mono);
 
 /* Publishes the active span (or none) in the thread context record. */
 void hs_publish_active(hs_tstate *ts);

@@ -19,7 +19,9 @@
 #define HS_SLAB 64
 
 typedef struct hs_free {
-  struct hs_free *next;
+  struct hs_free *next;       /* next object in the same batch */
+  struct hs_free *next_batch; /* global list: next batch (first object) */
+  uint32_t batch_n;           /* global list: objects in this batch */
 } hs_free;
 
 typedef struct hs_cache {
@@ -32,9 +34,12 @@ typedef struct hs_slab {
   _Alignas(64) char objects[];
 } hs_slab;
 
+/* The global list holds whole batches, linked through their first object,
+ * so that moving a batch in or out is O(1) under the mutex: no walk over
+ * objects that were last touched by another core. */
 typedef struct hs_pool {
   pthread_mutex_t mu;
-  hs_free *head;
+  hs_free *batches;
   uint64_t n;
   hs_slab *slabs;
   size_t obj_size;
@@ -45,54 +50,60 @@ static hs_pool span_pool = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL,
 static hs_pool trace_pool = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL,
                              (sizeof(hs_trace) + 63) & ~(size_t)63};
 
-/* Moves up to HS_BATCH objects from the pool into the cache, carving a new
- * slab when the pool is empty. Returns 0, or -1 when out of memory. */
+_Static_assert(sizeof(hs_free) <= sizeof(hotspan_span) &&
+                   sizeof(hs_free) <= sizeof(hs_trace),
+               "pool objects must hold the free-list links");
+
+/* Refills an empty cache with one batch from the pool, carving a new slab
+ * into a batch when the pool is empty. Returns 0, or -1 when out of
+ * memory. */
 static int cache_refill(hs_pool *p, hs_cache *c) {
   pthread_mutex_lock(&p->mu);
-  if (p->head == NULL) {
-    hs_slab *slab = malloc(sizeof *slab + p->obj_size * HS_SLAB);
-    if (slab == NULL) {
-      pthread_mutex_unlock(&p->mu);
-      return -1;
-    }
-    slab->next = p->slabs;
-    p->slabs = slab;
-    for (size_t i = 0; i < HS_SLAB; i++) {
-      hs_free *f = (hs_free *)(slab->objects + i * p->obj_size);
-      f->next = p->head;
-      p->head = f;
-    }
-    p->n += HS_SLAB;
-  }
-  while (p->head != NULL && c->n < HS_BATCH) {
-    hs_free *f = p->head;
-    p->head = f->next;
-    p->n--;
-    f->next = c->head;
-    c->head = f;
-    c->n++;
+  hs_free *batch = p->batches;
+  if (batch != NULL) {
+    p->batches = batch->next_batch;
+    p->n -= batch->batch_n;
+    c->head = batch;
+    c->n = batch->batch_n;
+    pthread_mutex_unlock(&p->mu);
+    return 0;
   }
   pthread_mutex_unlock(&p->mu);
+  hs_slab *slab = malloc(sizeof *slab + p->obj_size * HS_SLAB);
+  if (slab == NULL)
+    return -1;
+  hs_free *head = NULL;
+  for (size_t i = HS_SLAB; i-- > 0;) {
+    hs_free *f = (hs_free *)(slab->objects + i * p->obj_size);
+    f->next = head;
+    head = f;
+  }
+  pthread_mutex_lock(&p->mu);
+  slab->next = p->slabs;
+  p->slabs = slab;
+  pthread_mutex_unlock(&p->mu);
+  c->head = head;
+  c->n = HS_SLAB;
   return 0;
 }
 
-/* Gives all but HS_BATCH cached objects back to the pool. */
+/* Gives objects back to the pool in batches until at most keep remain. */
 static void cache_spill(hs_pool *p, hs_cache *c, uint32_t keep) {
-  if (c->n <= keep)
-    return;
-  hs_free *first = c->head, *last = NULL;
-  uint32_t moved = 0;
   while (c->n > keep) {
-    last = c->head;
+    uint32_t take = c->n - keep < HS_BATCH ? c->n - keep : HS_BATCH;
+    hs_free *first = c->head, *last = first;
+    for (uint32_t i = 1; i < take; i++)
+      last = last->next;
     c->head = last->next;
-    c->n--;
-    moved++;
+    c->n -= take;
+    last->next = NULL;
+    first->batch_n = take;
+    pthread_mutex_lock(&p->mu);
+    first->next_batch = p->batches;
+    p->batches = first;
+    p->n += take;
+    pthread_mutex_unlock(&p->mu);
   }
-  pthread_mutex_lock(&p->mu);
-  last->next = p->head;
-  p->head = first;
-  p->n += moved;
-  pthread_mutex_unlock(&p->mu);
 }
 
 static void *pool_get(hs_pool *p, hs_cache *c) {
@@ -109,7 +120,7 @@ static void pool_put(hs_pool *p, hs_cache *c, void *obj) {
   f->next = c->head;
   c->head = f;
   if (++c->n > HS_CACHE_MAX)
-    cache_spill(p, c, HS_BATCH);
+    cache_spill(p, c, HS_CACHE_MAX - HS_BATCH);
 }
 
 /* ------------------------------------------------------------ tstate */
@@ -233,8 +244,10 @@ hs_trace *hs_trace_alloc(void) {
   return tr;
 }
 
-void hs_trace_unref(hs_trace *tr) {
-  if (atomic_fetch_sub_explicit(&tr->refs, 1, memory_order_acq_rel) != 1)
+void hs_trace_unref(hs_trace *tr) { hs_trace_unref_n(tr, 1); }
+
+void hs_trace_unref_n(hs_trace *tr, uint32_t n) {
+  if (atomic_fetch_sub_explicit(&tr->refs, n, memory_order_acq_rel) != n)
     return;
   pthread_mutex_destroy(&tr->mu);
   hs_tstate *ts = hs_tstate_get();
@@ -258,9 +271,7 @@ void hs_chunk_free(hs_chunk *c) {
     n++;
   }
   /* One trace reference per released span, one for the chunk itself. */
-  for (uint32_t i = 0; i < n; i++)
-    hs_trace_unref(tr);
-  hs_trace_unref(tr);
+  hs_trace_unref_n(tr, n + 1);
   free(c);
 }
 

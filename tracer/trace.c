@@ -206,9 +206,7 @@ void hs_trace_reclaim_orphans(hotspan_tracer *t) {
       hs_span_release(s);
       n++;
     }
-    for (uint32_t i = 0; i < n; i++)
-      hs_trace_unref(tr);
-    hs_trace_unref(tr); /* the orphan list's reference */
+    hs_trace_unref_n(tr, n + 1); /* its spans' and the orphan list's */
   }
 }
 

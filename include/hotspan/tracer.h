@@ -94,7 +94,9 @@ typedef struct hotspan_config {
   /* Global tags added to every span, "k1:v1,k2:v2" (DD_TAGS form). Merged
    * with the environment's tags; keys given here win. */
   const char *tags;
-  /* Trace sample rate 0..1; negative = unset (default 1.0). */
+  /* Trace sample rate 0..1, applied as a catch-all sampling rule (and so
+   * subject to rate_limit); negative = unset: traces no rule matches are
+   * kept, without the limiter. */
   double sample_rate;
   /* Sampling rules as JSON, e.g.
    * [{"service":"web","name":"http.*","resource":"GET /a*","sample_rate":0.1}].

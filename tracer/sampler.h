@@ -10,9 +10,9 @@
 typedef struct hs_sampler hs_sampler;
 
 typedef struct hs_sampler_config {
-  double sample_rate;         /* 0..1; negative = unset */
-  const char *rules_json;     /* NULL = no rules */
-  double rate_limit;          /* traces/s; negative = default 100; 0 = none */
+  double sample_rate;     /* 0..1; negative = unset */
+  const char *rules_json; /* NULL = no rules */
+  double rate_limit;      /* traces/s; negative = default 100; 0 = none */
 } hs_sampler_config;
 
 /* Decision makers, for _dd.p.dm ("-<mechanism>"). */

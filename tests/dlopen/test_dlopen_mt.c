@@ -24,6 +24,20 @@
 
 #include "hotspan/hotspan.h"
 
+/* Under ASan, leaks are checked before dlclose(): after it, the library's
+ * frames in a leak report would show as "<unknown module>". */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HS_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define HS_TEST_ASAN 1
+#endif
+#ifdef HS_TEST_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define N_THREADS 4
 #define SPANS_PER_THREAD 200
 #define SONAME "libhotspan.so.0"
@@ -222,6 +236,11 @@ int main(int argc, char **argv) {
   }
 
   api.tracer_free(tracer);
+#ifdef HS_TEST_ASAN
+  /* Everything the library allocated for the tracer and for the (joined)
+   * threads is freed by now; reports and exits on a leak. */
+  __lsan_do_leak_check();
+#endif
   /* Unloading must be possible once the tracer is gone (no thread of the
    * library may still run its code). */
   if (dlclose(lib) != 0) {

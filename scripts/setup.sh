@@ -26,6 +26,8 @@ PACKAGES=(
   clang-format
   clang-tools
   libclang-rt-14-dev
+  # CI: lint of the shell scripts
+  shellcheck
   # Tests (cmocka unit tests)
   libcmocka-dev
   # Profiler: unwinding, symbolization (DWARF/ELF), gzip of pprof files

@@ -53,7 +53,7 @@ echo "exported symbols: $(echo "$exports" | grep -c . || true)"
 while IFS= read -r sym; do
   [ -n "$sym" ] || continue
   case "$sym" in
-    hs_* | hs__* | _hs_*) err "internal symbol exported: $sym" ;;
+    hs_* | _hs_*) err "internal symbol exported: $sym" ;;
     hotspan_*) ;;
     *)
       ok=0

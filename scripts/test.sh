@@ -6,7 +6,8 @@
 #        scripts/test.sh -R unit.test_buf    (one test)
 #
 # Environment:
-#   HOTSPAN_BUILD_DIR   build directory (default: build, in the source tree)
+#   HOTSPAN_BUILD_DIR   build directory (default: build); a relative path is
+#                       taken from the top of the source tree
 #   HOTSPAN_CMAKE_ARGS  extra arguments for the first configure only, e.g.
 #                       "-DHOTSPAN_SANITIZE=address,undefined"
 #

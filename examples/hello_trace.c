@@ -145,8 +145,7 @@ int main(int argc, char **argv) {
   char buf[8192], name[128], res[128], dur[32], err[8];
   while (n < 64 && fgets(buf, sizeof buf, f) != NULL) {
     json_field(buf, "span_id", lines[n].span_id, sizeof lines[n].span_id);
-    json_field(buf, "parent_id", lines[n].parent_id,
-               sizeof lines[n].parent_id);
+    json_field(buf, "parent_id", lines[n].parent_id, sizeof lines[n].parent_id);
     json_field(buf, "name", name, sizeof name);
     json_field(buf, "resource", res, sizeof res);
     json_field(buf, "duration", dur, sizeof dur);

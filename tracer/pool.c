@@ -244,7 +244,9 @@ hs_trace *hs_trace_alloc(void) {
   return tr;
 }
 
-void hs_trace_unref(hs_trace *tr) { hs_trace_unref_n(tr, 1); }
+void hs_trace_unref(hs_trace *tr) {
+  hs_trace_unref_n(tr, 1);
+}
 
 void hs_trace_unref_n(hs_trace *tr, uint32_t n) {
   if (atomic_fetch_sub_explicit(&tr->refs, n, memory_order_acq_rel) != n)

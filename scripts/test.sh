@@ -6,6 +6,7 @@
 #        scripts/test.sh -R unit.test_buf    (one test)
 #
 # Environment:
+#   HOTSPAN_SKIP_SETUP=1  do not run scripts/setup.sh first
 #   HOTSPAN_BUILD_DIR   build directory (default: build); a relative path is
 #                       taken from the top of the source tree
 #   HOTSPAN_CMAKE_ARGS  extra arguments for the first configure only, e.g.
@@ -23,6 +24,12 @@ case "$build" in
   /*) ;;
   *) build="$root/$build" ;;
 esac
+
+# Installs missing Debian packages first (a no-op check when all are there),
+# so that this one command works on a fresh machine.
+if [ "${HOTSPAN_SKIP_SETUP:-0}" != 1 ]; then
+  "$root/scripts/setup.sh"
+fi
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
   # Word splitting of HOTSPAN_CMAKE_ARGS is intended: it holds options.

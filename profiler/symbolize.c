@@ -71,9 +71,20 @@ typedef struct sym_obj {
   Dwfl_Module *mod;
   const char *build_id;
   int has_symtab, has_dwarf;
-  void *image; /* vDSO copy handed to libelf */
+  void *image;          /* vDSO copy handed to libelf */
+  struct cu_range *cus; /* see cu_index(); sorted by lo */
+  size_t ncus;
+  int cus_built;
   struct sym_obj *next;
 } sym_obj;
+
+/* Address range of a compilation unit, for objects without
+ * .debug_aranges (clang emits none by default), where libdwfl's own
+ * address-to-CU lookup finds nothing. */
+typedef struct cu_range {
+  Dwarf_Addr lo, hi; /* DWARF addresses (before the load bias) */
+  Dwarf_Die cu;
+} cu_range;
 
 typedef struct sym_map {
   hs_sym_map pub; /* first: handed out as hs_sym_map * */
@@ -437,6 +448,10 @@ static int load_maps(hs_symbolizer *s) {
       if (!o->live) {
         o->mod = NULL;
         o->state = 0;
+        free(o->cus);
+        o->cus = NULL;
+        o->ncus = 0;
+        o->cus_built = 0;
         continue;
       }
       Dwarf_Addr lo, hi;
@@ -666,10 +681,70 @@ static void push_frame(hs_symbolizer *s, frame_acc *acc, const char *sys,
   acc->n++;
 }
 
+static int cu_cmp(const void *a, const void *b) {
+  const cu_range *x = a, *y = b;
+  return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Builds o's CU range index once (all units' DW_AT_ranges or
+ * low_pc/high_pc). */
+static void cu_index(sym_obj *o, Dwarf *dw) {
+  o->cus_built = 1;
+  size_t cap = 0;
+  Dwarf_CU *cu = NULL;
+  Dwarf_Die cudie, subdie;
+  uint8_t utype;
+  Dwarf_Half ver;
+  while (dwarf_get_units(dw, cu, &cu, &ver, &utype, &cudie, &subdie) == 0) {
+    if (utype != DW_UT_compile && utype != DW_UT_partial &&
+        utype != DW_UT_skeleton)
+      continue;
+    ptrdiff_t off = 0;
+    Dwarf_Addr base, lo, hi;
+    while ((off = dwarf_ranges(&cudie, off, &base, &lo, &hi)) > 0) {
+      if (hi <= lo)
+        continue;
+      if (o->ncus == cap) {
+        size_t ncap = cap ? cap * 2 : 64;
+        cu_range *n = realloc(o->cus, ncap * sizeof *n);
+        if (n == NULL)
+          goto done;
+        o->cus = n;
+        cap = ncap;
+      }
+      o->cus[o->ncus].lo = lo;
+      o->cus[o->ncus].hi = hi;
+      o->cus[o->ncus].cu = cudie;
+      o->ncus++;
+    }
+  }
+done:
+  if (o->ncus > 1)
+    qsort(o->cus, o->ncus, sizeof *o->cus, cu_cmp);
+}
+
+/* The CU containing DWARF address a, through o's own index. */
+static Dwarf_Die *cu_lookup(sym_obj *o, Dwarf_Addr a) {
+  size_t lo = 0, hi = o->ncus;
+  while (lo < hi) { /* first range with lo > a */
+    size_t mid = lo + (hi - lo) / 2;
+    if (o->cus[mid].lo <= a)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  /* Ranges rarely overlap; look back a little for one that covers a. */
+  for (size_t i = lo, k = 0; i > 0 && k < 8; i--, k++)
+    if (a >= o->cus[i - 1].lo && a < o->cus[i - 1].hi)
+      return &o->cus[i - 1].cu;
+  return NULL;
+}
+
 /* Frames from DWARF: the innermost from the line table, each enclosing
  * inlined call from its call site, up to the physical function. */
-static void dwarf_frames(hs_symbolizer *s, Dwfl_Module *mod, uintptr_t addr,
+static void dwarf_frames(hs_symbolizer *s, sym_obj *o, uintptr_t addr,
                          const char *symname, frame_acc *acc) {
+  Dwfl_Module *mod = o->mod;
   const char *file = NULL;
   int line = 0;
   Dwfl_Line *dl = dwfl_module_getsrc(mod, addr);
@@ -678,6 +753,21 @@ static void dwarf_frames(hs_symbolizer *s, Dwfl_Module *mod, uintptr_t addr,
 
   Dwarf_Addr bias = 0;
   Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, &bias);
+  if (cu == NULL) {
+    Dwarf *dw = dwfl_module_getdwarf(mod, &bias);
+    if (dw != NULL && !o->cus_built)
+      cu_index(o, dw);
+    if (dw != NULL)
+      cu = cu_lookup(o, addr - bias);
+    if (cu != NULL && dl == NULL) {
+      Dwarf_Line *l = dwarf_getsrc_die(cu, addr - bias);
+      if (l != NULL) {
+        file = dwarf_linesrc(l, NULL, NULL);
+        if (dwarf_lineno(l, &line) != 0)
+          line = 0;
+      }
+    }
+  }
   Dwarf_Die *scopes = NULL;
   int nscopes = cu ? dwarf_getscopes(cu, addr - bias, &scopes) : 0;
   Dwarf_Files *files = NULL;
@@ -742,7 +832,7 @@ static hs_sym_loc *resolve(hs_symbolizer *s, uintptr_t addr) {
     const char *symname =
         dwfl_module_addrinfo(o->mod, addr, &off, &sym, &shndx, &elf, &sbias);
     if (o->has_dwarf)
-      dwarf_frames(s, o->mod, addr, symname, &acc);
+      dwarf_frames(s, o, addr, symname, &acc);
     else
       push_frame(s, &acc, symname, NULL, 0, 0);
     m->pub.build_id = o->build_id;
@@ -874,6 +964,7 @@ void hs_symbolizer_free(hs_symbolizer *s) {
   for (sym_obj *o = s->all_objs, *nx; o != NULL; o = nx) {
     nx = o->next;
     free(o->image);
+    free(o->cus);
     free(o);
   }
   hs_intern_free(&s->strings);

@@ -3,7 +3,12 @@
  * decoders (protoc, go tool pprof).
  *
  * Usage: pprof_dump <dir>
- * Prints the two file paths, one per line. The stacks are real: each is
+ * Prints the two file paths, one per line.
+ *
+ * Usage: pprof_dump --symbolize <library> <debug dir>
+ * Loads the test library (tests/tools/symtest_lib.c), symbolizes its static
+ * function with <debug dir> as the separate debug file directory and
+ * prints "<function> <file> <line>". The stacks are real: each is
  * captured with backtrace() inside the functions below, so the profile
  * holds genuine return addresses of this program.
  *
@@ -11,6 +16,7 @@
  *   90 samples  main -> pd_outer -> pd_hot_leaf        span 0x1234abcd...
  *   10 samples  main -> pd_outer -> pd_cold_leaf       no span
  * so pd_hot_leaf is the top entry and a span filter keeps only it. */
+#include <dlfcn.h>
 #include <execinfo.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,27 +27,33 @@
 #include "hotspan/error.h"
 #include "profiler/pprof_file.h"
 #include "profiler/profile.h"
+#include "profiler/symbolize.h"
 
 #define SPAN_ID 0x1234abcd5678ef01ull
 #define ROOT_ID 0x0fedcba987654321ull
 #define TRACE_HI 0x00000000669e1a2bull
 #define TRACE_LO 0x8899aabbccddeeffull
 
+/* Captured stacks: leaf first, as the engine delivers them. */
 typedef struct {
-  hs_sample s;
   uintptr_t pcs[64];
-} sample_buf;
+  uint16_t depth;
+} stack;
 
-static sample_buf captured[2];
+static stack captured[2];
+/* Room for a sample and its pcs (hs_sample ends in a flexible array). */
+static uintptr_t sample_mem[(sizeof(hs_sample) + 64 * sizeof(uintptr_t)) /
+                                sizeof(uintptr_t) +
+                            1];
 
 __attribute__((noinline)) static void capture(int which) {
   void *frames[64];
   int n = backtrace(frames, 64);
   /* frames[0] is in capture itself: start at the caller. */
-  sample_buf *b = &captured[which];
-  memset(b, 0, sizeof *b);
+  stack *st = &captured[which];
+  memset(st, 0, sizeof *st);
   for (int i = 1; i < n; i++)
-    b->pcs[b->s.depth++] = (uintptr_t)frames[i];
+    st->pcs[st->depth++] = (uintptr_t)frames[i];
   __asm__ volatile("" ::: "memory");
 }
 
@@ -69,27 +81,31 @@ static int write_profile(const char *dir, int type, uint64_t start,
     return 1;
   uint32_t ep = hs_endpoint_intern("GET /checkout", 13);
   for (int i = 0; i < 100; i++) {
-    sample_buf b = captured[i < 90 ? 0 : 1];
+    const stack *st = &captured[i < 90 ? 0 : 1];
+    hs_sample *s = (hs_sample *)(void *)sample_mem;
+    memset(sample_mem, 0, sizeof sample_mem);
+    memcpy(s->pcs, st->pcs, st->depth * sizeof st->pcs[0]);
+    s->depth = st->depth;
     /* The contract's pcs[0] is an exact instruction pointer; step the
      * captured return address back into the call as the engine's leaf
      * would be. */
-    b.pcs[0] -= 1;
-    b.s.kind = type == HS_PROFILE_CPU ? HS_SAMPLE_CPU : HS_SAMPLE_WALL;
-    b.s.tid = 4242;
-    b.s.time_ns = start + (uint64_t)i * 10000000;
+    s->pcs[0] -= 1;
+    s->kind = type == HS_PROFILE_CPU ? HS_SAMPLE_CPU : HS_SAMPLE_WALL;
+    s->tid = 4242;
+    s->time_ns = start + (uint64_t)i * 10000000;
     if (type == HS_PROFILE_CPU)
-      b.s.cpu_ns = 10000000;
+      s->cpu_ns = 10000000;
     else
-      b.s.wall_ns = 10000000;
+      s->wall_ns = 10000000;
     if (i < 90) {
-      b.s.has_ctx = 1;
-      b.s.ctx.span_id = SPAN_ID;
-      b.s.ctx.local_root_span_id = ROOT_ID;
-      b.s.ctx.trace_id_high = TRACE_HI;
-      b.s.ctx.trace_id_low = TRACE_LO;
-      b.s.ctx.endpoint_id = ep;
+      s->has_ctx = 1;
+      s->ctx.span_id = SPAN_ID;
+      s->ctx.local_root_span_id = ROOT_ID;
+      s->ctx.trace_id_high = TRACE_HI;
+      s->ctx.trace_id_low = TRACE_LO;
+      s->ctx.endpoint_id = ep;
     }
-    int rc = hs_profile_add(p, &b.s, "worker-1");
+    int rc = hs_profile_add(p, s, "worker-1");
     if (rc != HOTSPAN_OK) {
       fprintf(stderr, "add: %s\n", hotspan_strerror(rc));
       return 1;
@@ -113,7 +129,30 @@ static int write_profile(const char *dir, int type, uint64_t start,
   return 0;
 }
 
+static int symbolize_lib(const char *lib, const char *debug_dir) {
+  void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) {
+    fprintf(stderr, "dlopen: %s\n", dlerror());
+    return 1;
+  }
+  uintptr_t (*entry)(int) = (uintptr_t(*)(int))dlsym(h, "symtest_entry");
+  if (entry == NULL)
+    return 1;
+  uintptr_t fn = entry(3);
+  hs_symbolizer *sym = hs_symbolizer_new();
+  if (sym == NULL || hs_symbolizer_set_debug_dir(sym, debug_dir) != 0)
+    return 1;
+  hs_symbol sy;
+  int rc = hs_symbolize(sym, fn + 2, &sy);
+  printf("%s %s %d\n", sy.function, sy.file ? sy.file : "-", sy.line);
+  hs_symbolizer_free(sym);
+  dlclose(h);
+  return rc == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 4 && strcmp(argv[1], "--symbolize") == 0)
+    return symbolize_lib(argv[2], argv[3]);
   if (argc != 2) {
     fprintf(stderr, "usage: pprof_dump <dir>\n");
     return 2;

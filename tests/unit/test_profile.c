@@ -63,21 +63,28 @@ __attribute__((noinline)) int prof_target_root(int x) {
 
 /* ------------------------------------------------------------ helpers */
 
+/* A sample with room for its pcs (hs_sample ends in a flexible array). */
 typedef struct {
-  hs_sample s;
-  uintptr_t pcs[HS_PROF_MAX_DEPTH_LIMIT + 100];
+  hs_sample *s;
+  uintptr_t *pcs;
+  uintptr_t mem[(sizeof(hs_sample) +
+                 (HS_PROF_MAX_DEPTH_LIMIT + 100) * sizeof(uintptr_t)) /
+                    sizeof(uintptr_t) +
+                1];
 } sbuf;
 
 static void mk(sbuf *b, int kind, uint32_t tid, int depth, ...) {
   memset(b, 0, sizeof *b);
-  b->s.kind = (uint8_t)kind;
-  b->s.tid = tid;
-  b->s.depth = (uint16_t)depth;
-  b->s.time_ns = 1;
+  b->s = (hs_sample *)(void *)b->mem;
+  b->pcs = b->s->pcs;
+  b->s->kind = (uint8_t)kind;
+  b->s->tid = tid;
+  b->s->depth = (uint16_t)depth;
+  b->s->time_ns = 1;
   if (kind == HS_SAMPLE_CPU)
-    b->s.cpu_ns = 10000000;
+    b->s->cpu_ns = 10000000;
   else
-    b->s.wall_ns = 10000000;
+    b->s->wall_ns = 10000000;
   va_list ap;
   va_start(ap, depth);
   for (int i = 0; i < depth; i++)
@@ -87,12 +94,12 @@ static void mk(sbuf *b, int kind, uint32_t tid, int depth, ...) {
 
 static void set_span(sbuf *b, uint64_t span, uint64_t root, uint64_t thi,
                      uint64_t tlo, uint32_t endpoint) {
-  b->s.has_ctx = 1;
-  b->s.ctx.span_id = span;
-  b->s.ctx.local_root_span_id = root;
-  b->s.ctx.trace_id_high = thi;
-  b->s.ctx.trace_id_low = tlo;
-  b->s.ctx.endpoint_id = endpoint;
+  b->s->has_ctx = 1;
+  b->s->ctx.span_id = span;
+  b->s->ctx.local_root_span_id = root;
+  b->s->ctx.trace_id_high = thi;
+  b->s->ctx.trace_id_low = tlo;
+  b->s->ctx.endpoint_id = endpoint;
 }
 
 static Profile *decode(const hs_buf *b) {
@@ -297,7 +304,7 @@ static void test_header_fields_cpu(void **state) {
   hs_profile *p = new_profile(HS_PROFILE_CPU);
   sbuf b;
   mk(&b, HS_SAMPLE_CPU, 7, 1, LEAF + 4);
-  assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_OK);
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
   Profile *pr = encode(p, g_sym, 1700000000000000000ull + 60000000000ull);
   check_wellformed(pr);
   assert_string_equal(str(pr, pr->sample_type[0]->type), "samples");
@@ -321,8 +328,8 @@ static void test_header_fields_wall(void **state) {
   hs_profile *p = new_profile(HS_PROFILE_WALL);
   sbuf b;
   mk(&b, HS_SAMPLE_WALL, 7, 1, LEAF + 4);
-  b.s.wall_ns = 12345;
-  assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_OK);
+  b.s->wall_ns = 12345;
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
   /* An end before the start gives duration 0, not a huge number. */
   Profile *pr = encode(p, g_sym, 5);
   check_wellformed(pr);
@@ -344,18 +351,18 @@ static void test_merge_identical_stacks(void **state) {
   uint64_t ns[3] = {10000000, 20000000, 5000000};
   for (int i = 0; i < 3; i++) {
     mk(&b, HS_SAMPLE_CPU, 11, 3, LEAF + 8, MID + 12, ROOT + 12);
-    b.s.cpu_ns = ns[i];
-    assert_int_equal(hs_profile_add(p, &b.s, "worker"), HOTSPAN_OK);
+    b.s->cpu_ns = ns[i];
+    assert_int_equal(hs_profile_add(p, b.s, "worker"), HOTSPAN_OK);
   }
   /* Same stack, other thread: a sample of its own. */
   mk(&b, HS_SAMPLE_CPU, 12, 3, LEAF + 8, MID + 12, ROOT + 12);
-  assert_int_equal(hs_profile_add(p, &b.s, "worker"), HOTSPAN_OK);
+  assert_int_equal(hs_profile_add(p, b.s, "worker"), HOTSPAN_OK);
   /* Same thread, other leaf address. */
   mk(&b, HS_SAMPLE_CPU, 11, 3, LEAF + 9, MID + 12, ROOT + 12);
-  assert_int_equal(hs_profile_add(p, &b.s, "worker"), HOTSPAN_OK);
+  assert_int_equal(hs_profile_add(p, b.s, "worker"), HOTSPAN_OK);
   /* Same thread id, other name (the thread renamed itself). */
   mk(&b, HS_SAMPLE_CPU, 11, 3, LEAF + 8, MID + 12, ROOT + 12);
-  assert_int_equal(hs_profile_add(p, &b.s, "renamed"), HOTSPAN_OK);
+  assert_int_equal(hs_profile_add(p, b.s, "renamed"), HOTSPAN_OK);
   assert_int_equal(hs_profile_sample_count(p), 6);
 
   Profile *pr = encode(p, g_sym, 0);
@@ -390,7 +397,7 @@ static void test_symbolized_stack(void **state) {
   sbuf b;
   /* pcs[0] is exact, the others are return addresses (one past). */
   mk(&b, HS_SAMPLE_CPU, 1, 3, LEAF + 4, MID + 9, ROOT + 9);
-  assert_int_equal(hs_profile_add(p, &b.s, "main"), HOTSPAN_OK);
+  assert_int_equal(hs_profile_add(p, b.s, "main"), HOTSPAN_OK);
   Profile *pr = encode(p, g_sym, 0);
   check_wellformed(pr);
   assert_int_equal(pr->n_sample, 1);
@@ -447,21 +454,21 @@ static void test_span_labels(void **state) {
   mk(&b, HS_SAMPLE_CPU, 21, 2, LEAF + 4, MID + 9);
   set_span(&b, 0x00000000000000abull, 0x1234567890abcdefull,
            0x0000000065a1b2c3ull, 0x0102030405060708ull, ep);
-  assert_int_equal(hs_profile_add(p, &b.s, "http-1"), HOTSPAN_OK);
+  assert_int_equal(hs_profile_add(p, b.s, "http-1"), HOTSPAN_OK);
   /* Overflowed endpoint registry: the endpoint is "other". */
   mk(&b, HS_SAMPLE_CPU, 22, 2, LEAF + 4, MID + 9);
   set_span(&b, 0x7fffffffffffffffull, 0, 0, 1, HS_ENDPOINT_OVERFLOW);
-  assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_OK);
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
   /* An endpoint id nobody interned: no endpoint label. */
   mk(&b, HS_SAMPLE_CPU, 23, 2, LEAF + 4, MID + 9);
   set_span(&b, 5, 5, 0, 9, 4000);
-  assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_OK);
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
   /* No span: thread labels only. has_ctx with span id 0 is no span. */
   mk(&b, HS_SAMPLE_CPU, 24, 2, LEAF + 4, MID + 9);
-  assert_int_equal(hs_profile_add(p, &b.s, "idle"), HOTSPAN_OK);
+  assert_int_equal(hs_profile_add(p, b.s, "idle"), HOTSPAN_OK);
   mk(&b, HS_SAMPLE_CPU, 25, 2, LEAF + 4, MID + 9);
   set_span(&b, 0, 7, 1, 1, ep);
-  assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_OK);
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
 
   Profile *pr = encode(p, g_sym, 0);
   check_wellformed(pr);
@@ -533,7 +540,7 @@ static void test_samples_with_other_spans_not_merged(void **state) {
   for (int i = 0; i < 4; i++) {
     mk(&b, HS_SAMPLE_WALL, 3, 1, LEAF + 4);
     set_span(&b, (uint64_t)(i % 2) + 1, 1, 0, 1, 0);
-    assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_OK);
+    assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
   }
   Profile *pr = encode(p, g_sym, 0);
   check_wellformed(pr);
@@ -555,14 +562,14 @@ static void test_bad_arguments(void **state) {
   hs_profile *p = new_profile(HS_PROFILE_CPU);
   sbuf b;
   mk(&b, HS_SAMPLE_WALL, 1, 1, LEAF);
-  assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_EINVAL);
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_EINVAL);
   mk(&b, 0, 1, 1, LEAF);
-  assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_EINVAL);
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_EINVAL);
   mk(&b, 77, 1, 1, LEAF);
-  assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_EINVAL);
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_EINVAL);
   assert_int_equal(hs_profile_add(p, NULL, NULL), HOTSPAN_EINVAL);
   mk(&b, HS_SAMPLE_CPU, 1, 1, LEAF);
-  assert_int_equal(hs_profile_add(NULL, &b.s, NULL), HOTSPAN_EINVAL);
+  assert_int_equal(hs_profile_add(NULL, b.s, NULL), HOTSPAN_EINVAL);
   assert_int_equal(hs_profile_sample_count(p), 0);
 
   hs_buf out;
@@ -595,10 +602,10 @@ static void test_depth_zero_and_truncated(void **state) {
   hs_profile *p = new_profile(HS_PROFILE_CPU);
   sbuf b;
   mk(&b, HS_SAMPLE_CPU, 1, 0);
-  assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_OK);
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
   mk(&b, HS_SAMPLE_CPU, 2, 2, LEAF + 4, MID + 9);
-  b.s.truncated = 1;
-  assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_OK);
+  b.s->truncated = 1;
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
   Profile *pr = encode(p, g_sym, 0);
   check_wellformed(pr);
   assert_int_equal(pr->n_sample, 2);
@@ -629,15 +636,15 @@ static void test_huge_depth(void **state) {
   b.pcs[0] = LEAF + 4;
   for (int i = 1; i < HS_PROF_MAX_DEPTH_LIMIT; i++)
     b.pcs[i] = (i % 2 ? MID : ROOT) + 9;
-  b.s.depth = HS_PROF_MAX_DEPTH_LIMIT;
-  assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_OK);
+  b.s->depth = HS_PROF_MAX_DEPTH_LIMIT;
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
   /* Past the limit (a bad depth from the engine): the leaf-most frames are
    * kept and the stack is marked truncated. */
   for (int i = HS_PROF_MAX_DEPTH_LIMIT; i < HS_PROF_MAX_DEPTH_LIMIT + 100; i++)
     b.pcs[i] = ROOT + 9;
-  b.s.depth = HS_PROF_MAX_DEPTH_LIMIT + 100;
-  b.s.tid = 2;
-  assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_OK);
+  b.s->depth = HS_PROF_MAX_DEPTH_LIMIT + 100;
+  b.s->tid = 2;
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
   Profile *pr = encode(p, g_sym, 0);
   check_wellformed(pr);
   assert_int_equal(pr->n_sample, 2);
@@ -666,7 +673,7 @@ static void test_unknown_addresses(void **state) {
   /* Address 0, a low page never mapped, and a kernel address. */
   mk(&b, HS_SAMPLE_CPU, 1, 4, (uintptr_t)0x10, (uintptr_t)0,
      (uintptr_t)0xffff888000000123ull, MID + 9);
-  assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_OK);
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
   Profile *pr = encode(p, g_sym, 0);
   check_wellformed(pr);
   assert_int_equal(pr->n_sample, 1);
@@ -693,7 +700,7 @@ static void test_many_distinct_samples(void **state) {
     mk(&b, HS_SAMPLE_CPU, (uint32_t)(i % 97), 3, LEAF + (uintptr_t)(i % 16),
        MID + 9, ROOT + 9);
     set_span(&b, (uint64_t)i + 1, 1, 0, 1, 0);
-    assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_OK);
+    assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
   }
   assert_int_equal(hs_profile_sample_count(p), N);
   uint64_t before = hs_symbolizer_misses(g_sym);
@@ -880,7 +887,7 @@ static void test_symbolize_after_dlopen(void **state) {
     hs_profile *p = new_profile(HS_PROFILE_CPU);
     sbuf b;
     mk(&b, HS_SAMPLE_CPU, 1, 2, (uintptr_t)fn + 1, MID + 9);
-    assert_int_equal(hs_profile_add(p, &b.s, NULL), HOTSPAN_OK);
+    assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
     Profile *pr = encode(p, g_sym, 0);
     check_wellformed(pr);
     const Perftools__Profiles__Location *l =

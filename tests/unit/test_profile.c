@@ -57,6 +57,22 @@ __attribute__((noinline)) int prof_target_root(int x) {
   return r;
 }
 
+static volatile int inl_sink;
+
+static inline __attribute__((always_inline)) int prof_inl_helper(int x) {
+  int acc = 0;
+  for (int i = 0; i < x; i++)
+    acc += (i * x) ^ inl_sink;
+  return acc;
+}
+
+static const int inl_call_line = __LINE__ + 2;
+__attribute__((noinline)) int prof_inl_caller(int x) {
+  int r = prof_inl_helper(x) + 1;
+  inl_sink = r;
+  return r;
+}
+
 #define LEAF ((uintptr_t)&prof_target_leaf)
 #define MID ((uintptr_t)&prof_target_mid)
 #define ROOT ((uintptr_t)&prof_target_root)
@@ -749,6 +765,32 @@ static void test_symbolize_api(void **state) {
   assert_non_null(strstr(sy.mapping, "libc"));
 }
 
+/* Code inlined into a function yields two frames: the inlined function at
+ * its own line, then its caller at the call site. */
+static void test_symbolize_inlined(void **state) {
+  (void)state;
+  const uintptr_t caller = (uintptr_t)&prof_inl_caller;
+  int found = 0;
+  for (uintptr_t off = 0; off < 4096 && !found; off++) {
+    const hs_sym_loc *l = hs_symbolize_loc(g_sym, caller + off);
+    assert_non_null(l);
+    assert_true(l->nframes >= 1);
+    if (strcmp(l->frames[l->nframes - 1].function, "prof_inl_caller") != 0)
+      break; /* past the end of the caller */
+    if (l->nframes < 2 || strcmp(l->frames[0].function, "prof_inl_helper") != 0)
+      continue;
+    assert_int_equal(l->nframes, 2);
+    assert_non_null(strstr(l->frames[0].file, "test_profile.c"));
+    assert_non_null(strstr(l->frames[1].file, "test_profile.c"));
+    assert_true(l->frames[0].line > 0);
+    assert_int_equal(l->frames[1].line, inl_call_line);
+    assert_non_null(l->map);
+    assert_true(l->map->has_inline_frames);
+    found = 1;
+  }
+  assert_true(found);
+}
+
 static void test_symbolize_vdso(void **state) {
   (void)state;
   void *h = dlopen("linux-vdso.so.1", RTLD_LAZY | RTLD_NOLOAD);
@@ -917,6 +959,7 @@ int main(void) {
       cmocka_unit_test(test_unknown_addresses),
       cmocka_unit_test(test_many_distinct_samples),
       cmocka_unit_test(test_symbolize_api),
+      cmocka_unit_test(test_symbolize_inlined),
       cmocka_unit_test(test_symbolize_vdso),
       cmocka_unit_test(test_symbolize_weird_mappings),
       cmocka_unit_test(test_symbolize_after_dlopen),

@@ -191,7 +191,70 @@ static int crc_matches(int fd, uint32_t want) {
   return (uint32_t)crc == want;
 }
 
-/* find_debuginfo: local files only (see the file comment). */
+/* Opens <dir>/.build-id/xx/rest.debug for a build id. */
+static int open_by_build_id(const char *dir, const unsigned char *id,
+                            size_t idlen, char **name_out) {
+  if (idlen < 2 || idlen > 64)
+    return -1;
+  char hex[129], path[PATH_MAX];
+  for (size_t i = 0; i < idlen; i++)
+    snprintf(hex + 2 * i, 3, "%02x", id[i]);
+  int n = snprintf(path, sizeof path, "%s/.build-id/%.2s/%s.debug", dir, hex,
+                   hex + 2);
+  if (n <= 0 || (size_t)n >= sizeof path)
+    return -1;
+  int fd = open_ro(path);
+  if (fd >= 0)
+    *name_out = strdup(path);
+  return fd;
+}
+
+/* If debuglink is the name in file's .gnu_debugaltlink section (a dwz
+ * common debug file), copies the alt file's build id to id and returns its
+ * length; else 0. */
+static size_t altlink_id(const char *file, const char *debuglink,
+                         unsigned char id[64]) {
+  if (file == NULL)
+    return 0;
+  int fd = open_ro(file);
+  if (fd < 0)
+    return 0;
+  size_t len = 0;
+  Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+  size_t shstrndx;
+  if (elf != NULL && elf_getshdrstrndx(elf, &shstrndx) == 0) {
+    for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn != NULL;
+         scn = elf_nextscn(elf, scn)) {
+      GElf_Shdr sh;
+      const char *nm;
+      if (gelf_getshdr(scn, &sh) == NULL ||
+          (nm = elf_strptr(elf, shstrndx, sh.sh_name)) == NULL ||
+          strcmp(nm, ".gnu_debugaltlink") != 0)
+        continue;
+      Elf_Data *d = elf_getdata(scn, NULL);
+      if (d == NULL || d->d_buf == NULL)
+        break;
+      const char *b = d->d_buf;
+      size_t nlen = strnlen(b, d->d_size);
+      if (nlen < d->d_size && strcmp(b, debuglink) == 0) {
+        len = d->d_size - nlen - 1;
+        if (len > 64)
+          len = 0;
+        else
+          memcpy(id, b + nlen + 1, len);
+      }
+      break;
+    }
+  }
+  if (elf != NULL)
+    elf_end(elf);
+  close(fd);
+  return len;
+}
+
+/* find_debuginfo: local files only (see the file comment). libdwfl calls
+ * it for an object's debug file and, with the .gnu_debugaltlink name as
+ * debuglink, for the dwz file that debug file refers to. */
 static int find_debuginfo_cb(Dwfl_Module *mod, void **userdata,
                              const char *modname, Dwarf_Addr base,
                              const char *file_name, const char *debuglink,
@@ -204,24 +267,33 @@ static int find_debuginfo_cb(Dwfl_Module *mod, void **userdata,
     dir = o->owner->debug_dir;
   char path[PATH_MAX];
 
+  unsigned char alt[64];
+  size_t altlen = debuglink ? altlink_id(file_name, debuglink, alt) : 0;
+  if (altlen > 0) {
+    int fd = open_by_build_id(dir, alt, altlen, debuginfo_file_name);
+    if (fd >= 0)
+      return fd;
+    const char *slash = file_name ? strrchr(file_name, '/') : NULL;
+    int n = debuglink[0] == '/' || slash == NULL
+                ? snprintf(path, sizeof path, "%s", debuglink)
+                : snprintf(path, sizeof path, "%.*s/%s",
+                           (int)(slash - file_name), file_name, debuglink);
+    if (n <= 0 || (size_t)n >= sizeof path)
+      return -1;
+    fd = open_ro(path);
+    if (fd >= 0)
+      *debuginfo_file_name = strdup(path);
+    return fd;
+  }
+
   const unsigned char *id = NULL;
   GElf_Addr id_vaddr;
   int idlen = dwfl_module_build_id(mod, &id, &id_vaddr);
-  if (idlen >= 2 && idlen <= 64) {
-    char hex[129];
-    for (int i = 0; i < idlen; i++)
-      snprintf(hex + 2 * i, 3, "%02x", id[i]);
-    int n = snprintf(path, sizeof path, "%s/.build-id/%.2s/%s.debug", dir, hex,
-                     hex + 2);
-    if (n > 0 && (size_t)n < sizeof path) {
-      int fd = open_ro(path);
-      if (fd >= 0) {
-        *debuginfo_file_name = strdup(path);
-        return fd;
-      }
-    }
+  if (idlen > 0) {
+    int fd = open_by_build_id(dir, id, (size_t)idlen, debuginfo_file_name);
+    if (fd >= 0)
+      return fd;
   }
-
   if (debuglink == NULL || file_name == NULL || strchr(debuglink, '/'))
     return -1;
   const char *slash = strrchr(file_name, '/');

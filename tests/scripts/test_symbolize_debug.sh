@@ -56,6 +56,29 @@ set -- $out
 [ "$1" = symtest_hidden_static ] || fail "debuglink: got '$out'"
 [ "$3" = "$want_line" ] || fail "debuglink: line $3, want $want_line"
 
+# dwz: the debug file moved shared DWARF into a common file named by its
+# .gnu_debugaltlink (Debian's debug packages do this); the common file is
+# found by its own build id. Needs the dwz tool.
+if command -v dwz >/dev/null; then
+  mkdir -p "$work/dwz"
+  cp "$work/libhs_symtest.so.debug" "$work/dwz/a.debug"
+  cp "$work/libhs_symtest.so.debug" "$work/dwz/b.debug"
+  (cd "$work/dwz" && dwz -m common.debug -M /nonexistent/common.debug \
+     a.debug b.debug)
+  readelf -S "$work/dwz/a.debug" | grep -q gnu_debugaltlink ||
+    fail "dwz made no alt link"
+  cid=$(readelf -n "$work/dwz/common.debug" | sed -n 's/.*Build ID: *//p' | head -1)
+  mkdir -p "$work/dbgz/.build-id/${id:0:2}" "$work/dbgz/.build-id/${cid:0:2}"
+  cp "$work/dwz/a.debug" "$work/dbgz/.build-id/${id:0:2}/${id:2}.debug"
+  cp "$work/dwz/common.debug" "$work/dbgz/.build-id/${cid:0:2}/${cid:2}.debug"
+  out=$("$tool" --symbolize "$work/stripped.so" "$work/dbgz")
+  set -- $out
+  [ "$1" = symtest_hidden_static ] || fail "dwz alt file: got '$out'"
+  [ "$3" = "$want_line" ] || fail "dwz alt file: line $3, want $want_line"
+else
+  echo "note: dwz not installed, alt debug file case not checked"
+fi
+
 # A debuglink whose CRC does not match (a debug file of another build) is
 # not used.
 mkdir -p "$work/bad"

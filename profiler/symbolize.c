@@ -52,6 +52,9 @@
  * often, unless a new epoch (profile) started. */
 #define RELOAD_MIN_INTERVAL_NS 1000000000ull
 #define MAX_INLINE_FRAMES 64
+/* Mapping records no longer in the maps are freed once this many
+ * accumulate. */
+#define STALE_RECORDS_MAX 1024
 
 /* ------------------------------------------------------------ types */
 
@@ -90,6 +93,7 @@ typedef struct sym_map {
   hs_sym_map pub; /* first: handed out as hs_sym_map * */
   uint64_t inode;
   sym_obj *obj; /* NULL for anonymous and pseudo mappings */
+  uint64_t gen; /* load_maps generation that last saw this line */
   struct sym_map *next_all;
 } sym_map;
 
@@ -121,6 +125,8 @@ struct hs_symbolizer {
   uint64_t last_reload_ns;
   int epoch_reload; /* a reload is allowed regardless of the interval */
   int loaded;       /* maps read at least once */
+  uint64_t gen;     /* incremented by every load_maps */
+  size_t nrecords;  /* records in all_maps */
 
   hs_sym_loc *scratch; /* answer returned when the cache cannot store it */
 };
@@ -400,9 +406,30 @@ static void cache_clear(hs_symbolizer *s) {
   s->cache_count = 0;
 }
 
+static int cache_put(hs_symbolizer *s, uintptr_t addr, hs_sym_loc *loc);
+
+/* After a reload: drops the cached answers that may have changed, those
+ * in mappings no longer there (the address may now hold other code) and
+ * those in no mapping (the address may now be in a new library). */
+static void cache_keep_current(hs_symbolizer *s) {
+  cache_slot *old = s->cache;
+  size_t oldcap = s->cache_cap;
+  s->cache = NULL;
+  s->cache_cap = s->cache_count = 0;
+  for (size_t i = 0; i < oldcap; i++) {
+    hs_sym_loc *loc = old[i].loc;
+    if (loc == NULL)
+      continue;
+    const sym_map *m = (const sym_map *)loc->map;
+    if (m == NULL || m->gen != s->gen || cache_put(s, old[i].addr, loc) != 0)
+      free(loc);
+  }
+  free(old);
+}
+
 /* Rereads /proc/self/maps. Records of lines seen before are reused; objects
- * that disappeared lose their libdwfl module, and then the address cache is
- * dropped, since their addresses may now hold other code. */
+ * that disappeared lose their libdwfl module; cached answers that may be
+ * stale are dropped. */
 static int load_maps(hs_symbolizer *s) {
   char *text;
   size_t len;
@@ -461,6 +488,7 @@ static int load_maps(hs_symbolizer *s) {
       m->inode = ino;
       m->next_all = s->all_maps;
       s->all_maps = m;
+      s->nrecords++;
     }
 
     int is_file = path[0] == '/';
@@ -502,6 +530,7 @@ static int load_maps(hs_symbolizer *s) {
       cur = NULL;
       m->obj = NULL;
     }
+    m->gen = s->gen + 1;
     maps[n++] = m;
   }
   free(text);
@@ -533,13 +562,14 @@ static int load_maps(hs_symbolizer *s) {
         o->mod = NULL, o->state = 0;
     }
     dwfl_report_end(s->dwfl, NULL, NULL);
-    cache_clear(s);
   }
 
   free(s->maps);
   s->maps = maps;
   s->nmaps = n;
   s->loaded = 1;
+  s->gen++;
+  cache_keep_current(s);
   return 0;
 }
 
@@ -956,6 +986,19 @@ static int cache_grow(hs_symbolizer *s) {
   return 0;
 }
 
+/* Adds a new entry (addr not in the cache); -1 if the table cannot grow. */
+static int cache_put(hs_symbolizer *s, uintptr_t addr, hs_sym_loc *loc) {
+  if ((s->cache_count + 1) * 2 > s->cache_cap && cache_grow(s) != 0)
+    return -1;
+  size_t j = addr_hash(addr) & (s->cache_cap - 1);
+  while (s->cache[j].loc != NULL)
+    j = (j + 1) & (s->cache_cap - 1);
+  s->cache[j].addr = addr;
+  s->cache[j].loc = loc;
+  s->cache_count++;
+  return 0;
+}
+
 const hs_sym_loc *hs_symbolize_loc(hs_symbolizer *s, uintptr_t addr) {
   if (s == NULL)
     return NULL;
@@ -973,18 +1016,11 @@ const hs_sym_loc *hs_symbolize_loc(hs_symbolizer *s, uintptr_t addr) {
     return NULL;
   if (s->cache_count >= CACHE_MAX_ENTRIES)
     cache_clear(s);
-  if ((s->cache_count + 1) * 2 > s->cache_cap && cache_grow(s) != 0) {
+  if (cache_put(s, addr, loc) != 0) {
     /* Not cacheable: hand it out until the next call. */
     free(s->scratch);
     s->scratch = loc;
-    return loc;
   }
-  size_t j = addr_hash(addr) & (s->cache_cap - 1);
-  while (s->cache[j].loc != NULL)
-    j = (j + 1) & (s->cache_cap - 1);
-  s->cache[j].addr = addr;
-  s->cache[j].loc = loc;
-  s->cache_count++;
   return loc;
 }
 
@@ -1086,9 +1122,46 @@ const hs_sym_map *hs_symbolizer_main_map(hs_symbolizer *s) {
   return NULL;
 }
 
+/* Frees mapping records and objects that are no longer in the maps (a
+ * process that keeps mapping and unmapping memory would otherwise grow
+ * them without bound). No cached answer points to them (see
+ * cache_keep_current). Only between profiles: an encoder holds record
+ * pointers while it runs. */
+static void collect_stale(hs_symbolizer *s) {
+  size_t stale = 0;
+  for (sym_map *m = s->all_maps; m != NULL; m = m->next_all)
+    stale += m->gen != s->gen;
+  if (stale < STALE_RECORDS_MAX)
+    return;
+  for (sym_map **pp = &s->all_maps; *pp != NULL;) {
+    sym_map *m = *pp;
+    if (m->gen != s->gen) {
+      *pp = m->next_all;
+      free(m);
+      s->nrecords--;
+    } else {
+      pp = &m->next_all;
+    }
+  }
+  for (sym_obj **pp = &s->all_objs; *pp != NULL;) {
+    sym_obj *o = *pp;
+    if (!o->live && o->mod == NULL) {
+      *pp = o->next;
+      free(o->image);
+      free(o->cus);
+      free(o);
+    } else {
+      pp = &o->next;
+    }
+  }
+}
+
 void hs_symbolizer_new_epoch(hs_symbolizer *s) {
-  if (s != NULL)
-    s->epoch_reload = 1;
+  if (s == NULL)
+    return;
+  s->epoch_reload = 1;
+  if (s->loaded)
+    collect_stale(s);
 }
 
 int hs_symbolizer_set_debug_dir(hs_symbolizer *s, const char *dir) {
@@ -1100,6 +1173,10 @@ int hs_symbolizer_set_debug_dir(hs_symbolizer *s, const char *dir) {
   free(s->debug_dir);
   s->debug_dir = c;
   return HOTSPAN_OK;
+}
+
+size_t hs_symbolizer_map_records(const hs_symbolizer *s) {
+  return s ? s->nrecords : 0;
 }
 
 uint64_t hs_symbolizer_misses(const hs_symbolizer *s) {

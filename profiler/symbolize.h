@@ -9,6 +9,7 @@
 #ifndef HS_PROFILER_SYMBOLIZE_H
 #define HS_PROFILER_SYMBOLIZE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "profiler/profile.h"
@@ -67,5 +68,8 @@ int hs_symbolizer_set_debug_dir(hs_symbolizer *s, const char *dir);
 
 /* Number of distinct addresses resolved so far (cache misses). */
 uint64_t hs_symbolizer_misses(const hs_symbolizer *s);
+
+/* Number of mapping records held (current and not yet collected). */
+size_t hs_symbolizer_map_records(const hs_symbolizer *s);
 
 #endif

@@ -49,10 +49,17 @@ static uintptr_t sample_mem[(sizeof(hs_sample) + 64 * sizeof(uintptr_t)) /
 __attribute__((noinline)) static void capture(int which) {
   void *frames[64];
   int n = backtrace(frames, 64);
-  /* frames[0] is in capture itself: start at the caller. */
+  /* Start at the caller: the entry equal to our own return address
+   * (frames before it are in capture, or in a sanitizer's interceptor). */
+  void *ret = __builtin_return_address(0);
+  int first = 0;
+  while (first < n && frames[first] != ret)
+    first++;
+  if (first == n)
+    first = 1;
   stack *st = &captured[which];
   memset(st, 0, sizeof *st);
-  for (int i = 1; i < n; i++)
+  for (int i = first; i < n; i++)
     st->pcs[st->depth++] = (uintptr_t)frames[i];
   __asm__ volatile("" ::: "memory");
 }

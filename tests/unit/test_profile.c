@@ -902,6 +902,42 @@ static void test_symbolize_weird_mappings(void **state) {
   free(data);
 }
 
+/* A process that keeps mapping and unmapping memory: records of mappings
+ * that are gone are collected between profiles, answers for code that
+ * stays are kept, and nothing dangles (run under ASan). */
+static void test_symbolize_map_churn(void **state) {
+  (void)state;
+  hs_symbol sy;
+  assert_int_equal(hs_symbolize(g_sym, LEAF + 4, &sy), 0);
+  for (int i = 1; i <= 1100; i++) {
+    size_t len = (size_t)i * 4096;
+    void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    hs_symbolizer_new_epoch(g_sym);
+    assert_int_equal(hs_symbolize(g_sym, (uintptr_t)m + len - 1, &sy), 0);
+    assert_string_equal(sy.mapping, "[anon]");
+    munmap(m, len);
+  }
+  hs_symbolizer_new_epoch(g_sym);
+  /* Without collection there would be over 1100 records of gone maps. */
+  assert_true(hs_symbolizer_map_records(g_sym) < 1100);
+  uint64_t misses = hs_symbolizer_misses(g_sym);
+  assert_int_equal(hs_symbolize(g_sym, LEAF + 4, &sy), 0);
+  assert_string_equal(sy.function, "prof_target_leaf");
+  assert_int_equal(hs_symbolizer_misses(g_sym), misses); /* still cached */
+  /* A profile after the collection is whole. */
+  hs_profile *p = new_profile(HS_PROFILE_CPU);
+  sbuf b;
+  mk(&b, HS_SAMPLE_CPU, 1, 2, LEAF + 4, MID + 9);
+  assert_int_equal(hs_profile_add(p, b.s, NULL), HOTSPAN_OK);
+  Profile *pr = encode(p, g_sym, 0);
+  check_wellformed(pr);
+  assert_string_equal(loc_func(pr, pr->sample[0]->location_id[1]),
+                      "prof_target_mid");
+  perftools__profiles__profile__free_unpacked(pr, NULL);
+  hs_profile_free(p);
+}
+
 /* A library loaded after the symbolizer read the mappings is found by a
  * reload when a profile is encoded. */
 static void test_symbolize_after_dlopen(void **state) {
@@ -962,6 +998,7 @@ int main(void) {
       cmocka_unit_test(test_symbolize_inlined),
       cmocka_unit_test(test_symbolize_vdso),
       cmocka_unit_test(test_symbolize_weird_mappings),
+      cmocka_unit_test(test_symbolize_map_churn),
       cmocka_unit_test(test_symbolize_after_dlopen),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

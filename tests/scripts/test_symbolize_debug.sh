@@ -56,6 +56,14 @@ set -- $out
 [ "$1" = symtest_hidden_static ] || fail "debuglink: got '$out'"
 [ "$3" = "$want_line" ] || fail "debuglink: line $3, want $want_line"
 
+# A debuglink whose CRC does not match (a debug file of another build) is
+# not used.
+mkdir -p "$work/bad"
+cp "$work/linked/linked.so" "$work/bad/"
+printf 'not the debug file' > "$work/bad/libhs_symtest.so.debug"
+out=$("$tool" --symbolize "$work/bad/linked.so" "$work/none")
+set -- $out
+[ "$1" != symtest_hidden_static ] || fail "mismatched debuglink was used"
 # dwz: the debug file moved shared DWARF into a common file named by its
 # .gnu_debugaltlink (Debian's debug packages do this); the common file is
 # found by its own build id. Needs the dwz tool.
@@ -63,10 +71,15 @@ if command -v dwz >/dev/null; then
   mkdir -p "$work/dwz"
   cp "$work/libhs_symtest.so.debug" "$work/dwz/a.debug"
   cp "$work/libhs_symtest.so.debug" "$work/dwz/b.debug"
-  (cd "$work/dwz" && dwz -m common.debug -M /nonexistent/common.debug \
-     a.debug b.debug)
-  readelf -S "$work/dwz/a.debug" | grep -q gnu_debugaltlink ||
-    fail "dwz made no alt link"
+  # dwz 0.15 does not know clang's DWARF 5 sections: then it is skipped.
+  if ! (cd "$work/dwz" && dwz -m common.debug -M /nonexistent/common.debug \
+          a.debug b.debug) > "$work/dwz.log" 2>&1 ||
+     ! readelf -S "$work/dwz/a.debug" | grep -q gnu_debugaltlink; then
+    echo "note: dwz could not process this DWARF, alt file case not checked:"
+    cat "$work/dwz.log"
+    echo PASS
+    exit 0
+  fi
   cid=$(readelf -n "$work/dwz/common.debug" | sed -n 's/.*Build ID: *//p' | head -1)
   mkdir -p "$work/dbgz/.build-id/${id:0:2}" "$work/dbgz/.build-id/${cid:0:2}"
   cp "$work/dwz/a.debug" "$work/dbgz/.build-id/${id:0:2}/${id:2}.debug"
@@ -79,12 +92,4 @@ else
   echo "note: dwz not installed, alt debug file case not checked"
 fi
 
-# A debuglink whose CRC does not match (a debug file of another build) is
-# not used.
-mkdir -p "$work/bad"
-cp "$work/linked/linked.so" "$work/bad/"
-printf 'not the debug file' > "$work/bad/libhs_symtest.so.debug"
-out=$("$tool" --symbolize "$work/bad/linked.so" "$work/none")
-set -- $out
-[ "$1" != symtest_hidden_static ] || fail "mismatched debuglink was used"
 echo PASS

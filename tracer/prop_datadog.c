@@ -96,10 +96,10 @@ static int parse_id(const hs_prop_slot *s, uint64_t *out) {
  * k=v drops every tag (the header cannot be trusted), as Datadog's tracers
  * do; an invalid tid is ignored alone. */
 static void parse_tags(const char *v, size_t n, hotspan_context *ctx) {
-  char out[HOTSPAN_PROPAGATED_TAGS_MAX];
+  char *out = ctx->propagated_tags;
+  const size_t cap = sizeof ctx->propagated_tags - 1; /* room for the NUL */
+  size_t len = 0, i = 0;
   uint64_t high = 0;
-  size_t i = 0;
-  out[0] = '\0';
   while (i < n) {
     const char *m = v + i;
     const char *comma = memchr(m, ',', n - i);
@@ -123,18 +123,23 @@ static void parse_tags(const char *v, size_t n, hotspan_context *ctx) {
         hs_log(HS_LOG_DEBUG, "propagation: ignoring invalid _dd.p.tid");
       continue;
     }
-    if (hs_prop_tags_append(out, sizeof out, m, kn, eq + 1, vn) != 0) {
+    if (len + (len > 0) + mn > cap) {
       /* Only an exactly 512-byte header can get here (the NUL does not
        * fit): drop the field, keep the context. */
       hs_log(HS_LOG_DEBUG, "propagation: x-datadog-tags too long, dropped");
-      out[0] = '\0';
+      len = 0;
       break;
     }
+    if (len > 0)
+      out[len++] = ',';
+    memcpy(out + len, m, mn);
+    len += mn;
   }
-  memcpy(ctx->propagated_tags, out, strlen(out) + 1);
+  out[len] = '\0';
   ctx->trace_id_high = high;
   return;
 malformed:
+  out[0] = '\0';
   hs_log(HS_LOG_DEBUG, "propagation: malformed x-datadog-tags, dropped");
 }
 

@@ -210,9 +210,14 @@ static inline int hs_prop_parse_u64(const char *s, size_t n, uint64_t *out) {
     unsigned d = (unsigned)(unsigned char)s[i] - '0';
     if (d > 9)
       return -1;
-    if (v > (UINT64_MAX - d) / 10)
+    /* Up to 19 digits cannot overflow; only longer values pay for the
+     * checks. */
+    if (i < 19) {
+      v = v * 10 + d;
+    } else if (__builtin_mul_overflow(v, 10, &v) ||
+               __builtin_add_overflow(v, d, &v)) {
       return -1;
-    v = v * 10 + d;
+    }
   }
   *out = v;
   return 0;
@@ -236,18 +241,33 @@ static inline int hs_prop_parse_int(const char *s, size_t n, int *out) {
   return 0;
 }
 
-/* Writes v in decimal plus NUL into dst (>= 21 bytes); returns the length. */
+/* Writes v in decimal plus NUL into dst (>= 21 bytes); returns the length.
+ * Two digits per division: ids are up to 20 digits and are written on
+ * every outgoing request. */
 static inline size_t hs_prop_fmt_u64(char *dst, uint64_t v) {
+  static const char pairs[] = "00010203040506070809101112131415161718192021222"
+                              "32425262728293031323334353637383940414243444546"
+                              "47484950515253545556575859606162636465666768697"
+                              "07172737475767778798081828384858687888990919293"
+                              "949596979899";
   char tmp[20];
-  size_t n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  for (size_t i = 0; i < n; i++)
-    dst[i] = tmp[n - 1 - i];
-  dst[n] = '\0';
-  return n;
+  size_t n = sizeof tmp;
+  while (v >= 100) {
+    unsigned r = (unsigned)(v % 100);
+    v /= 100;
+    tmp[--n] = pairs[2 * r + 1];
+    tmp[--n] = pairs[2 * r];
+  }
+  if (v >= 10) {
+    tmp[--n] = pairs[2 * v + 1];
+    tmp[--n] = pairs[2 * v];
+  } else {
+    tmp[--n] = (char)('0' + v);
+  }
+  size_t len = sizeof tmp - n;
+  memcpy(dst, tmp + n, len);
+  dst[len] = '\0';
+  return len;
 }
 
 /* Writes v in decimal plus NUL into dst (>= 12 bytes); returns the length. */

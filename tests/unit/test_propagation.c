@@ -561,6 +561,9 @@ static const xcase dd_cases[] = {
      NOCTX(1)},
     {"parent id missing", {{"x-datadog-trace-id", "123"}}, NOCTX(1)},
     {"trace id missing", {{"x-datadog-parent-id", "456"}}, NOCTX(1)},
+    {"control characters do not pass for '-' in names",
+     {{"x\rdatadog\rtrace\rid", "123"}, {"x-datadog-parent-id", "456"}},
+     NOCTX(1)},
     {"trace id duplicated", {DD_IDS, {"x-datadog-trace-id", "123"}}, NOCTX(1)},
     {"origin and priority without ids",
      {{"x-datadog-origin", "rum"}, {"x-datadog-sampling-priority", "1"}},
@@ -1083,6 +1086,38 @@ static void test_inject_datadog(void **state) {
   expect_headers(&r, filtered);
 }
 
+static void test_decimal_ids(void **state) {
+  (void)state;
+  static const uint64_t ids[] = {1,
+                                 9,
+                                 10,
+                                 11,
+                                 99,
+                                 100,
+                                 101,
+                                 999,
+                                 1000,
+                                 4294967296ull,
+                                 12345678901234567890ull,
+                                 UINT64_MAX - 1,
+                                 UINT64_MAX};
+  hs_prop_styles st = styles_of("datadog");
+  for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+    hotspan_context c = sample_ctx(), out;
+    c.trace_id_low = ids[i];
+    c.span_id = ids[sizeof ids / sizeof ids[0] - 1 - i];
+    rec r;
+    inject_as("datadog", &c, &r);
+    char want[32];
+    snprintf(want, sizeof want, "%" PRIu64, ids[i]);
+    assert_string_equal(rec_get(&r, "x-datadog-trace-id"), want);
+    assert_int_equal(hs_prop_extract(&st, &rec_reader, &r, &out, NULL),
+                     HOTSPAN_OK);
+    assert_true(out.trace_id_low == c.trace_id_low);
+    assert_true(out.span_id == c.span_id);
+  }
+}
+
 static void test_inject_datadog_tags_limit(void **state) {
   (void)state;
   hotspan_context c = sample_ctx();
@@ -1413,6 +1448,7 @@ int main(void) {
       cmocka_unit_test(test_lengths_honoured),
       cmocka_unit_test(test_extract_args),
       cmocka_unit_test(test_inject_datadog),
+      cmocka_unit_test(test_decimal_ids),
       cmocka_unit_test(test_inject_datadog_tags_limit),
       cmocka_unit_test(test_inject_tracecontext),
       cmocka_unit_test(test_inject_tracecontext_dd_limit),

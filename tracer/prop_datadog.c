@@ -105,25 +105,30 @@ static void parse_tags(const char *v, size_t n, hotspan_context *ctx) {
     const char *comma = memchr(m, ',', n - i);
     size_t mn = comma != NULL ? (size_t)(comma - m) : n - i;
     i += mn + 1;
+    /* Spaces around members and values carry nothing and would not survive
+     * the next hop (HTTP trims the header's ends): they are dropped. */
+    hs_prop_trim(&m, &mn);
     if (mn == 0)
       continue; /* tolerate ",," and a trailing comma */
     const char *eq = memchr(m, '=', mn);
     if (eq == NULL)
       goto malformed;
     size_t kn = (size_t)(eq - m), vn = mn - kn - 1;
-    if (!hs_prop_tag_key_ok(m, kn) || !hs_prop_tag_value_ok(eq + 1, vn))
+    const char *val = eq + 1;
+    hs_prop_trim(&val, &vn);
+    if (!hs_prop_tag_key_ok(m, kn) || !hs_prop_tag_value_ok(val, vn))
       goto malformed;
     if (kn <= TAG_PREFIX_LEN || memcmp(m, TAG_PREFIX, TAG_PREFIX_LEN) != 0)
       continue; /* not a propagated tag */
     if (kn == TID_KEY_LEN && memcmp(m, TID_KEY, TID_KEY_LEN) == 0) {
       uint64_t t;
-      if (vn == 16 && hs_prop_parse_hex(eq + 1, 16, &t) == 0)
+      if (vn == 16 && hs_prop_parse_hex(val, 16, &t) == 0)
         high = t;
       else
         hs_log(HS_LOG_DEBUG, "propagation: ignoring invalid _dd.p.tid");
       continue;
     }
-    if (len + (len > 0) + mn > cap) {
+    if (len + (len > 0) + kn + 1 + vn > cap) {
       /* Only an exactly 512-byte header can get here (the NUL does not
        * fit): drop the field, keep the context. */
       hs_log(HS_LOG_DEBUG, "propagation: x-datadog-tags too long, dropped");
@@ -132,8 +137,10 @@ static void parse_tags(const char *v, size_t n, hotspan_context *ctx) {
     }
     if (len > 0)
       out[len++] = ',';
-    memcpy(out + len, m, mn);
-    len += mn;
+    memcpy(out + len, m, kn + 1);
+    len += kn + 1;
+    memcpy(out + len, val, vn);
+    len += vn;
   }
   out[len] = '\0';
   ctx->trace_id_high = high;

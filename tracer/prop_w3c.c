@@ -259,8 +259,15 @@ static void parse_dd(const hs_prop_tracestate *ts, hotspan_context *ctx,
     if (kn == 1 && f[0] == 's') {
       if (hs_prop_parse_int(fv, vn, &out->s) == 0)
         out->has_s = 1;
-    } else if (kn == 1 && f[0] == 'o') {
-      if (vn > 0 && vn < sizeof ctx->origin) {
+      continue;
+    }
+    /* Spaces around a value are dropped: they would not survive a trip
+     * through an HTTP header (x-datadog-origin, x-datadog-tags). */
+    hs_prop_trim(&fv, &vn);
+    if (vn == 0)
+      continue;
+    if (kn == 1 && f[0] == 'o') {
+      if (vn < sizeof ctx->origin) {
         unescape(ctx->origin, fv, vn);
         ctx->origin[vn] = '\0';
       }

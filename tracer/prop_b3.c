@@ -173,7 +173,9 @@ int hs_prop_b3single_inject(const hotspan_context *ctx,
   int prio = ctx->sampling_priority;
   if (prio != HOTSPAN_PRIORITY_UNSET) {
     buf[n++] = '-';
-    buf[n++] = prio >= HOTSPAN_PRIORITY_USER_KEEP ? 'd' : prio > 0 ? '1' : '0';
+    buf[n++] = (char)(prio >= HOTSPAN_PRIORITY_USER_KEEP ? 'd'
+                      : prio > 0                         ? '1'
+                                                         : '0');
   }
   buf[n] = '\0';
   if (w->set(carrier, "b3", buf) != 0)

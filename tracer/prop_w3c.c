@@ -225,7 +225,7 @@ typedef struct dd_member {
  * tracestate value cannot hold, as '~'). */
 static void unescape(char *dst, const char *src, size_t n) {
   for (size_t i = 0; i < n; i++)
-    dst[i] = src[i] == '~' ? '=' : src[i];
+    dst[i] = (char)(src[i] == '~' ? '=' : src[i]);
 }
 
 /* Reads the dd member's fields into ctx: with_all = 0 reads only p:

@@ -62,7 +62,7 @@ struct hotspan_span {
   _Atomic uint8_t state;
   uint8_t is_local_root;
   uint8_t start_explicit; /* start_ns given by the caller */
-  uint8_t activated; /* 1 while activated with hotspan_span_activate */
+  uint8_t activated;      /* 1 while activated with hotspan_span_activate */
   uint16_t ntags;
   uint16_t cap_tags;
   hs_tag *tags; /* inline_tags or heap */
@@ -173,7 +173,7 @@ typedef struct hs_tracer_settings {
   double sample_rate; /* <0 unset */
   char *sampling_rules;
   int rules_from_code; /* sampling_rules came from hotspan_config */
-  double rate_limit; /* <0 default */
+  double rate_limit;   /* <0 default */
   hs_prop_styles extract;
   hs_prop_styles inject;
   char *output_dir;

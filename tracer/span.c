@@ -196,8 +196,8 @@ hotspan_span *hotspan_span_start(hotspan_tracer *t, const char *name,
   s->span_id = hs_new_span_id(ts);
   s->start_mono = hs_now_mono_ns();
   s->start_explicit = opts != NULL && opts->start_ns != 0;
-  s->start_ns = s->start_explicit ? opts->start_ns
-                                  : hs_unix_from_mono(ts, s->start_mono);
+  s->start_ns =
+      s->start_explicit ? opts->start_ns : hs_unix_from_mono(ts, s->start_mono);
 
   hs_trace *tr;
   if (parent != NULL) {

@@ -104,8 +104,9 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
   if (cfg != NULL && cfg->struct_size != sizeof *cfg) {
     if (cfg->struct_size <= offsetof(hotspan_config, service) ||
         cfg->struct_size > sizeof *cfg) {
-      hs_log(HS_LOG_ERROR, "hotspan_config not initialised with "
-                           "hotspan_config_init (struct_size %u)",
+      hs_log(HS_LOG_ERROR,
+             "hotspan_config not initialised with "
+             "hotspan_config_init (struct_size %u)",
              cfg->struct_size);
       return HOTSPAN_EINVAL;
     }

@@ -536,7 +536,6 @@ static void test_fork_unique_ids(void **state) {
   hotspan_tracer_free(t);
 }
 
-
 static void test_out_of_order_finish(void **state) {
   (void)state;
   capture_sink *cs = NULL;

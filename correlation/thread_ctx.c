@@ -1,45 +1,41 @@
-/* Thread context records: allocation on first use, release at thread exit.
- * See correlation/thread_ctx.h for the layout and the update protocol. */
 #include "correlation/thread_ctx.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
-__attribute__((visibility("default"))) __thread hs_otel_thread_ctx
-    *otel_thread_ctx_v1 __attribute__((tls_model("initial-exec")));
+__attribute__((visibility("default"))) __thread void *otel_thread_ctx_v1
+    __attribute__((tls_model("initial-exec"))) = NULL;
 
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t key;
-static int key_ok;
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
 
-/* Runs at thread exit. The TLS pointer is cleared before the record is
- * freed so that a signal handler interrupting the rest of the thread's exit
- * sees "no record" rather than freed memory. */
-static void release_record(void *p) {
+/* Thread exit: unpublish first, then free. A signal handler running on this
+ * thread after the store sees NULL; one running before it sees the record,
+ * which is still allocated. */
+static void ctx_destroy(void *p) {
   otel_thread_ctx_v1 = NULL;
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  atomic_signal_fence(memory_order_seq_cst);
   free(p);
 }
 
-static void make_key(void) {
-  key_ok = pthread_key_create(&key, release_record) == 0;
+static void ctx_key_init(void) {
+  (void)pthread_key_create(&ctx_key, ctx_destroy);
 }
 
 hs_thread_ctx *hs_thread_ctx_get(void) {
   hs_thread_ctx *rec = hs_thread_ctx_peek();
   if (rec != NULL)
     return rec;
-  pthread_once(&key_once, make_key);
-  if (!key_ok)
-    return NULL;
+  pthread_once(&ctx_once, ctx_key_init);
   rec = calloc(1, sizeof *rec);
   if (rec == NULL)
     return NULL;
-  if (pthread_setspecific(key, rec) != 0) {
+  if (pthread_setspecific(ctx_key, rec) != 0) {
     free(rec);
     return NULL;
   }
   atomic_signal_fence(memory_order_seq_cst);
-  otel_thread_ctx_v1 = &rec->otel;
+  otel_thread_ctx_v1 = rec; /* rec->otel is at offset 0 */
   return rec;
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,19 +24,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "profiler/engine_int.h"
-#include "profiler/output.h"
+#include "profiler/pprof_file.h"
 #include "profiler/profile.h"
-
-/* The profile builder lives in profile.c / symbolize.c. Weak references
- * keep the engine linkable (and testable through the sample hook) in a
- * build that lacks it; without it no profile is encoded. */
-#pragma weak hs_profile_new
-#pragma weak hs_profile_free
-#pragma weak hs_profile_add
-#pragma weak hs_profile_sample_count
-#pragma weak hs_profile_encode
-#pragma weak hs_symbolizer_new
-#pragma weak hs_symbolizer_free
 
 int hs_real_pthread_create(pthread_t *t, const pthread_attr_t *attr,
                            void *(*fn)(void *), void *arg); /* interpose.c */
@@ -74,9 +64,7 @@ static uint64_t sync_req, sync_done; /* under ctl_lock */
 static hs_profile *prof_cpu, *prof_wall;
 static hs_symbolizer *symbolizer;
 static uint64_t period_start_unix;
-static uint32_t profile_seq;
 static _Atomic int agg_in_profiles; /* aggregator is touching profiles */
-static int builder_warned;
 
 static _Atomic(hs_prof_sample_hook) sample_hook;
 static void *_Atomic sample_hook_arg;
@@ -97,13 +85,6 @@ static uint64_t rng_next(void) {
   x ^= x << 17;
   rng_state = x;
   return x;
-}
-
-static int builder_present(void) {
-  return hs_profile_new != NULL && hs_profile_add != NULL &&
-         hs_profile_encode != NULL && hs_profile_free != NULL &&
-         hs_symbolizer_new != NULL && hs_symbolizer_free != NULL &&
-         hs_profile_sample_count != NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -426,13 +407,10 @@ static void drain(void) {
 }
 
 static void free_profile(hs_profile *p) {
-  if (p != NULL && hs_profile_free != NULL)
-    hs_profile_free(p);
+  hs_profile_free(p);
 }
 
 static hs_profile *new_profile(int type, uint64_t start_unix) {
-  if (!builder_present())
-    return NULL;
   hs_profile_config pc;
   memset(&pc, 0, sizeof pc);
   pc.type = type;
@@ -456,10 +434,11 @@ static int emit_profile(hs_profile *p, int type, uint64_t start, uint64_t end) {
     failed = 1;
   } else {
     if (set.output_dir[0] != '\0') {
-      if (hs_prof_write_file(set.output_dir,
-                             type == HS_PROFILE_CPU ? "cpu" : "wall",
-                             (int)getpid(), ++profile_seq,
-                             (const uint8_t *)out.data, out.len) != 0)
+      /* Created here rather than once at start: it may have been removed
+       * since (a tmp cleaner), and one mkdir per period costs nothing. */
+      (void)mkdir(set.output_dir, 0755);
+      if (hs_pprof_write_file(set.output_dir, NULL, type, start, end, &out,
+                              NULL) != HOTSPAN_OK)
         failed = 1;
       else
         atomic_fetch_add(&hs_prof_ctr.profiles_written, 1);
@@ -481,13 +460,6 @@ static int export_period(int final) {
   uint64_t end = hs_now_unix_ns();
   uint64_t start = period_start_unix;
   int rc = 0;
-  if (!builder_present()) {
-    if (!builder_warned)
-      hs_log(HS_LOG_WARN, "profiler: built without the profile builder; "
-                          "no profiles are written");
-    builder_warned = 1;
-    return 0;
-  }
   atomic_store(&agg_in_profiles, 1);
   hs_profile *old_cpu = prof_cpu, *old_wall = prof_wall;
   prof_cpu = !final && old_cpu ? new_profile(HS_PROFILE_CPU, end) : NULL;
@@ -892,12 +864,12 @@ static void log_settings(void) {
          "{\"profiler\":{\"cpu_hz\":%.3g,\"wall_hz\":%.3g,\"max_depth\":%u,"
          "\"export_period_s\":%.3g,\"signal\":%d,\"unwinder\":\"%s\","
          "\"wall_threads_per_tick\":%u,\"max_threads\":%u,"
-         "\"output_dir\":\"%s\",\"pprof\":%s}}",
+         "\"output_dir\":\"%s\"}}",
          set.cpu_period_ns ? 1e9 / (double)set.cpu_period_ns : 0.0,
          set.wall_period_ns ? 1e9 / (double)set.wall_period_ns : 0.0,
          set.max_depth, (double)set.export_period_ns / 1e9, set.signo,
          unw[set.unwinder & 3], set.wall_threads_per_tick, hs_prof_h.nslots,
-         set.output_dir, builder_present() ? "true" : "false");
+         set.output_dir);
 }
 
 int hs_prof_engine_start(const hs_prof_settings *s) {
@@ -931,10 +903,8 @@ int hs_prof_engine_start(const hs_prof_settings *s) {
     pthread_mutex_unlock(&life_lock);
     return HOTSPAN_ESYS;
   }
-  if (builder_present())
-    symbolizer = hs_symbolizer_new();
+  symbolizer = hs_symbolizer_new();
   period_start_unix = hs_now_unix_ns();
-  profile_seq = 0;
   prof_cpu =
       set.cpu_period_ns ? new_profile(HS_PROFILE_CPU, period_start_unix) : NULL;
   prof_wall = set.wall_period_ns
@@ -971,8 +941,7 @@ int hs_prof_engine_start(const hs_prof_settings *s) {
     free_profile(prof_cpu);
     free_profile(prof_wall);
     prof_cpu = prof_wall = NULL;
-    if (symbolizer)
-      hs_symbolizer_free(symbolizer);
+    hs_symbolizer_free(symbolizer);
     symbolizer = NULL;
     pthread_mutex_unlock(&life_lock);
     return rc;
@@ -997,11 +966,9 @@ int hs_prof_engine_stop(void) {
   stop_threads();
   teardown(quiet);
   int rc = HOTSPAN_OK;
-  if (builder_present()) {
-    if (export_period(1) != 0)
-      rc = HOTSPAN_EIO;
-    hs_symbolizer_free(symbolizer);
-  }
+  if (export_period(1) != 0)
+    rc = HOTSPAN_EIO;
+  hs_symbolizer_free(symbolizer);
   prof_cpu = prof_wall = NULL;
   symbolizer = NULL;
   pthread_mutex_unlock(&life_lock);
@@ -1137,13 +1104,11 @@ static void atfork_child(void) {
   if (!atomic_load(&agg_in_profiles)) {
     free_profile(prof_cpu);
     free_profile(prof_wall);
-    if (symbolizer != NULL)
-      hs_symbolizer_free(symbolizer);
+    hs_symbolizer_free(symbolizer);
   }
   atomic_store(&agg_in_profiles, 0);
   period_start_unix = hs_now_unix_ns();
-  profile_seq = 0;
-  symbolizer = builder_present() ? hs_symbolizer_new() : NULL;
+  symbolizer = hs_symbolizer_new();
   prof_cpu =
       set.cpu_period_ns ? new_profile(HS_PROFILE_CPU, period_start_unix) : NULL;
   prof_wall = set.wall_period_ns

@@ -52,9 +52,17 @@ static void *beta(void *arg) {
   return NULL;
 }
 
+/* Sleeps the full time: a profiler's signals interrupt nanosleep (EINTR),
+ * as any signal does. */
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0)
+    ;
+}
+
 static void *exiter(void *arg) {
   (void)arg;
-  usleep(1000 * (burn_ms + 200));
+  sleep_ms(burn_ms + 200);
   exit(0); /* from a thread other than main, others still running */
 }
 

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 
@@ -103,6 +104,29 @@ static void app_handler(int sig, siginfo_t *si, void *uc) {
     atomic_fetch_add(&app_calls_tkill, 1);
 }
 
+/* Sends a signal with send() and waits (bounded) until the program's
+ * handler ran once more. */
+static int reaches_program(int (*send)(void)) {
+  int before = atomic_load(&app_calls);
+  if (send() != 0)
+    return 0;
+  uint64_t until = pt_mono_ns() + 2000000000ull;
+  while (atomic_load(&app_calls) == before && pt_mono_ns() < until)
+    pt_sleep_ms(1);
+  return atomic_load(&app_calls) == before + 1;
+}
+
+static int send_kill(void) {
+  return kill(getpid(), SIGPROF);
+}
+static int send_tgkill(void) {
+  return (int)syscall(SYS_tgkill, getpid(), pt_gettid(), SIGPROF);
+}
+static int send_sigqueue(void) {
+  union sigval v = {.sival_int = 42};
+  return sigqueue(getpid(), SIGPROF, v);
+}
+
 static void test_program_handler_is_chained(void **state) {
   (void)state;
   struct sigaction sa, old;
@@ -112,6 +136,8 @@ static void test_program_handler_is_chained(void **state) {
   sigemptyset(&sa.sa_mask);
   assert_int_equal(sigaction(SIGPROF, &sa, &old), 0);
   atomic_store(&app_calls, 0);
+  atomic_store(&app_calls_timer, 0);
+  atomic_store(&app_calls_tkill, 0);
 
   assert_int_equal(start_prof(199, 97), HOTSPAN_OK);
   burn_spin(300);
@@ -119,33 +145,37 @@ static void test_program_handler_is_chained(void **state) {
   /* Our own timer and tgkill signals never reach the program. */
   assert_int_equal(atomic_load(&app_calls), 0);
   assert_true(stats().samples_cpu > 0);
+  assert_true(stats().samples_wall > 0);
 
-  /* The program's own profiling timer (setitimer) still reaches it. */
+  /* The program's own profiling timer (setitimer) still reaches it. How
+   * many of its expirations become signals depends on the load: the
+   * kernel checks process CPU timers on scheduler ticks and sends one
+   * signal per check. */
   struct itimerval it = {{0, 5000}, {0, 5000}}, off = {{0, 0}, {0, 0}};
   assert_int_equal(setitimer(ITIMER_PROF, &it, NULL), 0);
   burn_spin(200);
   assert_int_equal(setitimer(ITIMER_PROF, &off, NULL), 0);
-  int after_itimer = atomic_load(&app_calls);
-#if defined(__SANITIZE_THREAD__)
-  /* ThreadSanitizer queues one pending signal per number: most merge. */
-  assert_true(after_itimer >= 1);
-#else
-  assert_true(after_itimer >= 5);
-#endif
-  /* And so does a signal it sends itself. */
-  assert_int_equal(kill(getpid(), SIGPROF), 0);
-  pt_sleep_ms(50);
-  assert_true(atomic_load(&app_calls) > after_itimer);
+  pt_sleep_ms(20);
+  assert_true(atomic_load(&app_calls) >= 1);
   assert_int_equal(atomic_load(&app_calls_timer), 0);
   assert_int_equal(atomic_load(&app_calls_tkill), 0);
+
+  /* Every signal the program sends itself reaches its handler, one call
+   * per signal: kill (SI_USER), sigqueue (SI_QUEUE) and a tgkill to its
+   * own thread, which looks like our wall-clock requests but was not one. */
+  for (int i = 0; i < 3; i++) {
+    assert_true(reaches_program(send_kill));
+    assert_true(reaches_program(send_sigqueue));
+    assert_true(reaches_program(send_tgkill));
+  }
+  assert_int_equal(atomic_load(&app_calls_tkill), 3);
+  assert_int_equal(atomic_load(&app_calls_timer), 0);
   assert_true(stats().foreign_signals >= (uint64_t)atomic_load(&app_calls));
 
   assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
   /* Stopped: foreign signals still reach the program. */
-  int before = atomic_load(&app_calls);
-  assert_int_equal(kill(getpid(), SIGPROF), 0);
-  pt_sleep_ms(50);
-  assert_true(atomic_load(&app_calls) > before);
+  assert_true(reaches_program(send_kill));
+  assert_true(reaches_program(send_tgkill));
   assert_int_equal(sigaction(SIGPROF, &old, NULL), 0);
 }
 
@@ -280,18 +310,26 @@ static void test_fork_child_profiles_itself(void **state) {
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
-    /* Child: clean state, its own timer, its own threads, new samples. */
-    int ok = hotspan_profiler_running() && hs_prof_engine_timer_count() == 1;
+    /* Child: clean state, its own timer, its own threads, new samples. The
+     * exit status names the first check that failed. */
+    if (!hotspan_profiler_running() || hs_prof_engine_timer_count() != 1)
+      _exit(10);
     hotspan_profiler_stats st = {.struct_size = sizeof st};
     hotspan_profiler_get_stats(&st);
-    ok = ok && st.samples_cpu == 0 && st.threads_active == 1;
+    if (st.samples_cpu != 0 || st.threads_active != 1)
+      _exit(11);
     burn_spin(200);
-    ok = ok && hs_prof_engine_sync(5000) == HOTSPAN_OK;
+    if (hs_prof_engine_sync(5000) != HOTSPAN_OK)
+      _exit(12);
     hotspan_profiler_get_stats(&st);
-    ok = ok && st.samples_cpu >= 5;
-    ok = ok && hotspan_profiler_stop() == HOTSPAN_OK;
-    ok = ok && hs_prof_engine_timer_count() == 0;
-    _exit(ok ? 0 : 1);
+    /* 200 ms of CPU at 199 Hz: ~40 periods, some folded into one signal
+     * (overruns) when the machine is busy. */
+    if (st.samples_cpu + st.timer_overruns < 10)
+      _exit(13);
+    if (hotspan_profiler_stop() != HOTSPAN_OK ||
+        hs_prof_engine_timer_count() != 0)
+      _exit(14);
+    _exit(0);
   }
   /* Parent: keeps profiling while the child runs. */
   uint64_t before = stats().samples_cpu;

@@ -14,11 +14,16 @@
 #include "profiler/engine.h"
 
 static const char *const all_vars[] = {
-    "HOTSPAN_PROFILING_CPU_HZ",       "HOTSPAN_PROFILING_WALL_HZ",
-    "HOTSPAN_PROFILING_MAX_DEPTH",    "HOTSPAN_PROFILING_UPLOAD_PERIOD",
-    "DD_PROFILING_UPLOAD_PERIOD",     "HOTSPAN_PROFILING_CPU_ENABLED",
-    "HOTSPAN_PROFILING_WALL_ENABLED", "HOTSPAN_PROFILING_SIGNAL",
-    "HOTSPAN_PROFILING_UNWINDER",     "HOTSPAN_OUTPUT_DIR",
+    "HOTSPAN_PROFILING_CPU_HZ",
+    "HOTSPAN_PROFILING_WALL_HZ",
+    "HOTSPAN_PROFILING_MAX_DEPTH",
+    "HOTSPAN_PROFILING_UPLOAD_PERIOD",
+    "DD_PROFILING_UPLOAD_PERIOD",
+    "HOTSPAN_PROFILING_CPU_ENABLED",
+    "HOTSPAN_PROFILING_WALL_ENABLED",
+    "HOTSPAN_PROFILING_SIGNAL",
+    "HOTSPAN_PROFILING_UNWINDER",
+    "HOTSPAN_OUTPUT_DIR",
     "HOTSPAN_PROFILING_WALL_THREADS_PER_TICK",
     "HOTSPAN_PROFILING_MAX_THREADS"};
 
@@ -33,7 +38,7 @@ static void test_defaults(void **state) {
   (void)state;
   hs_prof_settings s;
   assert_int_equal(hs_prof_settings_resolve(NULL, &s), HOTSPAN_OK);
-  assert_int_equal(s.cpu_period_ns, 10101010); /* 99 Hz */
+  assert_int_equal(s.cpu_period_ns, 10101010);  /* 99 Hz */
   assert_int_equal(s.wall_period_ns, 52631579); /* 19 Hz */
   assert_int_equal(s.max_depth, 128);
   assert_int_equal(s.export_period_ns, 60000000000ull);
@@ -188,13 +193,12 @@ static void test_stats_api(void **state) {
   memset(&st, 0xab, sizeof st);
   st.struct_size = offsetof(hotspan_profiler_stats, samples_wall);
   assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);
-  assert_int_equal(st.struct_size, offsetof(hotspan_profiler_stats,
-                                            samples_wall));
-  uint8_t *tail = (uint8_t *)&st + offsetof(hotspan_profiler_stats,
-                                            samples_wall);
-  for (size_t i = 0; i < sizeof st - offsetof(hotspan_profiler_stats,
-                                               samples_wall);
-       i++)
+  assert_int_equal(st.struct_size,
+                   offsetof(hotspan_profiler_stats, samples_wall));
+  uint8_t *tail =
+      (uint8_t *)&st + offsetof(hotspan_profiler_stats, samples_wall);
+  for (size_t i = 0;
+       i < sizeof st - offsetof(hotspan_profiler_stats, samples_wall); i++)
     assert_int_equal(tail[i], 0xab);
   st.struct_size = sizeof st;
   assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);

@@ -8,6 +8,7 @@
  *   ctl_lock   the background threads' wake-ups and the sync handshake.
  * The signal handler takes none of them. */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -791,9 +792,19 @@ static void atfork_prepare(void);
 static void atfork_parent(void);
 static void atfork_child(void);
 
+/* Keeps libhotspan loaded for good: its signal handler stays installed
+ * after stop (signals may still be pending), so its code must stay mapped
+ * even if the program dlclose()s the library. */
+static void pin_library(void) {
+  Dl_info info;
+  if (dladdr((void *)pin_library, &info) != 0 && info.dli_fname != NULL)
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 static int once_init(uint32_t max_threads) {
   if (once_done)
     return 0;
+  pin_library();
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -858,18 +869,30 @@ static void teardown(int free_rings) {
   pthread_mutex_unlock(&reg_lock);
 }
 
+/* The effective settings, once per start, as one JSON line (level info),
+ * like the tracer's "hotspan.config" line. */
 static void log_settings(void) {
   static const char *const unw[] = {"", "auto", "fp", "libunwind"};
-  hs_log(HS_LOG_INFO,
-         "{\"profiler\":{\"cpu_hz\":%.3g,\"wall_hz\":%.3g,\"max_depth\":%u,"
-         "\"export_period_s\":%.3g,\"signal\":%d,\"unwinder\":\"%s\","
-         "\"wall_threads_per_tick\":%u,\"max_threads\":%u,"
-         "\"output_dir\":\"%s\"}}",
-         set.cpu_period_ns ? 1e9 / (double)set.cpu_period_ns : 0.0,
-         set.wall_period_ns ? 1e9 / (double)set.wall_period_ns : 0.0,
-         set.max_depth, (double)set.export_period_ns / 1e9, set.signo,
-         unw[set.unwinder & 3], set.wall_threads_per_tick, hs_prof_h.nslots,
-         set.output_dir);
+  if (!hs_log_enabled(HS_LOG_INFO))
+    return;
+  hs_buf b;
+  hs_buf_init(&b, 0);
+  hs_buf_printf(&b,
+                "{\"event\":\"hotspan.profiler.config\",\"cpu_hz\":%.4g,"
+                "\"wall_hz\":%.4g,\"max_depth\":%u,\"export_period_s\":%.4g,"
+                "\"signal\":%d,\"unwinder\":\"%s\","
+                "\"wall_threads_per_tick\":%u,\"max_threads\":%u,"
+                "\"output_dir\":",
+                set.cpu_period_ns ? 1e9 / (double)set.cpu_period_ns : 0.0,
+                set.wall_period_ns ? 1e9 / (double)set.wall_period_ns : 0.0,
+                set.max_depth, (double)set.export_period_ns / 1e9, set.signo,
+                unw[set.unwinder & 3], set.wall_threads_per_tick,
+                hs_prof_h.nslots);
+  hs_json_str(&b, set.output_dir[0] ? set.output_dir : NULL);
+  hs_buf_putc(&b, '}');
+  if (!hs_buf_failed(&b))
+    hs_log_raw(HS_LOG_INFO, hs_buf_cstr(&b));
+  hs_buf_free(&b);
 }
 
 int hs_prof_engine_start(const hs_prof_settings *s) {

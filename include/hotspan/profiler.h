@@ -20,7 +20,9 @@
  * the program had installed before is called for every signal the profiler
  * did not send. A handler the program installs later replaces ours: the
  * profiler notices within a second, stops sending signals and logs a
- * warning. Threads that block the signal are not sampled.
+ * warning. Threads that block the signal are not sampled. Because the
+ * handler stays, a library loaded with dlopen() stays loaded once the
+ * profiler started (dlclose() succeeds but does not unmap it).
  *
  * Thread safety: every function here is thread-safe. None is
  * async-signal-safe.

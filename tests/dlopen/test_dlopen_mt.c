@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hotspan/hotspan.h"
 
@@ -56,6 +57,10 @@ static struct {
   uint64_t (*span_trace_id_low)(const hotspan_span *);
   uint64_t (*span_trace_id_high)(const hotspan_span *);
   hotspan_span *(*active_span)(void);
+  void (*profiler_config_init)(hotspan_profiler_config *);
+  int (*profiler_start)(const hotspan_profiler_config *);
+  int (*profiler_stop)(void);
+  int (*profiler_get_stats)(hotspan_profiler_stats *);
 } api;
 
 static void *lib;
@@ -220,10 +225,43 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  /* Profiler: once the public profiler API exists, resolve its start and
-   * stop functions above and start it here, before the threads trace, so
-   * that threads which existed before the library was loaded are profiled
-   * too (and stop it before hotspan_tracer_free below). */
+  /* Profiler: started while the threads spin, so it must find them in
+   * /proc/self/task (they were created before the library was loaded, so
+   * its pthread_create wrapper never saw them) and sample them. */
+  RESOLVE(profiler_config_init, "hotspan_profiler_config_init");
+  RESOLVE(profiler_start, "hotspan_profiler_start");
+  RESOLVE(profiler_stop, "hotspan_profiler_stop");
+  RESOLVE(profiler_get_stats, "hotspan_profiler_get_stats");
+  hotspan_profiler_config pcfg;
+  api.profiler_config_init(&pcfg);
+  pcfg.ignore_environment = 1;
+  pcfg.cpu_hz = 199;
+  pcfg.wall_hz = 97;
+  rc = api.profiler_start(&pcfg);
+  if (rc != HOTSPAN_OK) {
+    fprintf(stderr, "hotspan_profiler_start failed: %d\n", rc);
+    return 1;
+  }
+  hotspan_profiler_stats pst;
+  for (int tries = 0; tries < 1000; tries++) { /* at most ~10 s */
+    memset(&pst, 0, sizeof pst);
+    pst.struct_size = sizeof pst;
+    api.profiler_get_stats(&pst);
+    if (pst.samples_cpu >= 4 * N_THREADS && pst.samples_wall >= N_THREADS)
+      break;
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  printf("profiler: %llu threads registered, %llu CPU and %llu wall "
+         "samples\n",
+         (unsigned long long)pst.threads_registered,
+         (unsigned long long)pst.samples_cpu,
+         (unsigned long long)pst.samples_wall);
+  if (pst.threads_registered < N_THREADS + 1 ||
+      pst.samples_cpu < 4 * N_THREADS || pst.samples_wall < N_THREADS) {
+    fprintf(stderr, "profiler did not sample the running threads\n");
+    return 1;
+  }
 
   atomic_store(&phase, 1);
   int failed = 0;
@@ -235,6 +273,10 @@ int main(int argc, char **argv) {
     }
   }
 
+  if (api.profiler_stop() != HOTSPAN_OK) {
+    fprintf(stderr, "hotspan_profiler_stop failed\n");
+    failed = 1;
+  }
   api.tracer_free(tracer);
 #ifdef HS_TEST_ASAN
   /* Everything the library allocated for the tracer and for the (joined)

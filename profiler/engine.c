@@ -423,8 +423,10 @@ static hs_profile *new_profile(int type, uint64_t start_unix) {
 
 /* Encodes p and hands it to the file writer and the sink. */
 static int emit_profile(hs_profile *p, int type, uint64_t start, uint64_t end) {
-  if (hs_profile_sample_count(p) == 0)
-    return 0;
+  hs_prof_profile_sink sink = atomic_load(&profile_sink);
+  if (hs_profile_sample_count(p) == 0 ||
+      (set.output_dir[0] == '\0' && sink == NULL))
+    return 0; /* nobody takes it: do not even encode */
   hs_buf out;
   hs_buf_init(&out, 0);
   int rc = hs_profile_encode(p, symbolizer, end, &out);
@@ -444,7 +446,6 @@ static int emit_profile(hs_profile *p, int type, uint64_t start, uint64_t end) {
       else
         atomic_fetch_add(&hs_prof_ctr.profiles_written, 1);
     }
-    hs_prof_profile_sink sink = atomic_load(&profile_sink);
     if (sink != NULL)
       sink(type, (const uint8_t *)out.data, out.len, start, end,
            atomic_load(&profile_sink_arg));

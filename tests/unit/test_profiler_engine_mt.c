@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -398,6 +399,91 @@ static void test_thread_blocking_signals(void **state) {
   assert_true(st.wall_signals_missed >= 5);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Periods: a profile of each type per period, as files and to the sink. */
+
+static _Atomic int sink_cpu, sink_wall, sink_bad;
+
+static void count_sink(int type, const uint8_t *data, size_t len,
+                       uint64_t start, uint64_t end, void *arg) {
+  (void)arg;
+  if (len < 2 || data[0] != 0x1f || data[1] != 0x8b || end <= start)
+    atomic_fetch_add(&sink_bad, 1);
+  atomic_fetch_add(type == 1 ? &sink_cpu : &sink_wall, 1);
+}
+
+static int count_files(const char *dir, const char *prefix) {
+  DIR *d = opendir(dir);
+  int n = 0;
+  struct dirent *e;
+  while (d != NULL && (e = readdir(d)) != NULL)
+    n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+  if (d != NULL)
+    closedir(d);
+  return n;
+}
+
+static void test_profiles_every_period(void **state) {
+  (void)state;
+  char dir[] = "/tmp/hotspan-prof-test.XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char sub[sizeof dir + 16];
+  snprintf(sub, sizeof sub, "%s/out", dir); /* created by the profiler */
+  atomic_store(&sink_cpu, 0);
+  atomic_store(&sink_wall, 0);
+  atomic_store(&sink_bad, 0);
+  hs_prof_set_profile_sink(count_sink, NULL);
+  hotspan_profiler_config c;
+  hotspan_profiler_config_init(&c);
+  c.ignore_environment = 1;
+  c.cpu_hz = 199;
+  c.wall_hz = 49;
+  c.export_period_ms = 1000;
+  c.output_dir = sub;
+  assert_int_equal(hotspan_profiler_start(&c), HOTSPAN_OK);
+  /* Keep the CPU busy across at least two period ends. */
+  uint64_t until = pt_mono_ns() + 2700000000ull;
+  while (pt_mono_ns() < until)
+    burn_spin(20);
+  hotspan_profiler_stats st = {.struct_size = sizeof st};
+  assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
+  assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);
+  hs_prof_set_profile_sink(NULL, NULL);
+  int cpu_files = count_files(sub, "hotspan.cpu.");
+  int wall_files = count_files(sub, "hotspan.wall.");
+  /* Two or three periods ended while running, and stop wrote the last. */
+  assert_true(cpu_files >= 3);
+  assert_true(wall_files >= 3);
+  assert_int_equal(atomic_load(&sink_cpu), cpu_files);
+  assert_int_equal(atomic_load(&sink_wall), wall_files);
+  assert_int_equal(atomic_load(&sink_bad), 0);
+  assert_int_equal(st.profiles_written, (uint64_t)(cpu_files + wall_files));
+  assert_int_equal(st.profile_errors, 0);
+  char cmd[sizeof dir + 16];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
+/* An output directory that cannot be created: profiles are counted as
+ * lost, nothing crashes, stop reports it. */
+static void test_unwritable_output(void **state) {
+  (void)state;
+  hotspan_profiler_config c;
+  hotspan_profiler_config_init(&c);
+  c.ignore_environment = 1;
+  c.cpu_hz = 199;
+  c.wall_enabled = 0;
+  c.output_dir = "/proc/self/no/such/dir";
+  assert_int_equal(hotspan_profiler_start(&c), HOTSPAN_OK);
+  burn_spin(100);
+  hotspan_profiler_stats st = {.struct_size = sizeof st};
+  assert_int_equal(hotspan_profiler_stop(), HOTSPAN_EIO);
+  assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);
+  assert_true(st.samples_cpu > 0);
+  assert_int_equal(st.profiles_written, 0);
+  assert_int_equal(st.profile_errors, 1);
+}
+
 /* Leaves no profiler running behind a failed test. */
 static int teardown(void **state) {
   (void)state;
@@ -415,6 +501,8 @@ int main(void) {
       cmocka_unit_test_teardown(test_wall_blocked_fp, teardown),
       cmocka_unit_test_teardown(test_max_depth_truncates, teardown),
       cmocka_unit_test_teardown(test_thread_blocking_signals, teardown),
+      cmocka_unit_test_teardown(test_profiles_every_period, teardown),
+      cmocka_unit_test_teardown(test_unwritable_output, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   pt_free();

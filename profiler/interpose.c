@@ -13,9 +13,7 @@
  * bound to libc; threads are then found by the aggregator's scan of
  * /proc/self/task within a second.
  *
- * A sanitizer runtime linked statically into the program intercepts
- * pthread_create too; the wrapper then calls the sanitizer's interceptor so
- * that it keeps seeing thread creation. */
+ * Sanitizer runtimes intercept pthread_create too; see resolve(). */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -32,12 +30,27 @@ static _Atomic(create_fn) real_create;
 int hs_pthread_create_wrapper(pthread_t *t, const pthread_attr_t *attr,
                               void *(*fn)(void *), void *arg);
 
+/* Nonzero if a and b lie in the same loaded object. */
+static int same_object(void *a, void *b) {
+  Dl_info ia, ib;
+  return dladdr(a, &ia) != 0 && dladdr(b, &ib) != 0 &&
+         ia.dli_fbase == ib.dli_fbase;
+}
+
+/* The next pthread_create after ours. Normally the C library's, or a
+ * sanitizer's interceptor loaded as a shared runtime (which calls on to the
+ * C library; when the sanitizer runtime comes first, its interceptor calls
+ * ours, and ours must then not call it back). A sanitizer runtime linked
+ * statically into the same object as this code (clang's default) defines
+ * pthread_create there as a weak alias that ours overrides: then its
+ * interceptor is called explicitly, so that it keeps seeing threads. */
 static create_fn resolve(void) {
   create_fn f = atomic_load_explicit(&real_create, memory_order_acquire);
   if (f != NULL)
     return f;
   void *p = dlsym(RTLD_DEFAULT, "__interceptor_pthread_create");
-  if (p == NULL || p == (void *)hs_pthread_create_wrapper)
+  if (p == NULL || p == (void *)hs_pthread_create_wrapper ||
+      !same_object(p, (void *)hs_pthread_create_wrapper))
     p = dlsym(RTLD_NEXT, "pthread_create");
   f = (create_fn)p;
   atomic_store_explicit(&real_create, f, memory_order_release);

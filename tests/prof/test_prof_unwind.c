@@ -80,10 +80,12 @@ static void test_auto(void **state) {
   uint64_t fp = last_stats.unwind_fp, unw = last_stats.unwind_libunwind;
   print_message("auto: %llu by frame pointers, %llu by libunwind\n",
                 (unsigned long long)fp, (unsigned long long)unw);
-#if defined(CHAIN_VARIANT_fp)
-  /* Code with frame pointers: the cheap walk is kept for most samples. */
+#if defined(CHAIN_VARIANT_fp) && !defined(__SANITIZE_THREAD__)
+  /* Code with frame pointers: the cheap walk is kept for most samples.
+   * (Not under ThreadSanitizer: its runtime, built without frame pointers,
+   * starts every thread, so every stack passes through it.) */
   assert_true(fp > unw);
-#else
+#elif !defined(CHAIN_VARIANT_fp)
   assert_true(unw > fp);
 #endif
 }

@@ -453,7 +453,14 @@ static void test_profiles_every_period(void **state) {
   int wall_files = count_files(sub, "hotspan.wall.");
   /* Two or three periods ended while running, and stop wrote the last. */
   assert_true(cpu_files >= 3);
+#if defined(__SANITIZE_THREAD__)
+  /* ThreadSanitizer holds a signal back until the thread next enters an
+   * intercepted call, so a period may end without a wall sample (and an
+   * empty profile is not written). */
+  assert_true(wall_files >= 1);
+#else
   assert_true(wall_files >= 3);
+#endif
   assert_int_equal(atomic_load(&sink_cpu), cpu_files);
   assert_int_equal(atomic_load(&sink_wall), wall_files);
   assert_int_equal(atomic_load(&sink_bad), 0);

@@ -104,16 +104,22 @@ static void app_handler(int sig, siginfo_t *si, void *uc) {
     atomic_fetch_add(&app_calls_tkill, 1);
 }
 
-/* Sends a signal with send() and waits (bounded) until the program's
- * handler ran once more. */
+/* Sends a signal with send() and waits until the program's handler ran
+ * once more. Signals of one number merge while pending (POSIX), so a
+ * program's signal that coincides with one of ours is delivered once and
+ * taken as ours: then it is sent again, up to five times. */
 static int reaches_program(int (*send)(void)) {
   int before = atomic_load(&app_calls);
-  if (send() != 0)
-    return 0;
-  uint64_t until = pt_mono_ns() + 2000000000ull;
-  while (atomic_load(&app_calls) == before && pt_mono_ns() < until)
-    pt_sleep_ms(1);
-  return atomic_load(&app_calls) == before + 1;
+  for (int attempt = 0; attempt < 5; attempt++) {
+    if (send() != 0)
+      return 0;
+    uint64_t until = pt_mono_ns() + 500000000ull;
+    while (atomic_load(&app_calls) == before && pt_mono_ns() < until)
+      pt_sleep_ms(1);
+    if (atomic_load(&app_calls) > before)
+      return 1;
+  }
+  return 0;
 }
 
 static int send_kill(void) {
@@ -153,22 +159,23 @@ static void test_program_handler_is_chained(void **state) {
    * signal per check. */
   struct itimerval it = {{0, 5000}, {0, 5000}}, off = {{0, 0}, {0, 0}};
   assert_int_equal(setitimer(ITIMER_PROF, &it, NULL), 0);
-  burn_spin(200);
+  for (int i = 0; i < 100 && atomic_load(&app_calls) < 3; i++)
+    burn_spin(20);
   assert_int_equal(setitimer(ITIMER_PROF, &off, NULL), 0);
   pt_sleep_ms(20);
-  assert_true(atomic_load(&app_calls) >= 1);
+  assert_true(atomic_load(&app_calls) >= 3);
   assert_int_equal(atomic_load(&app_calls_timer), 0);
   assert_int_equal(atomic_load(&app_calls_tkill), 0);
 
-  /* Every signal the program sends itself reaches its handler, one call
-   * per signal: kill (SI_USER), sigqueue (SI_QUEUE) and a tgkill to its
-   * own thread, which looks like our wall-clock requests but was not one. */
+  /* Signals the program sends itself reach its handler: kill (SI_USER),
+   * sigqueue (SI_QUEUE) and a tgkill to its own thread, which looks like
+   * our wall-clock requests but was not one. */
   for (int i = 0; i < 3; i++) {
     assert_true(reaches_program(send_kill));
     assert_true(reaches_program(send_sigqueue));
     assert_true(reaches_program(send_tgkill));
   }
-  assert_int_equal(atomic_load(&app_calls_tkill), 3);
+  assert_true(atomic_load(&app_calls_tkill) >= 3);
   assert_int_equal(atomic_load(&app_calls_timer), 0);
   assert_true(stats().foreign_signals >= (uint64_t)atomic_load(&app_calls));
 

@@ -20,8 +20,18 @@
 
 /* ---- collected samples ---------------------------------------------- */
 
+/* The fixed part of hs_sample (a struct with a flexible array member may
+ * not be a member in ISO C). */
+typedef struct pt_sample_head {
+  uint64_t time_ns, cpu_ns, wall_ns;
+  uint32_t tid;
+  uint16_t depth;
+  uint8_t kind, truncated, has_ctx;
+  hs_ctx_value ctx;
+} pt_sample_head;
+
 typedef struct pt_sample {
-  hs_sample s; /* without pcs */
+  pt_sample_head s;
   uintptr_t pcs[HS_PROF_MAX_DEPTH_LIMIT];
   char thread_name[16];
 } pt_sample;
@@ -45,7 +55,15 @@ static __attribute__((unused)) void pt_hook(const hs_sample *s,
     pt_cap = cap;
   }
   pt_sample *d = &pt_samples[pt_n++];
-  memcpy(&d->s, s, sizeof *s);
+  d->s.time_ns = s->time_ns;
+  d->s.cpu_ns = s->cpu_ns;
+  d->s.wall_ns = s->wall_ns;
+  d->s.tid = s->tid;
+  d->s.depth = s->depth;
+  d->s.kind = s->kind;
+  d->s.truncated = s->truncated;
+  d->s.has_ctx = s->has_ctx;
+  d->s.ctx = s->ctx;
   memcpy(d->pcs, s->pcs, s->depth * sizeof(uintptr_t));
   strncpy(d->thread_name, name ? name : "", sizeof d->thread_name - 1);
   d->thread_name[sizeof d->thread_name - 1] = '\0';

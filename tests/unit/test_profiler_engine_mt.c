@@ -16,6 +16,7 @@
 
 #include "correlation/thread_ctx.h"
 #include "hotspan/profiler.h"
+#include "hotspan/tracer.h"
 #include "prof_test_util.h"
 
 /* Per thread: the burners run on many threads at once. */
@@ -180,6 +181,88 @@ static void test_samples_carry_active_span(void **state) {
   }
   assert_true(in >= 5);
   assert_true(out >= 5);
+  pt_sym_close();
+}
+
+/* The same with the real tracer: a span activated on the thread tags every
+ * sample taken inside it with its ids and endpoint; after it finishes,
+ * samples carry no span. */
+__attribute__((noinline)) static void burn_in_traced_request(unsigned ms) {
+  burn_spin(ms);
+  sink += 3;
+}
+
+__attribute__((noinline)) static void burn_after_request(unsigned ms) {
+  burn_spin(ms);
+  sink += 4;
+}
+
+typedef struct traced {
+  thr_info t;
+  hotspan_tracer *tracer;
+  uint64_t span_id, root_id, trace_lo, trace_hi;
+} traced;
+
+static void *traced_main(void *arg) {
+  traced *tr = arg;
+  atomic_store(&tr->t.tid, pt_gettid());
+  hotspan_span_options o;
+  hotspan_span_options_init(&o);
+  o.activate = 1;
+  hotspan_span *root = hotspan_span_start(tr->tracer, "http.request", &o);
+  hotspan_span_set_resource(root, "GET /checkout");
+  hotspan_span_options_init(&o);
+  o.activate = 1;
+  hotspan_span *child = hotspan_span_start(tr->tracer, "serialize", &o);
+  tr->span_id = hotspan_span_id(child);
+  tr->root_id = hotspan_span_id(root);
+  tr->trace_lo = hotspan_span_trace_id_low(child);
+  tr->trace_hi = hotspan_span_trace_id_high(child);
+  burn_in_traced_request(tr->t.ms);
+  hotspan_span_finish(child);
+  hotspan_span_finish(root);
+  burn_after_request(tr->t.ms);
+  return NULL;
+}
+
+static void test_samples_carry_tracer_span(void **state) {
+  (void)state;
+  hotspan_config tc;
+  hotspan_config_init(&tc);
+  tc.ignore_environment = 1;
+  traced tr = {.t = {.ms = 250}};
+  assert_int_equal(hotspan_tracer_new(&tc, &tr.tracer), HOTSPAN_OK);
+  assert_int_equal(start_prof(199, 0, HOTSPAN_UNWINDER_AUTO, 0), HOTSPAN_OK);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, traced_main, &tr), 0);
+  pthread_join(th, NULL);
+  stop_prof();
+  size_t in = 0, out = 0;
+  uint32_t endpoint = 0;
+  for (size_t i = 0; i < pt_n; i++) {
+    const pt_sample *p = &pt_samples[i];
+    if ((pid_t)p->s.tid != tr.t.tid)
+      continue;
+    if (pt_find(p, "burn_in_traced_request") >= 0) {
+      in++;
+      assert_int_equal(p->s.has_ctx, 1);
+      assert_true(p->s.ctx.span_id == tr.span_id);
+      assert_true(p->s.ctx.local_root_span_id == tr.root_id);
+      assert_true(p->s.ctx.trace_id_low == tr.trace_lo);
+      assert_true(p->s.ctx.trace_id_high == tr.trace_hi);
+      /* One endpoint for the whole request. */
+      assert_true(p->s.ctx.endpoint_id != 0);
+      if (endpoint == 0)
+        endpoint = p->s.ctx.endpoint_id;
+      assert_int_equal(p->s.ctx.endpoint_id, endpoint);
+    } else if (pt_find(p, "burn_after_request") >= 0) {
+      out++;
+      assert_int_equal(p->s.has_ctx, 0);
+    }
+  }
+  assert_true(in >= 10);
+  assert_true(out >= 10);
+  hotspan_tracer_free(tr.tracer);
   pt_sym_close();
 }
 
@@ -503,6 +586,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_cpu_samples_follow_cpu_time, teardown),
       cmocka_unit_test_teardown(test_samples_carry_active_span, teardown),
+      cmocka_unit_test_teardown(test_samples_carry_tracer_span, teardown),
       cmocka_unit_test_teardown(test_wall_blocked_auto, teardown),
       cmocka_unit_test_teardown(test_wall_blocked_libunwind, teardown),
       cmocka_unit_test_teardown(test_wall_blocked_fp, teardown),

@@ -55,7 +55,9 @@ void hs_buf_append(hs_buf *b, const void *p, size_t n) {
   b->len += n;
 }
 
-void hs_buf_puts(hs_buf *b, const char *s) { hs_buf_append(b, s, strlen(s)); }
+void hs_buf_puts(hs_buf *b, const char *s) {
+  hs_buf_append(b, s, strlen(s));
+}
 
 void hs_buf_putc(hs_buf *b, char c) {
   if (hs_buf_reserve(b, 1) != 0)
@@ -134,8 +136,8 @@ void hs_json_strn(hs_buf *b, const char *s, size_t n) {
   size_t i = 0;
   while (i < n) {
     unsigned char c = p[i];
-    size_t seq = (c >= 0x20 && c != '"' && c != '\\') ? utf8_seq(p + i, n - i)
-                                                      : 0;
+    size_t seq =
+        (c >= 0x20 && c != '"' && c != '\\') ? utf8_seq(p + i, n - i) : 0;
     if (seq > 0) {
       i += seq;
       run += seq;

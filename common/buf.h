@@ -19,7 +19,9 @@ typedef struct hs_buf {
 void hs_buf_init(hs_buf *b, size_t max);
 void hs_buf_free(hs_buf *b);
 void hs_buf_reset(hs_buf *b); /* len = 0, failed = 0; keeps memory */
-static inline int hs_buf_failed(const hs_buf *b) { return b->failed; }
+static inline int hs_buf_failed(const hs_buf *b) {
+  return b->failed;
+}
 /* Makes room for n more bytes; 0 ok, -1 failed. */
 int hs_buf_reserve(hs_buf *b, size_t n);
 void hs_buf_append(hs_buf *b, const void *p, size_t n);

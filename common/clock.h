@@ -12,8 +12,12 @@ static inline uint64_t hs_clock_ns(clockid_t id) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 /* Unix time in ns. */
-static inline uint64_t hs_now_unix_ns(void) { return hs_clock_ns(CLOCK_REALTIME); }
+static inline uint64_t hs_now_unix_ns(void) {
+  return hs_clock_ns(CLOCK_REALTIME);
+}
 /* Monotonic time in ns, for durations. */
-static inline uint64_t hs_now_mono_ns(void) { return hs_clock_ns(CLOCK_MONOTONIC); }
+static inline uint64_t hs_now_mono_ns(void) {
+  return hs_clock_ns(CLOCK_MONOTONIC);
+}
 
 #endif

@@ -29,4 +29,6 @@ const char *hotspan_err_name(int status) {
   }
 }
 
-const char *hotspan_version(void) { return HOTSPAN_VERSION_STRING; }
+const char *hotspan_version(void) {
+  return HOTSPAN_VERSION_STRING;
+}

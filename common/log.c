@@ -41,7 +41,8 @@ int hs_log_level(void) {
 
 void hs_log_set_level(int level) {
   if (level > 0)
-    atomic_store_explicit(&log_level, level > HS_LOG_DEBUG ? HS_LOG_DEBUG : level,
+    atomic_store_explicit(&log_level,
+                          level > HS_LOG_DEBUG ? HS_LOG_DEBUG : level,
                           memory_order_relaxed);
 }
 

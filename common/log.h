@@ -6,8 +6,13 @@
 #ifndef HS_COMMON_LOG_H
 #define HS_COMMON_LOG_H
 
-enum { HS_LOG_OFF = 0, HS_LOG_ERROR = 1, HS_LOG_WARN = 2, HS_LOG_INFO = 3,
-       HS_LOG_DEBUG = 4 };
+enum {
+  HS_LOG_OFF = 0,
+  HS_LOG_ERROR = 1,
+  HS_LOG_WARN = 2,
+  HS_LOG_INFO = 3,
+  HS_LOG_DEBUG = 4
+};
 
 /* Current level (reads the environment once). */
 int hs_log_level(void);

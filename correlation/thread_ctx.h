@@ -30,6 +30,7 @@
 #define HS_CORRELATION_THREAD_CTX_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define HS_OTEL_CTX_MAX 640
@@ -68,8 +69,10 @@ typedef struct hs_ctx_value {
   uint8_t trace_flags;
 } hs_ctx_value;
 
-/* The exported TLS pointer read by external profilers. */
-extern __thread hs_otel_thread_ctx *otel_thread_ctx_v1
+/* The exported TLS pointer read by external profilers: it points to an
+ * hs_otel_thread_ctx (the first member of hs_thread_ctx). Declared void *
+ * so that no packed-struct pointer is ever converted. */
+extern __thread void *otel_thread_ctx_v1
     __attribute__((tls_model("initial-exec")));
 
 /* The calling thread's record, allocating it on first use (never call from
@@ -83,10 +86,8 @@ static inline hs_thread_ctx *hs_thread_ctx_peek(void) {
 }
 
 static inline void hs__be64(uint8_t *dst, uint64_t v) {
-  for (int i = 7; i >= 0; i--) {
-    dst[i] = (uint8_t)(v & 0xff);
-    v >>= 8;
-  }
+  v = __builtin_bswap64(v);
+  __builtin_memcpy(dst, &v, sizeof v);
 }
 
 /* Publishes v (or "no span" when v is NULL) in rec. Called only by the

@@ -15,17 +15,17 @@
 #define HS_PROF_DEFAULT_DEPTH 128
 
 enum hs_sample_kind {
-  HS_SAMPLE_CPU = 1,  /* taken by a thread's CPU-time timer */
-  HS_SAMPLE_WALL = 2  /* taken by the wall-clock sampler (tgkill) */
+  HS_SAMPLE_CPU = 1, /* taken by a thread's CPU-time timer */
+  HS_SAMPLE_WALL = 2 /* taken by the wall-clock sampler (tgkill) */
 };
 
 typedef struct hs_sample {
-  uint64_t time_ns; /* Unix time in ns when the sample was taken */
-  uint64_t cpu_ns;  /* CPU time this sample stands for (0 for wall) */
-  uint64_t wall_ns; /* wall time this sample stands for (0 for cpu) */
-  uint32_t tid;     /* kernel thread id */
-  uint16_t depth;   /* number of entries in pcs */
-  uint8_t kind;     /* enum hs_sample_kind */
+  uint64_t time_ns;  /* Unix time in ns when the sample was taken */
+  uint64_t cpu_ns;   /* CPU time this sample stands for (0 for wall) */
+  uint64_t wall_ns;  /* wall time this sample stands for (0 for cpu) */
+  uint32_t tid;      /* kernel thread id */
+  uint16_t depth;    /* number of entries in pcs */
+  uint8_t kind;      /* enum hs_sample_kind */
   uint8_t truncated; /* nonzero: the stack was deeper than max depth */
   uint8_t has_ctx;   /* nonzero: ctx holds the active span */
   hs_ctx_value ctx;  /* trace id, span id, local root span id, endpoint id */

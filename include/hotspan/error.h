@@ -39,7 +39,8 @@ typedef enum hotspan_status {
 HOTSPAN_API const char *hotspan_strerror(int status);
 
 /* Symbolic name of a status code ("HOTSPAN_EINVAL"), "HOTSPAN_OK" for 0,
- * "HOTSPAN_UNKNOWN" otherwise. Static string. Thread-safe, async-signal-safe. */
+ * "HOTSPAN_UNKNOWN" otherwise. Static string. Thread-safe, async-signal-safe.
+ */
 HOTSPAN_API const char *hotspan_err_name(int status);
 
 #ifdef __cplusplus

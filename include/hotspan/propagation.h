@@ -28,8 +28,7 @@ typedef int (*hotspan_header_visit_fn)(void *visit_arg, const char *name,
  * (duplicates included, so that they can be detected) and returns 0, or
  * nonzero if it cannot be read. */
 typedef struct hotspan_carrier_reader {
-  int (*foreach)(void *carrier, hotspan_header_visit_fn visit,
-                 void *visit_arg);
+  int (*foreach)(void *carrier, hotspan_header_visit_fn visit, void *visit_arg);
 } hotspan_carrier_reader;
 
 /* A writable carrier: set stores one header (name is lowercase ASCII,

@@ -94,7 +94,9 @@ typedef struct hotspan_config {
   /* Global tags added to every span, "k1:v1,k2:v2" (DD_TAGS form). Merged
    * with the environment's tags; keys given here win. */
   const char *tags;
-  /* Trace sample rate 0..1; negative = unset (default 1.0). */
+  /* Trace sample rate 0..1, applied as a catch-all sampling rule (and so
+   * subject to rate_limit); negative = unset: traces no rule matches are
+   * kept, without the limiter. */
   double sample_rate;
   /* Sampling rules as JSON, e.g.
    * [{"service":"web","name":"http.*","resource":"GET /a*","sample_rate":0.1}].
@@ -272,14 +274,14 @@ typedef struct hotspan_tracer_stats {
   uint32_t struct_size;
   uint64_t spans_created;
   uint64_t spans_finished;
-  uint64_t spans_dropped;       /* finished spans of dropped traces + lost */
-  uint64_t spans_unfinished;    /* still open when their trace was flushed */
-  uint64_t traces_kept;         /* chunks handed to the sinks */
-  uint64_t traces_dropped;      /* traces whose sampling decision was drop */
-  uint64_t traces_rate_limited; /* kept by rule/rate but over the limit */
-  uint64_t chunks_partial;      /* partial flushes of long traces */
+  uint64_t spans_dropped;        /* finished spans of dropped traces + lost */
+  uint64_t spans_unfinished;     /* still open when their trace was flushed */
+  uint64_t traces_kept;          /* chunks handed to the sinks */
+  uint64_t traces_dropped;       /* traces whose sampling decision was drop */
+  uint64_t traces_rate_limited;  /* kept by rule/rate but over the limit */
+  uint64_t chunks_partial;       /* partial flushes of long traces */
   uint64_t chunks_queue_dropped; /* chunks dropped because the queue was full */
-  uint64_t extract_errors;      /* malformed incoming contexts rejected */
+  uint64_t extract_errors;       /* malformed incoming contexts rejected */
 } hotspan_tracer_stats;
 
 /* Copies the counters into *out (set out->struct_size = sizeof *out first).

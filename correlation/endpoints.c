@@ -1,0 +1,68 @@
+#include "correlation/endpoints.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Open-addressing table of ids, sized to twice the cap so it never fills.
+ * Writers hold the mutex; readers of hs_endpoint_name only load the names
+ * array, published with release stores. */
+#define TABLE_SIZE (HS_ENDPOINT_MAX * 2)
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t table[TABLE_SIZE]; /* 0 = empty, else id */
+static _Atomic(const char *) names[HS_ENDPOINT_MAX + 1];
+static uint32_t count;
+
+static uint64_t hash(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+uint32_t hs_endpoint_intern(const char *name, size_t len) {
+  if (name == NULL || len == 0)
+    return 0;
+  uint64_t h = hash(name, len);
+  uint32_t id = 0;
+  pthread_mutex_lock(&mu);
+  for (size_t i = h % TABLE_SIZE;; i = (i + 1) % TABLE_SIZE) {
+    uint32_t cur = table[i];
+    if (cur == 0) {
+      if (count >= HS_ENDPOINT_MAX) {
+        id = HS_ENDPOINT_OVERFLOW;
+        break;
+      }
+      char *copy = malloc(len + 1);
+      if (copy == NULL) {
+        id = HS_ENDPOINT_OVERFLOW;
+        break;
+      }
+      memcpy(copy, name, len);
+      copy[len] = '\0';
+      id = ++count;
+      atomic_store_explicit(&names[id], copy, memory_order_release);
+      table[i] = id;
+      break;
+    }
+    const char *nm = atomic_load_explicit(&names[cur], memory_order_relaxed);
+    if (strncmp(nm, name, len) == 0 && nm[len] == '\0') {
+      id = cur;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&mu);
+  return id;
+}
+
+const char *hs_endpoint_name(uint32_t id) {
+  if (id == HS_ENDPOINT_OVERFLOW)
+    return "other";
+  if (id == 0 || id > HS_ENDPOINT_MAX)
+    return NULL;
+  return atomic_load_explicit(&names[id], memory_order_acquire);
+}

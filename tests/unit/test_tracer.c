@@ -1,0 +1,555 @@
+/* Tracer core: spans, ids, parents, active context, tags, endpoint,
+ * trace assembly, partial flush, unfinished spans, stats, configuration. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "capture_sink.h"
+#include "common/clock.h"
+#include "correlation/endpoints.h"
+#include "hotspan/hotspan.h"
+
+static void flush(hotspan_tracer *t) {
+  assert_int_equal(hotspan_tracer_flush(t, 5000), HOTSPAN_OK);
+}
+
+static void test_root_and_child(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  assert_non_null(t);
+  uint64_t before = hs_now_unix_ns();
+  hotspan_span *root = hotspan_span_start(t, "http.request", NULL);
+  assert_non_null(root);
+  assert_int_equal(hotspan_span_activate(root), HOTSPAN_OK);
+  hotspan_span *child = hotspan_span_start(t, "db.query", NULL);
+  assert_non_null(child);
+  assert_int_equal(hotspan_span_trace_id_low(child),
+                   hotspan_span_trace_id_low(root));
+  assert_int_equal(hotspan_span_local_root_id(child), hotspan_span_id(root));
+  /* Span ids: nonzero, top bit clear, distinct. */
+  assert_true(hotspan_span_id(root) != 0);
+  assert_true((hotspan_span_id(root) >> 63) == 0);
+  assert_true((hotspan_span_id(child) >> 63) == 0);
+  assert_true(hotspan_span_id(root) != hotspan_span_id(child));
+  /* 128-bit trace id: high 64 bits are Unix seconds << 32. */
+  uint64_t hi = hotspan_span_trace_id_high(root);
+  assert_int_equal(hi & 0xffffffffu, 0);
+  assert_true((hi >> 32) >= before / 1000000000u);
+  assert_true((hi >> 32) <= hs_now_unix_ns() / 1000000000u);
+
+  hotspan_span_finish(child);
+  flush(t);
+  assert_int_equal(cs->n, 0); /* nothing before the local root finishes */
+  assert_int_equal(hotspan_span_deactivate(root), HOTSPAN_OK);
+  hotspan_span_finish(root);
+  flush(t);
+  assert_int_equal(cs->n, 2);
+  assert_int_equal(cs->chunks, 1);
+  const cap_span *r = cap_find(cs, "http.request");
+  const cap_span *c = cap_find(cs, "db.query");
+  assert_non_null(r);
+  assert_non_null(c);
+  assert_int_equal(c->parent_id, r->span_id);
+  assert_int_equal(r->parent_id, 0);
+  assert_true(r->is_root);
+  /* Start times come from the monotonic clock plus a cached offset to
+   * Unix time: allow a millisecond of skew against a direct read. */
+  assert_true(r->start + 1000000 >= before);
+  assert_true(c->start >= r->start);
+  assert_int_equal(r->priority, HOTSPAN_PRIORITY_AUTO_KEEP);
+  assert_non_null(strstr(r->propagated, "_dd.p.dm=-0"));
+
+  hotspan_tracer_stats st = {.struct_size = sizeof st};
+  assert_int_equal(hotspan_tracer_get_stats(t, &st), HOTSPAN_OK);
+  assert_int_equal(st.spans_created, 2);
+  assert_int_equal(st.spans_finished, 2);
+  assert_int_equal(st.traces_kept, 1);
+  assert_int_equal(st.traces_dropped, 0);
+  hotspan_tracer_free(t);
+}
+
+static void test_parent_options(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  hotspan_span *a = hotspan_span_start(t, "a", NULL);
+  hotspan_span_activate(a);
+  /* root = 1 ignores the active span. */
+  hotspan_span_options o;
+  hotspan_span_options_init(&o);
+  o.root = 1;
+  hotspan_span *other = hotspan_span_start(t, "other", &o);
+  assert_true(hotspan_span_trace_id_low(other) != hotspan_span_trace_id_low(a));
+  assert_int_equal(hotspan_span_local_root_id(other), hotspan_span_id(other));
+  hotspan_span_deactivate(a);
+  /* Explicit parent without anything active (async code). */
+  hotspan_span_options_init(&o);
+  o.parent = a;
+  o.kind = HOTSPAN_KIND_CLIENT;
+  o.resource = "SELECT 1";
+  o.service = "postgres";
+  o.type = "sql";
+  o.start_ns = 1700000000000000000ull;
+  hotspan_span *b = hotspan_span_start(t, "b", &o);
+  assert_int_equal(hotspan_span_trace_id_low(b), hotspan_span_trace_id_low(a));
+  hotspan_span_finish_at(b, 1700000000000001234ull);
+  hotspan_span_finish(other);
+  hotspan_span_finish(a);
+  flush(t);
+  const cap_span *cb = cap_find(cs, "b");
+  assert_non_null(cb);
+  assert_int_equal(cb->parent_id, cap_find(cs, "a")->span_id);
+  assert_int_equal(cb->start, 1700000000000000000ull);
+  assert_int_equal(cb->duration, 1234);
+  assert_string_equal(cb->resource, "SELECT 1");
+  assert_string_equal(cb->service, "postgres");
+  assert_string_equal(cb->type, "sql");
+  assert_int_equal(cb->kind, HOTSPAN_KIND_CLIENT);
+  assert_int_equal(cs->chunks, 2);
+  hotspan_tracer_free(t);
+}
+
+static void test_remote_parent(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  hotspan_context ctx;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.trace_id_high = 0x6553f10000000000ull;
+  ctx.trace_id_low = 0x1122334455667788ull;
+  ctx.span_id = 4242;
+  ctx.sampling_priority = HOTSPAN_PRIORITY_USER_KEEP;
+  strcpy(ctx.origin, "synthetics");
+  strcpy(ctx.propagated_tags, "_dd.p.dm=-4,_dd.p.usr.id=7");
+  hotspan_span_options o;
+  hotspan_span_options_init(&o);
+  o.remote_parent = &ctx;
+  o.kind = HOTSPAN_KIND_SERVER;
+  hotspan_span *s = hotspan_span_start(t, "server", &o);
+  hotspan_context out;
+  assert_int_equal(hotspan_span_context(s, &out), HOTSPAN_OK);
+  assert_int_equal(out.trace_id_high, ctx.trace_id_high);
+  assert_int_equal(out.trace_id_low, ctx.trace_id_low);
+  assert_int_equal(out.span_id, hotspan_span_id(s));
+  assert_int_equal(out.sampling_priority, HOTSPAN_PRIORITY_USER_KEEP);
+  assert_string_equal(out.origin, "synthetics");
+  assert_string_equal(out.propagated_tags, "_dd.p.dm=-4,_dd.p.usr.id=7");
+  hotspan_span_finish(s);
+  flush(t);
+  assert_int_equal(cs->n, 1);
+  assert_int_equal(cs->spans[0].parent_id, 4242);
+  assert_int_equal(cs->spans[0].priority, HOTSPAN_PRIORITY_USER_KEEP);
+  /* Upstream's decision maker is kept, not replaced. */
+  assert_string_equal(cs->spans[0].propagated, "_dd.p.dm=-4,_dd.p.usr.id=7");
+
+  /* A remote context that was dropped upstream stays dropped. */
+  ctx.sampling_priority = HOTSPAN_PRIORITY_AUTO_REJECT;
+  s = hotspan_span_start(t, "dropped", &o);
+  hotspan_span_finish(s);
+  flush(t);
+  assert_null(cap_find(cs, "dropped"));
+  /* An all-zero remote context starts a new trace instead. */
+  memset(&ctx, 0, sizeof ctx);
+  s = hotspan_span_start(t, "fresh", &o);
+  assert_true(hotspan_span_trace_id_low(s) != 0);
+  hotspan_span_finish(s);
+  flush(t);
+  assert_int_equal(cap_find(cs, "fresh")->parent_id, 0);
+  hotspan_tracer_free(t);
+}
+
+static void test_activation_rules(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  assert_null(hotspan_active_span());
+  hotspan_span *a = hotspan_span_start(t, "a", NULL);
+  hotspan_span *b = hotspan_span_start(t, "b", NULL);
+  assert_int_equal(hotspan_span_activate(a), HOTSPAN_OK);
+  assert_int_equal(hotspan_span_activate(a), HOTSPAN_ESTATE); /* already */
+  assert_int_equal(hotspan_span_activate(b), HOTSPAN_OK);
+  assert_ptr_equal(hotspan_active_span(), b);
+  /* Out of order: a is not the active span. */
+  assert_int_equal(hotspan_span_deactivate(a), HOTSPAN_ESTATE);
+  assert_ptr_equal(hotspan_active_span(), b);
+  assert_int_equal(hotspan_span_deactivate(b), HOTSPAN_OK);
+  assert_ptr_equal(hotspan_active_span(), a);
+  /* Finishing the active span restores the one before it. */
+  hotspan_span_options o;
+  hotspan_span_options_init(&o);
+  o.activate = 1;
+  hotspan_span *c = hotspan_span_start(t, "c", &o);
+  assert_ptr_equal(hotspan_active_span(), c);
+  hotspan_span_finish(c);
+  assert_ptr_equal(hotspan_active_span(), a);
+  /* enter/leave: switch and restore; finishing an entered span leaves
+   * nothing active until leave restores the caller's span. */
+  hotspan_span *prev = hotspan_enter(b);
+  assert_ptr_equal(prev, a);
+  assert_ptr_equal(hotspan_active_span(), b);
+  hotspan_span_finish(b);
+  assert_null(hotspan_active_span());
+  hotspan_leave(prev);
+  assert_ptr_equal(hotspan_active_span(), a);
+  assert_int_equal(hotspan_span_deactivate(a), HOTSPAN_OK);
+  assert_null(hotspan_active_span());
+  hotspan_span_finish(a);
+  hotspan_tracer_free(t);
+}
+
+static void test_tags_and_errors(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  hotspan_span *s = hotspan_span_start(t, "tagged", NULL);
+  assert_int_equal(hotspan_span_set_tag_str(s, "http.method", "GET"), 0);
+  assert_int_equal(hotspan_span_set_tag_str(s, "http.method", "POST"), 0);
+  assert_int_equal(hotspan_span_set_tag_int(s, "http.status_code", 503), 0);
+  assert_int_equal(hotspan_span_set_tag_double(s, "ratio", 0.25), 0);
+  assert_int_equal(hotspan_span_set_tag_bool(s, "cache.hit", 7), 0);
+  /* Limits: a huge value or key is refused, nothing else changes. */
+  char *big = malloc(HS_TAG_VALUE_MAX + 2);
+  memset(big, 'x', HS_TAG_VALUE_MAX + 1);
+  big[HS_TAG_VALUE_MAX + 1] = '\0';
+  assert_int_equal(hotspan_span_set_tag_str(s, "big", big), HOTSPAN_ETOOBIG);
+  assert_int_equal(hotspan_span_set_tag_str(s, big, "v"), HOTSPAN_ETOOBIG);
+  big[HS_TAG_VALUE_MAX] = '\0'; /* exactly the limit is fine */
+  assert_int_equal(hotspan_span_set_tag_str(s, "max", big), HOTSPAN_OK);
+  free(big);
+  assert_int_equal(hotspan_span_set_tag_str(s, "", "v"), HOTSPAN_EINVAL);
+  assert_int_equal(hotspan_span_set_tag_str(s, "k", NULL), HOTSPAN_EINVAL);
+  assert_int_equal(hotspan_span_set_error(s, "TimeoutError", "upstream slow",
+                                          "at main.c:12"),
+                   HOTSPAN_OK);
+  assert_int_equal(hotspan_span_set_kind(s, (hotspan_span_kind)9),
+                   HOTSPAN_EINVAL);
+  /* Many tags: past the inline slots. */
+  for (int i = 0; i < 100; i++) {
+    char k[32];
+    snprintf(k, sizeof k, "k%d", i);
+    assert_int_equal(hotspan_span_set_tag_int(s, k, i), HOTSPAN_OK);
+  }
+  hotspan_span_finish(s);
+  /* After finish the span is no longer modifiable. */
+  flush(t);
+  const cap_span *c = cap_find(cs, "tagged");
+  assert_non_null(c);
+  assert_string_equal(cap_tag(c, "http.method"), "POST");
+  assert_string_equal(cap_tag(c, "http.status_code"), "i:503");
+  assert_string_equal(cap_tag(c, "ratio"), "d:0.25");
+  assert_string_equal(cap_tag(c, "cache.hit"), "b:1");
+  assert_null(cap_tag(c, "big"));
+  assert_int_equal(c->error, 1);
+  /* Error details are among the first 16 tags captured. */
+  assert_string_equal(cap_tag(c, "error.type"), "TimeoutError");
+  assert_string_equal(cap_tag(c, "error.message"), "upstream slow");
+  assert_string_equal(cap_tag(c, "error.stack"), "at main.c:12");
+  hotspan_tracer_free(t);
+}
+
+static void test_null_safety(void **state) {
+  (void)state;
+  hotspan_span_finish(NULL);
+  hotspan_span_finish_at(NULL, 5);
+  assert_int_equal(hotspan_span_set_tag_str(NULL, "a", "b"), HOTSPAN_EINVAL);
+  assert_int_equal(hotspan_span_set_tag_int(NULL, "a", 1), HOTSPAN_EINVAL);
+  assert_int_equal(hotspan_span_set_resource(NULL, "r"), HOTSPAN_EINVAL);
+  assert_int_equal(hotspan_span_set_endpoint(NULL, "r"), HOTSPAN_EINVAL);
+  assert_int_equal(hotspan_span_set_error(NULL, "a", "b", "c"), HOTSPAN_EINVAL);
+  assert_int_equal(hotspan_span_activate(NULL), HOTSPAN_EINVAL);
+  assert_int_equal(hotspan_span_context(NULL, NULL), HOTSPAN_EINVAL);
+  assert_null(hotspan_span_start(NULL, "x", NULL));
+  assert_int_equal(hotspan_span_id(NULL), 0);
+  assert_int_equal(hotspan_tracer_new(NULL, NULL), HOTSPAN_EINVAL);
+  hotspan_tracer_free(NULL);
+  assert_string_equal(hotspan_strerror(HOTSPAN_ETOOBIG), "value too large");
+  assert_string_equal(hotspan_err_name(HOTSPAN_ENOCTX), "HOTSPAN_ENOCTX");
+  assert_string_equal(hotspan_strerror(-999), "unknown error");
+  hotspan_config bad;
+  memset(&bad, 0, sizeof bad); /* not initialised with hotspan_config_init */
+  hotspan_tracer *t = NULL;
+  assert_int_equal(hotspan_tracer_new(&bad, &t), HOTSPAN_EINVAL);
+  assert_null(t);
+  /* A finished span's double finish is ignored. */
+  capture_sink *cs = NULL;
+  t = capture_tracer(&cs, NULL);
+  hotspan_span *s = hotspan_span_start(t, "once", NULL);
+  hotspan_span_finish(s);
+  flush(t);
+  assert_int_equal(cs->n, 1);
+  hotspan_tracer_free(t);
+}
+
+static void test_endpoint(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  hotspan_span_options o;
+  hotspan_span_options_init(&o);
+  o.activate = 1;
+  hotspan_span *root = hotspan_span_start(t, "http.request", &o);
+  hs_thread_ctx *rec = hs_thread_ctx_peek();
+  assert_non_null(rec);
+  hs_ctx_value v;
+  assert_int_equal(hs_thread_ctx_read(rec, &v), 1);
+  assert_int_equal(v.endpoint_id, 0);
+  assert_int_equal(v.span_id, hotspan_span_id(root));
+  assert_int_equal(hotspan_span_set_resource(root, "GET /checkout"), 0);
+  assert_int_equal(hs_thread_ctx_read(rec, &v), 1);
+  assert_string_equal(hs_endpoint_name(v.endpoint_id), "GET /checkout");
+  /* A child sees the endpoint and can change it (router decides late). */
+  hotspan_span *child = hotspan_span_start(t, "handler", &o);
+  assert_int_equal(hs_thread_ctx_read(rec, &v), 1);
+  assert_int_equal(v.span_id, hotspan_span_id(child));
+  assert_int_equal(v.local_root_span_id, hotspan_span_id(root));
+  assert_string_equal(hs_endpoint_name(v.endpoint_id), "GET /checkout");
+  assert_int_equal(hotspan_span_set_endpoint(child, "POST /checkout"), 0);
+  assert_int_equal(hs_thread_ctx_read(rec, &v), 1);
+  assert_string_equal(hs_endpoint_name(v.endpoint_id), "POST /checkout");
+  /* OTEP layout: big-endian ids in the published part. */
+  uint64_t sid = 0;
+  for (int i = 0; i < 8; i++)
+    sid = (sid << 8) | rec->otel.span_id[i];
+  assert_int_equal(sid, hotspan_span_id(child));
+  assert_int_equal(rec->otel.valid, 1);
+  hotspan_span_finish(child);
+  hotspan_span_finish(root);
+  assert_int_equal(hs_thread_ctx_read(rec, &v), 0); /* nothing active */
+  flush(t);
+  assert_string_equal(cap_find(cs, "http.request")->resource, "POST /checkout");
+  hotspan_tracer_free(t);
+}
+
+static void test_manual_drop(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  hotspan_span *root = hotspan_span_start(t, "health", NULL);
+  hotspan_span_options o;
+  hotspan_span_options_init(&o);
+  o.parent = root;
+  hotspan_span *c = hotspan_span_start(t, "child", &o);
+  assert_int_equal(hotspan_span_set_sampling_priority(c, 5), HOTSPAN_EINVAL);
+  assert_int_equal(
+      hotspan_span_set_sampling_priority(c, HOTSPAN_PRIORITY_USER_REJECT), 0);
+  hotspan_span_finish(c);
+  hotspan_span_finish(root);
+  flush(t);
+  assert_int_equal(cs->n, 0);
+  hotspan_tracer_stats st = {.struct_size = sizeof st};
+  hotspan_tracer_get_stats(t, &st);
+  assert_int_equal(st.traces_dropped, 1);
+  assert_int_equal(st.spans_dropped, 2);
+  hotspan_tracer_free(t);
+}
+
+static void test_partial_flush(void **state) {
+  (void)state;
+  hotspan_config cfg;
+  hotspan_config_init(&cfg);
+  cfg.partial_flush_min_spans = 10;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, &cfg);
+  hotspan_span_options o;
+  hotspan_span_options_init(&o);
+  hotspan_span *root = hotspan_span_start(t, "batch", NULL);
+  o.parent = root;
+  for (int i = 0; i < 25; i++)
+    hotspan_span_finish(hotspan_span_start(t, "item", &o));
+  flush(t);
+  assert_int_equal(cs->n, 20); /* two partial chunks of 10 */
+  assert_int_equal(cs->chunks, 2);
+  assert_int_equal(cs->spans[0].partial, 1);
+  hotspan_span_finish(root);
+  flush(t);
+  assert_int_equal(cs->n, 26);
+  assert_int_equal(cs->chunks, 3);
+  hotspan_tracer_stats st = {.struct_size = sizeof st};
+  hotspan_tracer_get_stats(t, &st);
+  assert_int_equal(st.chunks_partial, 2);
+  hotspan_tracer_free(t);
+}
+
+static void test_unfinished_spans(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  hotspan_span *root = hotspan_span_start(t, "root", NULL);
+  hotspan_span_options o;
+  hotspan_span_options_init(&o);
+  o.parent = root;
+  hotspan_span *late = hotspan_span_start(t, "late", &o);
+  hotspan_span *never = hotspan_span_start(t, "never", &o);
+  assert_int_equal(hotspan_span_set_tag_str(never, "k", "memory to reclaim"),
+                   0);
+  hotspan_span_finish(root);
+  flush(t);
+  assert_int_equal(cs->n, 1); /* the root went out without waiting */
+  hotspan_tracer_stats st = {.struct_size = sizeof st};
+  hotspan_tracer_get_stats(t, &st);
+  assert_int_equal(st.spans_unfinished, 2);
+  /* A span finishing after its root is still delivered, on its own. */
+  hotspan_span_finish(late);
+  flush(t);
+  assert_int_equal(cs->n, 2);
+  const cap_span *l = cap_find(cs, "late");
+  assert_non_null(l);
+  assert_int_equal(l->parent_id, cap_find(cs, "root")->span_id);
+  assert_int_equal(l->partial, 1);
+  /* "never" is reclaimed by hotspan_tracer_free (ASan checks the leak). */
+  hotspan_tracer_free(t);
+}
+
+static void test_config_precedence(void **state) {
+  (void)state;
+  setenv("HOTSPAN_SERVICE", "from-hotspan", 1);
+  setenv("DD_SERVICE", "from-dd", 1);
+  setenv("OTEL_SERVICE_NAME", "from-otel", 1);
+  setenv("DD_ENV", "staging", 1);
+  setenv("DD_TAGS", "team:core, region:eu ,bad", 1);
+  setenv("OTEL_RESOURCE_ATTRIBUTES",
+         "service.version=1.2%2E3,deployment.environment=prod,team=otel,"
+         "host.name=h%",
+         1);
+  setenv("DD_TRACE_PARTIAL_FLUSH_MIN_SPANS", "abc", 1); /* invalid */
+  setenv("HOTSPAN_LOG_LEVEL", "error", 1);
+  hotspan_config cfg;
+  hotspan_config_init(&cfg);
+  hs_tracer_settings st;
+  char err[128];
+  assert_int_equal(hs_settings_load(&cfg, &st, err, sizeof err), HOTSPAN_OK);
+  assert_string_equal(st.service, "from-hotspan");
+  assert_string_equal(st.env, "staging"); /* DD_ENV beats OTEL attrs */
+  assert_string_equal(st.version, "1.2.3");
+  assert_int_equal(st.partial_flush_min_spans, 1000); /* bad env ignored */
+  int team = -1, region = -1, host = -1;
+  for (size_t i = 0; i < st.ntags; i++) {
+    if (strcmp(st.tags[i].key, "team") == 0)
+      team = (int)i;
+    if (strcmp(st.tags[i].key, "region") == 0)
+      region = (int)i;
+    if (strcmp(st.tags[i].key, "host.name") == 0)
+      host = (int)i;
+  }
+  assert_true(team >= 0 && region >= 0);
+  assert_string_equal(st.tags[team].value, "core"); /* DD_TAGS over OTEL */
+  assert_string_equal(st.tags[region].value, "eu");
+  assert_int_equal(host, -1); /* bad percent-encoding: skipped */
+  hs_settings_free(&st);
+
+  /* Code wins over every variable. */
+  cfg.service = "from-code";
+  cfg.tags = "team:code";
+  assert_int_equal(hs_settings_load(&cfg, &st, err, sizeof err), HOTSPAN_OK);
+  assert_string_equal(st.service, "from-code");
+  for (size_t i = 0; i < st.ntags; i++)
+    if (strcmp(st.tags[i].key, "team") == 0)
+      assert_string_equal(st.tags[i].value, "code");
+  hs_settings_free(&st);
+
+  unsetenv("HOTSPAN_SERVICE");
+  cfg.service = NULL;
+  assert_int_equal(hs_settings_load(&cfg, &st, err, sizeof err), HOTSPAN_OK);
+  assert_string_equal(st.service, "from-dd");
+  hs_settings_free(&st);
+  unsetenv("DD_SERVICE");
+  assert_int_equal(hs_settings_load(&cfg, &st, err, sizeof err), HOTSPAN_OK);
+  assert_string_equal(st.service, "from-otel");
+  hs_settings_free(&st);
+
+  /* A bad value in code is an error, not a silent default. */
+  cfg.sample_rate = 1.5;
+  assert_int_equal(hs_settings_load(&cfg, &st, err, sizeof err),
+                   HOTSPAN_ECONFIG);
+  assert_non_null(strstr(err, "sample_rate"));
+  hs_settings_free(&st);
+  hotspan_tracer *t = NULL;
+  assert_int_equal(hotspan_tracer_new(&cfg, &t), HOTSPAN_ECONFIG);
+  assert_null(t);
+  cfg.sample_rate = -1;
+  cfg.log_level = 9;
+  assert_int_equal(hotspan_tracer_new(&cfg, &t), HOTSPAN_ECONFIG);
+
+  /* ignore_environment: defaults only. */
+  hotspan_config_init(&cfg);
+  cfg.ignore_environment = 1;
+  assert_int_equal(hs_settings_load(&cfg, &st, err, sizeof err), HOTSPAN_OK);
+  assert_null(st.env);
+  assert_int_equal(st.ntags, 0);
+  hs_settings_free(&st);
+  unsetenv("OTEL_SERVICE_NAME");
+  unsetenv("DD_ENV");
+  unsetenv("DD_TAGS");
+  unsetenv("OTEL_RESOURCE_ATTRIBUTES");
+  unsetenv("DD_TRACE_PARTIAL_FLUSH_MIN_SPANS");
+}
+
+static void test_fork_unique_ids(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  hotspan_span *warm = hotspan_span_start(t, "warm", NULL);
+  hotspan_span_finish(warm);
+  enum { N = 64 };
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    uint64_t ids[N];
+    for (int i = 0; i < N; i++) {
+      hotspan_span *s = hotspan_span_start(t, "child-span", NULL);
+      ids[i] = hotspan_span_id(s) ^ hotspan_span_trace_id_low(s);
+      hotspan_span_finish(s);
+    }
+    /* The child's writer works: its spans reach its sink. */
+    int ok = hotspan_tracer_flush(t, 5000) == HOTSPAN_OK &&
+             cap_find(cs, "child-span") != NULL;
+    ssize_t w = write(fds[1], ids, sizeof ids);
+    _exit(ok && w == (ssize_t)sizeof ids ? 0 : 3);
+  }
+  uint64_t mine[N], theirs[N];
+  for (int i = 0; i < N; i++) {
+    hotspan_span *s = hotspan_span_start(t, "parent-span", NULL);
+    mine[i] = hotspan_span_id(s) ^ hotspan_span_trace_id_low(s);
+    hotspan_span_finish(s);
+  }
+  assert_int_equal(read(fds[0], theirs, sizeof theirs), (ssize_t)sizeof theirs);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++)
+      assert_true(mine[i] != theirs[j]);
+  close(fds[0]);
+  close(fds[1]);
+  hotspan_tracer_free(t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_root_and_child),
+      cmocka_unit_test(test_parent_options),
+      cmocka_unit_test(test_remote_parent),
+      cmocka_unit_test(test_activation_rules),
+      cmocka_unit_test(test_tags_and_errors),
+      cmocka_unit_test(test_null_safety),
+      cmocka_unit_test(test_endpoint),
+      cmocka_unit_test(test_manual_drop),
+      cmocka_unit_test(test_partial_flush),
+      cmocka_unit_test(test_unfinished_spans),
+      cmocka_unit_test(test_config_precedence),
+      cmocka_unit_test(test_fork_unique_ids),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

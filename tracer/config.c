@@ -1,0 +1,438 @@
+/* Effective tracer settings: code > HOTSPAN_* > DD_* / OTEL_* > defaults.
+ * Every variable read here is listed in docs/configuration.md. A bad value
+ * in the environment is logged and ignored (the program keeps running with
+ * the default); a bad value passed in code is an error (HOTSPAN_ECONFIG),
+ * because the programmer can fix it. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/buf.h"
+#include "common/env.h"
+#include "common/log.h"
+#include "hotspan/version.h"
+#include "tracer/internal.h"
+
+#define HS_DEFAULT_PARTIAL_FLUSH 1000
+#define HS_MAX_GLOBAL_TAGS 128
+
+extern char *program_invocation_short_name;
+
+static char *dup_or_null(const char *s) {
+  return s ? strdup(s) : NULL;
+}
+
+/* ------------------------------------------------------------ tags */
+
+static void kv_set(hs_tracer_settings *st, const char *k, size_t klen,
+                   const char *v, size_t vlen) {
+  for (size_t i = 0; i < st->ntags; i++) {
+    if (strlen(st->tags[i].key) == klen &&
+        memcmp(st->tags[i].key, k, klen) == 0) {
+      char *nv = strndup(v, vlen);
+      if (nv != NULL) {
+        free(st->tags[i].value);
+        st->tags[i].value = nv;
+      }
+      return;
+    }
+  }
+  if (st->ntags >= HS_MAX_GLOBAL_TAGS) {
+    hs_log(HS_LOG_WARN, "more than %d global tags; ignoring \"%.*s\"",
+           HS_MAX_GLOBAL_TAGS, (int)klen, k);
+    return;
+  }
+  hs_kv *n = realloc(st->tags, sizeof *n * (st->ntags + 1));
+  if (n == NULL)
+    return;
+  st->tags = n;
+  n[st->ntags].key = strndup(k, klen);
+  n[st->ntags].value = strndup(v, vlen);
+  if (n[st->ntags].key == NULL || n[st->ntags].value == NULL) {
+    free(n[st->ntags].key);
+    free(n[st->ntags].value);
+    return;
+  }
+  st->ntags++;
+}
+
+static size_t trim(const char **s, size_t n) {
+  while (n > 0 && (**s == ' ' || **s == '\t')) {
+    (*s)++;
+    n--;
+  }
+  while (n > 0 && ((*s)[n - 1] == ' ' || (*s)[n - 1] == '\t'))
+    n--;
+  return n;
+}
+
+/* DD_TAGS form: "k1:v1,k2:v2" (commas or spaces between entries). An entry
+ * without ':' is skipped with a warning. */
+static void parse_dd_tags(hs_tracer_settings *st, const char *list,
+                          const char *origin) {
+  const char *p = list;
+  int sep = strchr(list, ',') ? ',' : ' ';
+  while (*p != '\0') {
+    const char *end = strchr(p, sep);
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    const char *e = p;
+    size_t len = trim(&e, n);
+    if (len > 0) {
+      const char *colon = memchr(e, ':', len);
+      if (colon == NULL || colon == e) {
+        hs_log(HS_LOG_WARN, "%s: ignoring tag \"%.*s\" (expected key:value)",
+               origin, (int)len, e);
+      } else {
+        const char *k = e, *v = colon + 1;
+        size_t klen = trim(&k, (size_t)(colon - e));
+        size_t vlen = trim(&v, len - (size_t)(colon - e) - 1);
+        kv_set(st, k, klen, v, vlen);
+      }
+    }
+    p += n;
+    if (*p == sep)
+      p++;
+  }
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decodes n bytes of s into dst (capacity cap); -1 if invalid or
+ * too long. */
+static int pct_decode(const char *s, size_t n, char *dst, size_t cap) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    int c = (unsigned char)s[i];
+    if (c == '%') {
+      if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+        return -1;
+      c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+      i += 2;
+    }
+    if (o + 1 >= cap)
+      return -1;
+    dst[o++] = (char)c;
+  }
+  dst[o] = '\0';
+  return (int)o;
+}
+
+/* OTEL_RESOURCE_ATTRIBUTES: "k1=v1,k2=v2", values percent-encoded.
+ * service.name, service.version and deployment.environment(.name) fill the
+ * matching settings when those are still unset; the rest become tags. */
+static void parse_otel_resource(hs_tracer_settings *st, const char *list,
+                                char **service, char **version, char **env) {
+  const char *p = list;
+  while (*p != '\0') {
+    const char *end = strchr(p, ',');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    const char *e = p;
+    size_t len = trim(&e, n);
+    const char *eq = len ? memchr(e, '=', len) : NULL;
+    if (len > 0 && (eq == NULL || eq == e)) {
+      hs_log(HS_LOG_WARN,
+             "OTEL_RESOURCE_ATTRIBUTES: ignoring \"%.*s\" (expected key=value)",
+             (int)len, e);
+    } else if (len > 0) {
+      char key[256], val[1024];
+      const char *k = e, *v = eq + 1;
+      size_t klen = trim(&k, (size_t)(eq - e));
+      size_t vlen = trim(&v, len - (size_t)(eq - e) - 1);
+      if (pct_decode(k, klen, key, sizeof key) < 0 ||
+          pct_decode(v, vlen, val, sizeof val) < 0) {
+        hs_log(HS_LOG_WARN,
+               "OTEL_RESOURCE_ATTRIBUTES: ignoring \"%.*s\" (bad encoding "
+               "or too long)",
+               (int)len, e);
+      } else if (strcmp(key, "service.name") == 0) {
+        if (*service == NULL)
+          *service = strdup(val);
+      } else if (strcmp(key, "service.version") == 0) {
+        if (*version == NULL)
+          *version = strdup(val);
+      } else if (strcmp(key, "deployment.environment") == 0 ||
+                 strcmp(key, "deployment.environment.name") == 0) {
+        if (*env == NULL)
+          *env = strdup(val);
+      } else {
+        kv_set(st, key, strlen(key), val, strlen(val));
+      }
+    }
+    p += n;
+    if (*p == ',')
+      p++;
+  }
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static const char *env_list(int use_env, const char *const *names) {
+  return use_env ? hs_env_first(names, NULL) : NULL;
+}
+
+static void make_runtime_id(char out[37]) {
+  uint8_t b[16];
+  if (getrandom(b, sizeof b, GRND_NONBLOCK) != (ssize_t)sizeof b) {
+    uint64_t x = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)out;
+    for (size_t i = 0; i < sizeof b; i++) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      b[i] = (uint8_t)(x >> 56);
+    }
+  }
+  b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+  b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10 */
+  snprintf(
+      out, 37,
+      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+      b[12], b[13], b[14], b[15]);
+}
+
+static int load_styles(int use_env, const char *code_value,
+                       const char *const *env_names, hs_prop_styles *out,
+                       char *err, size_t errlen) {
+  const char *which = "code";
+  const char *v = code_value;
+  if (v == NULL && use_env)
+    v = hs_env_first(env_names, &which);
+  if (v == NULL)
+    v = "datadog,tracecontext";
+  hs_prop_styles st;
+  if (hs_prop_parse_styles(v, &st) != 0) {
+    if (code_value != NULL) {
+      snprintf(err, errlen, "unknown propagation style in \"%.64s\"", v);
+      return HOTSPAN_ECONFIG;
+    }
+    hs_log(HS_LOG_WARN, "%s=\"%.64s\": unknown style names ignored", which, v);
+  }
+  *out = st;
+  return HOTSPAN_OK;
+}
+
+/* ------------------------------------------------------------ load */
+
+int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *st,
+                     char *err, size_t errlen) {
+  memset(st, 0, sizeof *st);
+  hotspan_config defaults;
+  if (cfg == NULL) {
+    hotspan_config_init(&defaults);
+    cfg = &defaults;
+  }
+  int use_env = !cfg->ignore_environment;
+  if (cfg->log_level < 0 || cfg->log_level > 4) {
+    snprintf(err, errlen, "log_level %d out of range 0..4", cfg->log_level);
+    return HOTSPAN_ECONFIG;
+  }
+  st->log_level = cfg->log_level;
+  if (cfg->log_level > 0)
+    hs_log_set_level(cfg->log_level);
+
+  static const char *const service_vars[] = {"HOTSPAN_SERVICE", "DD_SERVICE",
+                                             "OTEL_SERVICE_NAME", NULL};
+  static const char *const env_vars[] = {"HOTSPAN_ENV", "DD_ENV", NULL};
+  static const char *const version_vars[] = {"HOTSPAN_VERSION", "DD_VERSION",
+                                             NULL};
+  char *service = dup_or_null(cfg->service ? cfg->service
+                                           : env_list(use_env, service_vars));
+  char *env = dup_or_null(cfg->env ? cfg->env : env_list(use_env, env_vars));
+  char *version = dup_or_null(cfg->version ? cfg->version
+                                           : env_list(use_env, version_vars));
+
+  /* Tags: lowest precedence first, so that later ones overwrite. */
+  if (use_env) {
+    const char *ra = hs_env_get("OTEL_RESOURCE_ATTRIBUTES");
+    if (ra != NULL)
+      parse_otel_resource(st, ra, &service, &version, &env);
+    const char *dd = hs_env_get("DD_TAGS");
+    if (dd != NULL)
+      parse_dd_tags(st, dd, "DD_TAGS");
+    const char *hs = hs_env_get("HOTSPAN_TAGS");
+    if (hs != NULL)
+      parse_dd_tags(st, hs, "HOTSPAN_TAGS");
+  }
+  if (cfg->tags != NULL)
+    parse_dd_tags(st, cfg->tags, "hotspan_config.tags");
+
+  if (service == NULL)
+    service =
+        strdup(program_invocation_short_name && program_invocation_short_name[0]
+                   ? program_invocation_short_name
+                   : "unnamed-c-service");
+  st->service = service;
+  st->env = env;
+  st->version = version;
+  if (st->service == NULL)
+    return HOTSPAN_ENOMEM;
+
+  /* Sampling. */
+  st->sample_rate = -1;
+  if (cfg->sample_rate >= 0) {
+    if (!(cfg->sample_rate <= 1)) {
+      snprintf(err, errlen, "sample_rate %g outside 0..1", cfg->sample_rate);
+      return HOTSPAN_ECONFIG;
+    }
+    st->sample_rate = cfg->sample_rate;
+  } else if (use_env) {
+    double r;
+    const char *names[] = {"HOTSPAN_TRACE_SAMPLE_RATE", "DD_TRACE_SAMPLE_RATE",
+                           NULL};
+    int found = 0;
+    for (const char *const *n = names; *n != NULL && !found; n++) {
+      int rc = hs_env_double(*n, &r);
+      if (rc == 0 && (r < 0 || r > 1))
+        hs_log(HS_LOG_WARN, "ignoring %s=%g: outside 0..1", *n, r);
+      else if (rc == 0) {
+        st->sample_rate = r;
+        found = 1;
+      }
+    }
+    const char *otel = hs_env_get("OTEL_TRACES_SAMPLER");
+    if (!found && otel != NULL) {
+      if (hs_sampler_rate_from_otel(otel, hs_env_get("OTEL_TRACES_SAMPLER_ARG"),
+                                    &r) == 0)
+        st->sample_rate = r;
+      else
+        hs_log(HS_LOG_WARN, "ignoring OTEL_TRACES_SAMPLER=\"%.64s\"", otel);
+    }
+  }
+  static const char *const rules_vars[] = {"HOTSPAN_TRACE_SAMPLING_RULES",
+                                           "DD_TRACE_SAMPLING_RULES", NULL};
+  st->sampling_rules =
+      dup_or_null(cfg->sampling_rules ? cfg->sampling_rules
+                                      : env_list(use_env, rules_vars));
+  st->rate_limit = -1;
+  if (cfg->rate_limit >= 0) {
+    st->rate_limit = cfg->rate_limit;
+  } else if (use_env) {
+    double r;
+    const char *names[] = {"HOTSPAN_TRACE_RATE_LIMIT", "DD_TRACE_RATE_LIMIT",
+                           NULL};
+    for (const char *const *n = names; *n != NULL; n++) {
+      int rc = hs_env_double(*n, &r);
+      if (rc == 0 && r < 0)
+        hs_log(HS_LOG_WARN, "ignoring %s=%g: negative", *n, r);
+      else if (rc == 0) {
+        st->rate_limit = r;
+        break;
+      }
+    }
+  }
+
+  /* Propagation. */
+  static const char *const extract_vars[] = {
+      "HOTSPAN_PROPAGATION_STYLE_EXTRACT",
+      "HOTSPAN_PROPAGATION_STYLE",
+      "DD_TRACE_PROPAGATION_STYLE_EXTRACT",
+      "DD_TRACE_PROPAGATION_STYLE",
+      "OTEL_PROPAGATORS",
+      NULL};
+  static const char *const inject_vars[] = {"HOTSPAN_PROPAGATION_STYLE_INJECT",
+                                            "HOTSPAN_PROPAGATION_STYLE",
+                                            "DD_TRACE_PROPAGATION_STYLE_INJECT",
+                                            "DD_TRACE_PROPAGATION_STYLE",
+                                            "OTEL_PROPAGATORS",
+                                            NULL};
+  int rc = load_styles(use_env, cfg->propagation_style_extract, extract_vars,
+                       &st->extract, err, errlen);
+  if (rc == HOTSPAN_OK)
+    rc = load_styles(use_env, cfg->propagation_style_inject, inject_vars,
+                     &st->inject, err, errlen);
+  if (rc != HOTSPAN_OK)
+    return rc;
+
+  /* Output and flushing. */
+  static const char *const out_vars[] = {"HOTSPAN_OUTPUT_DIR", NULL};
+  st->output_dir = dup_or_null(cfg->output_dir ? cfg->output_dir
+                                               : env_list(use_env, out_vars));
+  st->partial_flush_min_spans = HS_DEFAULT_PARTIAL_FLUSH;
+  if (cfg->partial_flush_min_spans > 0) {
+    st->partial_flush_min_spans = cfg->partial_flush_min_spans;
+  } else if (use_env) {
+    uint64_t v;
+    const char *names[] = {"HOTSPAN_TRACE_PARTIAL_FLUSH_MIN_SPANS",
+                           "DD_TRACE_PARTIAL_FLUSH_MIN_SPANS", NULL};
+    for (const char *const *n = names; *n != NULL; n++) {
+      int r = hs_env_u64(*n, &v);
+      if (r == 0 && (v == 0 || v > 1000000))
+        hs_log(HS_LOG_WARN, "ignoring %s=%llu: outside 1..1000000", *n,
+               (unsigned long long)v);
+      else if (r == 0) {
+        st->partial_flush_min_spans = (uint32_t)v;
+        break;
+      }
+    }
+  }
+  make_runtime_id(st->runtime_id);
+  return HOTSPAN_OK;
+}
+
+void hs_settings_free(hs_tracer_settings *st) {
+  free(st->service);
+  free(st->env);
+  free(st->version);
+  for (size_t i = 0; i < st->ntags; i++) {
+    free(st->tags[i].key);
+    free(st->tags[i].value);
+  }
+  free(st->tags);
+  free(st->sampling_rules);
+  free(st->output_dir);
+  memset(st, 0, sizeof *st);
+}
+
+void hs_settings_describe(const hs_tracer_settings *st, const hs_sampler *smp,
+                          const hs_sink *sinks, hs_buf *b) {
+  char styles[128];
+  hs_buf_puts(b, "{\"event\":\"hotspan.config\",\"tracer_version\":");
+  hs_json_str(b, HOTSPAN_VERSION_STRING);
+  hs_buf_puts(b, ",\"service\":");
+  hs_json_str(b, st->service);
+  hs_buf_puts(b, ",\"env\":");
+  hs_json_str(b, st->env);
+  hs_buf_puts(b, ",\"version\":");
+  hs_json_str(b, st->version);
+  hs_buf_puts(b, ",\"runtime_id\":");
+  hs_json_str(b, st->runtime_id);
+  hs_buf_puts(b, ",\"tags\":{");
+  for (size_t i = 0; i < st->ntags; i++) {
+    if (i)
+      hs_buf_putc(b, ',');
+    hs_json_str(b, st->tags[i].key);
+    hs_buf_putc(b, ':');
+    hs_json_str(b, st->tags[i].value);
+  }
+  hs_buf_puts(b, "},\"sampling\":");
+  if (smp != NULL)
+    hs_sampler_describe(smp, b);
+  else
+    hs_buf_puts(b, "null");
+  hs_prop_format_styles(&st->extract, styles, sizeof styles);
+  hs_buf_puts(b, ",\"propagation_extract\":");
+  hs_json_str(b, styles);
+  hs_prop_format_styles(&st->inject, styles, sizeof styles);
+  hs_buf_puts(b, ",\"propagation_inject\":");
+  hs_json_str(b, styles);
+  hs_buf_puts(b, ",\"output_dir\":");
+  hs_json_str(b, st->output_dir);
+  hs_buf_puts(b, ",\"partial_flush_min_spans\":");
+  hs_json_u64(b, st->partial_flush_min_spans);
+  hs_buf_puts(b, ",\"sinks\":[");
+  for (const hs_sink *s = sinks; s != NULL; s = s->next) {
+    if (s != sinks)
+      hs_buf_putc(b, ',');
+    hs_json_str(b, s->name);
+  }
+  hs_buf_puts(b, "]}");
+}

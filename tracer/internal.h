@@ -1,0 +1,283 @@
+/* Tracer core internals: spans, local traces, chunks, sinks, per-thread
+ * state. Shared by the tracer sources, the exporters and unit tests. */
+#ifndef HS_TRACER_INTERNAL_H
+#define HS_TRACER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "correlation/thread_ctx.h"
+#include "hotspan/propagation.h"
+#include "hotspan/tracer.h"
+#include "tracer/propagation_codec.h"
+#include "tracer/sampler.h"
+
+/* ------------------------------------------------------------ limits */
+#define HS_TAG_KEY_MAX 200
+#define HS_TAG_VALUE_MAX 25000
+#define HS_SPAN_INLINE_TAGS 8
+#define HS_SPAN_ARENA 320
+
+/* ------------------------------------------------------------ spans */
+enum hs_tag_type { HS_TAG_STR = 1, HS_TAG_INT, HS_TAG_DOUBLE, HS_TAG_BOOL };
+
+typedef struct hs_tag {
+  const char *key; /* in the span's arena */
+  uint8_t type;    /* enum hs_tag_type */
+  union {
+    const char *s; /* in the span's arena */
+    int64_t i;
+    double d;
+  } v;
+} hs_tag;
+
+enum hs_span_state { HS_SPAN_FREE = 0, HS_SPAN_OPEN = 1, HS_SPAN_FINISHED = 2 };
+
+typedef struct hs_arena_block {
+  struct hs_arena_block *next;
+  char data[];
+} hs_arena_block;
+
+typedef struct hs_trace hs_trace;
+
+struct hotspan_span {
+  hs_trace *trace;
+  hotspan_span *next;      /* trace's finished list, or a free list */
+  hotspan_span *open_prev; /* trace's list of open spans */
+  hotspan_span *open_next;
+  hotspan_span *prev_active; /* what was active before hotspan_span_activate */
+  uint64_t span_id;
+  uint64_t parent_id; /* 0 for a trace root */
+  uint64_t start_ns;  /* Unix ns */
+  uint64_t start_mono;
+  uint64_t duration_ns;
+  const char *name;
+  const char *resource;
+  const char *service; /* the tracer's string unless set per span */
+  const char *type;    /* NULL if none */
+  uint8_t kind;
+  uint8_t error;
+  _Atomic uint8_t state;
+  uint8_t is_local_root;
+  uint8_t activated; /* 1 while activated with hotspan_span_activate */
+  uint16_t ntags;
+  uint16_t cap_tags;
+  hs_tag *tags; /* inline_tags or heap */
+  hs_tag inline_tags[HS_SPAN_INLINE_TAGS];
+  hs_arena_block *blocks; /* overflow of the arena */
+  char *apos;
+  char *aend;
+  char arena[HS_SPAN_ARENA];
+};
+
+/* ------------------------------------------------------------ traces */
+
+/* The part of a trace living in this process. Reference counted: one
+ * reference per span not yet released, one per chunk in flight. */
+struct hs_trace {
+  pthread_mutex_t mu;
+  _Atomic uint32_t refs;
+  hotspan_tracer *tracer;
+  uint64_t id_high;
+  uint64_t id_low;
+  uint64_t local_root_id;
+  hotspan_span *local_root; /* NULL once it finished */
+  _Atomic uint32_t endpoint_id;
+  /* Sampling, under mu. */
+  int priority; /* HOTSPAN_PRIORITY_*; UNSET until decided */
+  int mechanism;
+  int decided;
+  double rule_rate;
+  double limit_rate;
+  /* Span bookkeeping, under mu. */
+  hotspan_span *open_head; /* open spans, for reclaim and counting */
+  uint32_t nopen;
+  hotspan_span *finished; /* finished, not yet flushed, newest first */
+  uint32_t nfinished;
+  uint8_t root_finished;
+  uint8_t has_remote;
+  /* From an extracted context (has_remote), copied at root start. */
+  char origin[HOTSPAN_ORIGIN_MAX];
+  char propagated_tags[HOTSPAN_PROPAGATED_TAGS_MAX];
+  char tracestate_other[HOTSPAN_TRACESTATE_MAX];
+  char last_dd_parent_id[17];
+  hs_trace *orphan_next; /* tracer's list of traces with spans left open */
+};
+
+/* A batch of finished spans of one trace, handed to the sinks. */
+typedef struct hs_chunk {
+  hs_trace *trace;     /* holds a reference */
+  hotspan_span *spans; /* linked by next */
+  uint32_t nspans;
+  uint8_t partial; /* the local root is not in this chunk */
+  struct hs_chunk *next;
+} hs_chunk;
+
+/* ------------------------------------------------------------ sinks */
+
+/* A sink receives kept chunks on the tracer's writer thread, one at a time
+ * (never concurrently), and must not keep pointers into them after write
+ * returns. flush is called after each batch and at shutdown. */
+typedef struct hs_sink {
+  const char *name;
+  void (*write)(struct hs_sink *self, const hs_chunk *chunk);
+  void (*flush)(struct hs_sink *self);
+  void (*destroy)(struct hs_sink *self);
+  struct hs_sink *next;
+} hs_sink;
+
+/* Adds a sink; the tracer owns it from then on (destroy at free). Call
+ * before spans are created. Returns HOTSPAN_OK or HOTSPAN_EINVAL. */
+int hs_tracer_add_sink(hotspan_tracer *t, hs_sink *sink);
+
+/* Sink that discards everything (benchmarks, tests). */
+hs_sink *hs_sink_discard_new(void);
+
+/* File sink: DIR/traces.jsonl, one JSON object per span. Creates DIR if
+ * missing. Returns NULL and logs on failure. */
+hs_sink *hs_sink_file_new(const char *dir);
+
+/* Appends one span as a JSON object (no newline) — shared by the file sink
+ * and the example program. */
+struct hs_buf;
+void hs_span_to_json(const hotspan_span *s, struct hs_buf *out);
+
+/* ------------------------------------------------------------ tracer */
+
+typedef struct hs_kv {
+  char *key;
+  char *value;
+} hs_kv;
+
+typedef struct hs_tracer_settings {
+  char *service;
+  char *env;
+  char *version;
+  hs_kv *tags;
+  size_t ntags;
+  double sample_rate; /* <0 unset */
+  char *sampling_rules;
+  double rate_limit; /* <0 default */
+  hs_prop_styles extract;
+  hs_prop_styles inject;
+  char *output_dir;
+  uint32_t partial_flush_min_spans;
+  int log_level;
+  char runtime_id[37]; /* uuid v4 of this tracer instance */
+} hs_tracer_settings;
+
+/* Builds the effective settings from cfg and the environment (precedence:
+ * code > HOTSPAN_* > DD_* / OTEL_* > defaults). Returns HOTSPAN_OK,
+ * HOTSPAN_ECONFIG (bad value in cfg; message in err), HOTSPAN_ENOMEM. */
+int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *out,
+                     char *err, size_t errlen);
+void hs_settings_free(hs_tracer_settings *s);
+/* The effective configuration as one JSON object (for the start-up log). */
+void hs_settings_describe(const hs_tracer_settings *s, const hs_sampler *smp,
+                          const hs_sink *sinks, struct hs_buf *out);
+
+typedef struct hs_counters {
+  _Atomic uint64_t spans_created;
+  _Atomic uint64_t spans_finished;
+  _Atomic uint64_t spans_dropped;
+  _Atomic uint64_t spans_unfinished;
+  _Atomic uint64_t traces_kept;
+  _Atomic uint64_t traces_dropped;
+  _Atomic uint64_t traces_rate_limited;
+  _Atomic uint64_t chunks_partial;
+  _Atomic uint64_t chunks_queue_dropped;
+  _Atomic uint64_t extract_errors;
+} hs_counters;
+
+/* The writer: a bounded queue of chunks drained by one background thread
+ * that calls the sinks. Application threads only take a short mutex. */
+typedef struct hs_writer {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;      /* wakes the writer thread */
+  pthread_cond_t done_cv; /* wakes flushers */
+  hs_chunk *head;
+  hs_chunk *tail;
+  uint64_t queued_spans;
+  uint64_t max_spans;    /* bound of queued_spans; past it chunks are dropped */
+  uint64_t enqueued_seq; /* chunks ever enqueued */
+  uint64_t written_seq;  /* chunks the thread finished with */
+  int stop;
+  int running;
+  int flush_requested;
+  pthread_t thread;
+  _Atomic unsigned fork_gen; /* hs_fork_generation() of the thread */
+} hs_writer;
+
+struct hotspan_tracer {
+  hs_tracer_settings settings;
+  hs_sampler *sampler;
+  hs_sink *sinks;
+  hs_writer writer;
+  hs_counters counters;
+  pthread_mutex_t orphans_mu;
+  hs_trace *orphans; /* traces whose root finished with spans still open */
+  hotspan_tracer *next_tracer; /* global list, for fork handling */
+};
+
+/* Queue a kept chunk (takes ownership). Never blocks on I/O. */
+void hs_writer_enqueue(hotspan_tracer *t, hs_chunk *c);
+int hs_writer_start(hotspan_tracer *t);
+/* Waits until everything enqueued before the call was written. */
+int hs_writer_flush(hotspan_tracer *t, int timeout_ms);
+void hs_writer_stop(hotspan_tracer *t, int timeout_ms);
+
+/* ------------------------------------------------------------ memory */
+
+/* Spans and traces come from process-wide pools with per-thread caches, so
+ * that steady-state span creation does not call malloc. */
+hotspan_span *hs_span_alloc(void);
+void hs_span_release(hotspan_span *s); /* frees tag memory, back to pool */
+hs_trace *hs_trace_alloc(void);
+void hs_trace_unref(hs_trace *tr);
+void hs_trace_unref_n(hs_trace *tr, uint32_t n);
+static inline void hs_trace_ref(hs_trace *tr) {
+  atomic_fetch_add_explicit(&tr->refs, 1, memory_order_relaxed);
+}
+/* Releases every span of a chunk and the chunk's trace reference. */
+void hs_chunk_free(hs_chunk *c);
+
+/* ------------------------------------------------------------ threads */
+
+/* Per-thread state of the tracer. */
+typedef struct hs_tstate {
+  hs_thread_ctx *rec;   /* published thread context record */
+  hotspan_span *active; /* active span or NULL */
+  uint64_t rng[2];      /* xoroshiro128+ state */
+  unsigned rng_fork_gen;
+  /* CLOCK_REALTIME - CLOCK_MONOTONIC, refreshed every second, so that a
+   * span start costs one clock read instead of two. */
+  uint64_t rt_offset;
+  uint64_t rt_offset_mono;
+  struct hs_cache *span_cache;
+  struct hs_cache *trace_cache;
+} hs_tstate;
+
+/* The calling thread's state, created on first use; NULL if out of memory.
+ * Not for signal handlers. */
+hs_tstate *hs_tstate_get(void);
+
+/* Number of forks seen by this process (bumped in the child). */
+unsigned hs_fork_generation(void);
+void hs_fork_handlers_install(void);
+
+/* Ids: 64-bit random, never 0; span ids have the top bit clear. */
+uint64_t hs_random64(hs_tstate *ts);
+uint64_t hs_new_span_id(hs_tstate *ts);
+
+/* Unix time in ns for the monotonic time mono (from the thread's cached
+ * offset between the two clocks, refreshed once a second). */
+uint64_t hs_unix_from_mono(hs_tstate *ts, uint64_t mono);
+
+/* Publishes the active span (or none) in the thread context record. */
+void hs_publish_active(hs_tstate *ts);
+
+/* Trace-level sampling decision, made once; returns the priority. */
+int hs_trace_decide(hs_trace *tr);
+
+#endif

@@ -1,0 +1,518 @@
+/* Spans: start, finish, tags, and the active span of each thread.
+ *
+ * Hot path budget (docs/PERFORMANCE.md): start + finish of a child span
+ * with two string tags in ~100 ns. So: no malloc (pools), strings copied
+ * into the span's inline arena, one uncontended trace mutex at start and at
+ * finish, relaxed atomic counters. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "correlation/endpoints.h"
+#include "tracer/internal.h"
+
+/* ------------------------------------------------------------ arena */
+
+static char *arena_alloc(hotspan_span *s, size_t n) {
+  n = (n + 7) & ~(size_t)7;
+  if ((size_t)(s->aend - s->apos) >= n) {
+    char *p = s->apos;
+    s->apos += n;
+    return p;
+  }
+  size_t size = n > 1024 ? n : 1024;
+  hs_arena_block *b = malloc(sizeof *b + size);
+  if (b == NULL)
+    return NULL;
+  b->next = s->blocks;
+  s->blocks = b;
+  s->apos = b->data + n;
+  s->aend = b->data + size;
+  return b->data;
+}
+
+static const char *arena_strdup(hotspan_span *s, const char *str, size_t n) {
+  char *p = arena_alloc(s, n + 1);
+  if (p == NULL)
+    return NULL;
+  memcpy(p, str, n);
+  p[n] = '\0';
+  return p;
+}
+
+/* Length of str if at most max bytes, else max + 1. */
+static size_t bounded_len(const char *str, size_t max) {
+  const char *nul = memchr(str, '\0', max + 1);
+  return nul ? (size_t)(nul - str) : max + 1;
+}
+
+/* ------------------------------------------------------------ active */
+
+static inline void fill_value(const hotspan_span *s, hs_ctx_value *v) {
+  const hs_trace *tr = s->trace;
+  v->trace_id_high = tr->id_high;
+  v->trace_id_low = tr->id_low;
+  v->span_id = s->span_id;
+  v->local_root_span_id = tr->local_root_id;
+  v->endpoint_id = atomic_load_explicit(&((hs_trace *)tr)->endpoint_id,
+                                        memory_order_relaxed);
+  /* Undecided traces are kept by default, so they read as sampled. */
+  int prio = tr->priority;
+  v->trace_flags = (prio == HOTSPAN_PRIORITY_UNSET || prio > 0) ? 1 : 0;
+}
+
+void hs_publish_active(hs_tstate *ts) {
+  if (ts->active == NULL) {
+    hs_thread_ctx_write(ts->rec, NULL);
+    return;
+  }
+  hs_ctx_value v;
+  fill_value(ts->active, &v);
+  hs_thread_ctx_write(ts->rec, &v);
+}
+
+hotspan_span *hotspan_enter(hotspan_span *s) {
+  hs_tstate *ts = hs_tstate_get();
+  if (ts == NULL)
+    return NULL;
+  hotspan_span *prev = ts->active;
+  ts->active = s;
+  hs_publish_active(ts);
+  return prev;
+}
+
+void hotspan_leave(hotspan_span *previous) {
+  hs_tstate *ts = hs_tstate_get();
+  if (ts == NULL)
+    return;
+  ts->active = previous;
+  hs_publish_active(ts);
+}
+
+hotspan_span *hotspan_active_span(void) {
+  hs_tstate *ts = hs_tstate_get();
+  return ts ? ts->active : NULL;
+}
+
+int hotspan_span_activate(hotspan_span *s) {
+  hs_tstate *ts;
+  if (s == NULL || s->activated ||
+      atomic_load_explicit(&s->state, memory_order_relaxed) != HS_SPAN_OPEN ||
+      (ts = hs_tstate_get()) == NULL)
+    return s == NULL ? HOTSPAN_EINVAL : HOTSPAN_ESTATE;
+  s->prev_active = ts->active;
+  s->activated = 1;
+  ts->active = s;
+  hs_publish_active(ts);
+  return HOTSPAN_OK;
+}
+
+int hotspan_span_deactivate(hotspan_span *s) {
+  if (s == NULL)
+    return HOTSPAN_EINVAL;
+  hs_tstate *ts = hs_tstate_get();
+  if (ts == NULL || ts->active != s || !s->activated)
+    return HOTSPAN_ESTATE;
+  ts->active = s->prev_active;
+  s->activated = 0;
+  s->prev_active = NULL;
+  hs_publish_active(ts);
+  return HOTSPAN_OK;
+}
+
+/* ------------------------------------------------------------ start */
+
+void hotspan_span_options_init(hotspan_span_options *opts) {
+  if (opts == NULL)
+    return;
+  memset(opts, 0, sizeof *opts);
+  opts->struct_size = sizeof *opts;
+}
+
+static void trace_init_remote(hs_trace *tr, const hotspan_context *rc) {
+  tr->id_high = rc->trace_id_high;
+  tr->id_low = rc->trace_id_low;
+  tr->has_remote = 1;
+  if (rc->sampling_priority != HOTSPAN_PRIORITY_UNSET) {
+    tr->priority = rc->sampling_priority;
+    tr->decided = 1;
+    tr->mechanism = -1; /* decided upstream; _dd.p.dm travels in the tags */
+  }
+  /* The context struct is public: make sure its strings are terminated
+   * before copying, whatever the caller put there. */
+#define HS_COPY_FIELD(dst, src)                                                \
+  do {                                                                         \
+    size_t n_ = strnlen((src), sizeof(src));                                   \
+    if (n_ >= sizeof(dst))                                                     \
+      n_ = 0;                                                                  \
+    memcpy((dst), (src), n_);                                                  \
+    (dst)[n_] = '\0';                                                          \
+  } while (0)
+  HS_COPY_FIELD(tr->origin, rc->origin);
+  HS_COPY_FIELD(tr->propagated_tags, rc->propagated_tags);
+  HS_COPY_FIELD(tr->tracestate_other, rc->tracestate_other);
+  HS_COPY_FIELD(tr->last_dd_parent_id, rc->last_dd_parent_id);
+#undef HS_COPY_FIELD
+}
+
+hotspan_span *hotspan_span_start(hotspan_tracer *t, const char *name,
+                                 const hotspan_span_options *opts) {
+  if (t == NULL || name == NULL)
+    return NULL;
+  hs_tstate *ts = hs_tstate_get();
+  if (ts == NULL)
+    return NULL;
+  const hotspan_span *parent = NULL;
+  const hotspan_context *remote = NULL;
+  if (opts != NULL) {
+    parent = opts->parent;
+    remote = opts->remote_parent;
+    if (remote != NULL && (remote->trace_id_low | remote->trace_id_high) == 0)
+      remote = NULL; /* not a usable context: start a new trace */
+  }
+  if (parent == NULL && remote == NULL && !(opts != NULL && opts->root) &&
+      ts->active != NULL && ts->active->trace->tracer == t)
+    parent = ts->active;
+  if (parent != NULL &&
+      atomic_load_explicit(&parent->state, memory_order_relaxed) !=
+          HS_SPAN_OPEN)
+    parent = NULL; /* misuse: parent already finished; start a new trace */
+
+  hotspan_span *s = hs_span_alloc();
+  if (s == NULL)
+    return NULL;
+  s->span_id = hs_new_span_id(ts);
+  s->start_mono = hs_now_mono_ns();
+  s->start_ns =
+      (opts != NULL && opts->start_ns != 0) ? opts->start_ns : hs_now_unix_ns();
+
+  hs_trace *tr;
+  if (parent != NULL) {
+    tr = parent->trace;
+    hs_trace_ref(tr);
+    s->parent_id = parent->span_id;
+  } else {
+    tr = hs_trace_alloc();
+    if (tr == NULL) {
+      hs_span_release(s);
+      return NULL;
+    }
+    tr->tracer = t;
+    if (remote != NULL) {
+      trace_init_remote(tr, remote);
+      s->parent_id = remote->span_id;
+    } else {
+      tr->id_high = (s->start_ns / 1000000000u) << 32;
+      tr->id_low = hs_random64(ts);
+      if (tr->id_low == 0)
+        tr->id_low = 1;
+      s->parent_id = 0;
+    }
+    tr->local_root_id = s->span_id;
+    tr->local_root = s;
+    s->is_local_root = 1;
+  }
+  s->trace = tr;
+
+  size_t nlen = strlen(name);
+  s->name = arena_strdup(s, name, nlen);
+  s->resource = s->name;
+  s->service = t->settings.service;
+  if (opts != NULL) {
+    if (opts->resource != NULL)
+      s->resource = arena_strdup(s, opts->resource, strlen(opts->resource));
+    if (opts->service != NULL)
+      s->service = arena_strdup(s, opts->service, strlen(opts->service));
+    if (opts->type != NULL)
+      s->type = arena_strdup(s, opts->type, strlen(opts->type));
+    if (opts->kind >= HOTSPAN_KIND_UNSPECIFIED &&
+        opts->kind <= HOTSPAN_KIND_CONSUMER)
+      s->kind = (uint8_t)opts->kind;
+  }
+  if (s->name == NULL || s->resource == NULL || s->service == NULL) {
+    /* Out of memory: give back the span's trace reference (for a new
+     * trace its only one, which frees it). */
+    hs_trace_unref(tr);
+    hs_span_release(s);
+    return NULL;
+  }
+
+  pthread_mutex_lock(&tr->mu);
+  s->open_next = tr->open_head;
+  if (tr->open_head != NULL)
+    tr->open_head->open_prev = s;
+  tr->open_head = s;
+  tr->nopen++;
+  pthread_mutex_unlock(&tr->mu);
+
+  if (s->is_local_root && opts != NULL && opts->resource != NULL)
+    atomic_store_explicit(
+        &tr->endpoint_id,
+        hs_endpoint_intern(opts->resource, strlen(opts->resource)),
+        memory_order_relaxed);
+
+  atomic_fetch_add_explicit(&t->counters.spans_created, 1,
+                            memory_order_relaxed);
+  if (opts != NULL && opts->activate)
+    (void)hotspan_span_activate(s);
+  return s;
+}
+
+/* ------------------------------------------------------------ finish */
+
+void hs_trace_span_finished(hotspan_span *s); /* tracer/trace.c */
+
+void hotspan_span_finish_at(hotspan_span *s, uint64_t end_ns) {
+  if (s == NULL)
+    return;
+  uint8_t expected = HS_SPAN_OPEN;
+  if (!atomic_compare_exchange_strong_explicit(
+          &s->state, &expected, HS_SPAN_FINISHED, memory_order_acq_rel,
+          memory_order_relaxed))
+    return; /* finished twice: ignore the second call */
+  if (end_ns != 0)
+    s->duration_ns = end_ns > s->start_ns ? end_ns - s->start_ns : 0;
+  else
+    s->duration_ns = hs_now_mono_ns() - s->start_mono;
+
+  hs_tstate *ts = hs_tstate_get();
+  if (ts != NULL && ts->active == s) {
+    /* Activated: restore what was active before. Entered: nothing is
+     * active until the matching hotspan_leave restores its caller's span.
+     * Either way the record never shows a finished span. */
+    ts->active = s->activated ? s->prev_active : NULL;
+    hs_publish_active(ts);
+  }
+  s->activated = 0;
+  hs_trace_span_finished(s);
+}
+
+void hotspan_span_finish(hotspan_span *s) {
+  hotspan_span_finish_at(s, 0);
+}
+
+/* ------------------------------------------------------------ tags */
+
+static inline int span_open(const hotspan_span *s) {
+  return s != NULL &&
+         atomic_load_explicit(&s->state, memory_order_relaxed) == HS_SPAN_OPEN;
+}
+
+/* Slot for key: the existing one (value replaced by the caller) or a new
+ * one with the key copied. NULL when out of memory. */
+static hs_tag *tag_slot(hotspan_span *s, const char *key, size_t klen) {
+  for (uint16_t i = 0; i < s->ntags; i++)
+    if (strcmp(s->tags[i].key, key) == 0)
+      return &s->tags[i];
+  if (s->ntags == s->cap_tags) {
+    if (s->cap_tags >= 4096)
+      return NULL;
+    uint16_t cap = (uint16_t)(s->cap_tags * 2);
+    hs_tag *t;
+    if (s->tags == s->inline_tags) {
+      t = malloc(sizeof *t * cap);
+      if (t != NULL)
+        memcpy(t, s->inline_tags, sizeof s->inline_tags);
+    } else {
+      t = realloc(s->tags, sizeof *t * cap);
+    }
+    if (t == NULL)
+      return NULL;
+    s->tags = t;
+    s->cap_tags = cap;
+  }
+  const char *k = arena_strdup(s, key, klen);
+  if (k == NULL)
+    return NULL;
+  hs_tag *tag = &s->tags[s->ntags++];
+  tag->key = k;
+  tag->type = 0;
+  return tag;
+}
+
+static int check_key(const hotspan_span *s, const char *key, size_t *klen) {
+  if (!span_open(s) || key == NULL || key[0] == '\0')
+    return HOTSPAN_EINVAL;
+  *klen = bounded_len(key, HS_TAG_KEY_MAX);
+  return *klen > HS_TAG_KEY_MAX ? HOTSPAN_ETOOBIG : HOTSPAN_OK;
+}
+
+int hotspan_span_set_tag_str(hotspan_span *s, const char *key,
+                             const char *value) {
+  size_t klen;
+  int rc = check_key(s, key, &klen);
+  if (rc != HOTSPAN_OK)
+    return rc;
+  if (value == NULL)
+    return HOTSPAN_EINVAL;
+  size_t vlen = bounded_len(value, HS_TAG_VALUE_MAX);
+  if (vlen > HS_TAG_VALUE_MAX)
+    return HOTSPAN_ETOOBIG;
+  const char *v = arena_strdup(s, value, vlen);
+  hs_tag *tag = v ? tag_slot(s, key, klen) : NULL;
+  if (tag == NULL)
+    return HOTSPAN_ENOMEM;
+  tag->type = HS_TAG_STR;
+  tag->v.s = v;
+  return HOTSPAN_OK;
+}
+
+#define HS_NUMERIC_SETTER(fname, ctype, tagtype, field)                        \
+  int fname(hotspan_span *s, const char *key, ctype value) {                   \
+    size_t klen;                                                               \
+    int rc = check_key(s, key, &klen);                                         \
+    if (rc != HOTSPAN_OK)                                                      \
+      return rc;                                                               \
+    hs_tag *tag = tag_slot(s, key, klen);                                      \
+    if (tag == NULL)                                                           \
+      return HOTSPAN_ENOMEM;                                                   \
+    tag->type = (tagtype);                                                     \
+    tag->v.field = value;                                                      \
+    return HOTSPAN_OK;                                                         \
+  }
+
+HS_NUMERIC_SETTER(hotspan_span_set_tag_int, int64_t, HS_TAG_INT, i)
+HS_NUMERIC_SETTER(hotspan_span_set_tag_double, double, HS_TAG_DOUBLE, d)
+
+int hotspan_span_set_tag_bool(hotspan_span *s, const char *key, int value) {
+  size_t klen;
+  int rc = check_key(s, key, &klen);
+  if (rc != HOTSPAN_OK)
+    return rc;
+  hs_tag *tag = tag_slot(s, key, klen);
+  if (tag == NULL)
+    return HOTSPAN_ENOMEM;
+  tag->type = HS_TAG_BOOL;
+  tag->v.i = value ? 1 : 0;
+  return HOTSPAN_OK;
+}
+
+/* Copies value into the span and stores it in *field. Fields of the local
+ * root are read by the sampler under the trace mutex (possibly from the
+ * thread that finishes another span of the trace), so they are written
+ * under it too. */
+static int set_string_field(hotspan_span *s, const char **field,
+                            const char *value) {
+  if (!span_open(s) || value == NULL)
+    return HOTSPAN_EINVAL;
+  size_t n = bounded_len(value, HS_TAG_VALUE_MAX);
+  if (n > HS_TAG_VALUE_MAX)
+    return HOTSPAN_ETOOBIG;
+  const char *copy = arena_strdup(s, value, n);
+  if (copy == NULL)
+    return HOTSPAN_ENOMEM;
+  if (s->is_local_root) {
+    pthread_mutex_lock(&s->trace->mu);
+    *field = copy;
+    pthread_mutex_unlock(&s->trace->mu);
+  } else {
+    *field = copy;
+  }
+  return HOTSPAN_OK;
+}
+
+/* Sets the endpoint id and shows it at once on this thread if the active
+ * span belongs to the trace. */
+static void set_endpoint_id(hs_trace *tr, const char *name) {
+  uint32_t id = hs_endpoint_intern(name, strlen(name));
+  atomic_store_explicit(&tr->endpoint_id, id, memory_order_relaxed);
+  hs_tstate *ts = hs_tstate_get();
+  if (ts != NULL && ts->active != NULL && ts->active->trace == tr)
+    hs_publish_active(ts);
+}
+
+int hotspan_span_set_resource(hotspan_span *s, const char *resource) {
+  int rc = set_string_field(s, s ? &s->resource : NULL, resource);
+  if (rc == HOTSPAN_OK && s->is_local_root)
+    set_endpoint_id(s->trace, s->resource);
+  return rc;
+}
+
+int hotspan_span_set_endpoint(hotspan_span *s, const char *endpoint) {
+  if (!span_open(s) || endpoint == NULL)
+    return HOTSPAN_EINVAL;
+  if (s->is_local_root)
+    return hotspan_span_set_resource(s, endpoint);
+  if (bounded_len(endpoint, HS_TAG_VALUE_MAX) > HS_TAG_VALUE_MAX)
+    return HOTSPAN_ETOOBIG;
+  /* From another span: the root may belong to another thread, so its arena
+   * is not ours to use. The registry's copy of the name lives as long as
+   * the process; the root's resource points at it. */
+  hs_trace *tr = s->trace;
+  uint32_t id = hs_endpoint_intern(endpoint, strlen(endpoint));
+  const char *name = hs_endpoint_name(id);
+  pthread_mutex_lock(&tr->mu);
+  if (tr->local_root != NULL && name != NULL)
+    tr->local_root->resource = name;
+  pthread_mutex_unlock(&tr->mu);
+  atomic_store_explicit(&tr->endpoint_id, id, memory_order_relaxed);
+  hs_tstate *ts = hs_tstate_get();
+  if (ts != NULL && ts->active != NULL && ts->active->trace == tr)
+    hs_publish_active(ts);
+  return HOTSPAN_OK;
+}
+
+int hotspan_span_set_service(hotspan_span *s, const char *service) {
+  return set_string_field(s, s ? &s->service : NULL, service);
+}
+
+int hotspan_span_set_type(hotspan_span *s, const char *type) {
+  return set_string_field(s, s ? &s->type : NULL, type);
+}
+
+int hotspan_span_set_kind(hotspan_span *s, hotspan_span_kind kind) {
+  if (!span_open(s) || kind < HOTSPAN_KIND_UNSPECIFIED ||
+      kind > HOTSPAN_KIND_CONSUMER)
+    return HOTSPAN_EINVAL;
+  s->kind = (uint8_t)kind;
+  return HOTSPAN_OK;
+}
+
+int hotspan_span_set_error(hotspan_span *s, const char *type,
+                           const char *message, const char *stack) {
+  if (!span_open(s))
+    return HOTSPAN_EINVAL;
+  int rc = HOTSPAN_OK;
+  if (type != NULL)
+    rc = hotspan_span_set_tag_str(s, "error.type", type);
+  if (rc == HOTSPAN_OK && message != NULL)
+    rc = hotspan_span_set_tag_str(s, "error.message", message);
+  if (rc == HOTSPAN_OK && stack != NULL)
+    rc = hotspan_span_set_tag_str(s, "error.stack", stack);
+  s->error = 1; /* the span is an error even if a detail did not fit */
+  return rc;
+}
+
+int hotspan_span_set_sampling_priority(hotspan_span *s, int priority) {
+  if (!span_open(s) || priority < HOTSPAN_PRIORITY_USER_REJECT ||
+      priority > HOTSPAN_PRIORITY_USER_KEEP)
+    return HOTSPAN_EINVAL;
+  hs_trace *tr = s->trace;
+  pthread_mutex_lock(&tr->mu);
+  tr->priority = priority;
+  tr->mechanism = HS_MECH_MANUAL;
+  tr->decided = 1;
+  tr->rule_rate = -1;
+  tr->limit_rate = -1;
+  pthread_mutex_unlock(&tr->mu);
+  hs_tstate *ts = hs_tstate_get();
+  if (ts != NULL && ts->active != NULL && ts->active->trace == tr)
+    hs_publish_active(ts); /* trace_flags follow the decision */
+  return HOTSPAN_OK;
+}
+
+/* ------------------------------------------------------------ ids */
+
+uint64_t hotspan_span_id(const hotspan_span *s) {
+  return s ? s->span_id : 0;
+}
+uint64_t hotspan_span_trace_id_low(const hotspan_span *s) {
+  return s ? s->trace->id_low : 0;
+}
+uint64_t hotspan_span_trace_id_high(const hotspan_span *s) {
+  return s ? s->trace->id_high : 0;
+}
+uint64_t hotspan_span_local_root_id(const hotspan_span *s) {
+  return s ? s->trace->local_root_id : 0;
+}

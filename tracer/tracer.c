@@ -1,0 +1,207 @@
+/* Tracer lifecycle: configuration, sinks, writer thread, stats, and the
+ * process-wide list of tracers that fork handling walks. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "tracer/internal.h"
+
+#define HS_SHUTDOWN_FLUSH_MS 5000
+
+/* ------------------------------------------------------------ tracer list */
+
+static pthread_mutex_t tracers_mu = PTHREAD_MUTEX_INITIALIZER;
+static hotspan_tracer *tracers;
+
+void hs_writer_after_fork_child(hotspan_tracer *t);
+void hs_trace_reclaim_orphans(hotspan_tracer *t);
+
+/* Fork: every tracer's queue and orphan locks are held across fork() so
+ * that the child does not inherit a lock owned by a thread it lacks. */
+void hs__tracers_atfork_prepare(void) {
+  pthread_mutex_lock(&tracers_mu);
+  for (hotspan_tracer *t = tracers; t != NULL; t = t->next_tracer) {
+    pthread_mutex_lock(&t->writer.mu);
+    pthread_mutex_lock(&t->orphans_mu);
+  }
+}
+
+void hs__tracers_atfork_parent(void) {
+  for (hotspan_tracer *t = tracers; t != NULL; t = t->next_tracer) {
+    pthread_mutex_unlock(&t->orphans_mu);
+    pthread_mutex_unlock(&t->writer.mu);
+  }
+  pthread_mutex_unlock(&tracers_mu);
+}
+
+void hs__tracers_atfork_child(void) {
+  for (hotspan_tracer *t = tracers; t != NULL; t = t->next_tracer) {
+    pthread_mutex_init(&t->orphans_mu, NULL);
+    hs_writer_after_fork_child(t); /* re-initialises writer.mu */
+  }
+  pthread_mutex_init(&tracers_mu, NULL);
+}
+
+/* ------------------------------------------------------------ sinks */
+
+int hs_tracer_add_sink(hotspan_tracer *t, hs_sink *sink) {
+  if (t == NULL || sink == NULL)
+    return HOTSPAN_EINVAL;
+  sink->next = NULL;
+  hs_sink **pp = &t->sinks;
+  while (*pp != NULL)
+    pp = &(*pp)->next;
+  *pp = sink;
+  return HOTSPAN_OK;
+}
+
+static void discard_write(hs_sink *self, const hs_chunk *c) {
+  (void)self;
+  (void)c;
+}
+static void discard_destroy(hs_sink *self) {
+  free(self);
+}
+
+hs_sink *hs_sink_discard_new(void) {
+  hs_sink *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return NULL;
+  s->name = "discard";
+  s->write = discard_write;
+  s->destroy = discard_destroy;
+  return s;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+void hotspan_config_init(hotspan_config *cfg) {
+  if (cfg == NULL)
+    return;
+  memset(cfg, 0, sizeof *cfg);
+  cfg->struct_size = sizeof *cfg;
+  cfg->sample_rate = -1;
+  cfg->rate_limit = -1;
+}
+
+int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
+  if (out == NULL)
+    return HOTSPAN_EINVAL;
+  *out = NULL;
+  if (cfg != NULL && cfg->struct_size != sizeof *cfg) {
+    hs_log(HS_LOG_ERROR, "hotspan_config not initialised with "
+                         "hotspan_config_init (struct_size mismatch)");
+    return HOTSPAN_EINVAL;
+  }
+  hs_fork_handlers_install();
+  hotspan_tracer *t = calloc(1, sizeof *t);
+  if (t == NULL)
+    return HOTSPAN_ENOMEM;
+  char err[256] = "";
+  int rc = hs_settings_load(cfg, &t->settings, err, sizeof err);
+  if (rc != HOTSPAN_OK) {
+    hs_log(HS_LOG_ERROR, "invalid configuration: %s", err);
+    hs_settings_free(&t->settings);
+    free(t);
+    return rc;
+  }
+  hs_sampler_config sc = {t->settings.sample_rate, t->settings.sampling_rules,
+                          t->settings.rate_limit};
+  rc = hs_sampler_new(&sc, &t->sampler, err, sizeof err);
+  if (rc != HOTSPAN_OK) {
+    hs_log(HS_LOG_ERROR, "invalid sampling configuration: %s", err);
+    hs_settings_free(&t->settings);
+    free(t);
+    return rc;
+  }
+  if (t->settings.output_dir != NULL) {
+    hs_sink *fs = hs_sink_file_new(t->settings.output_dir);
+    if (fs != NULL)
+      hs_tracer_add_sink(t, fs);
+  }
+  pthread_mutex_init(&t->orphans_mu, NULL);
+  rc = hs_writer_start(t);
+  if (rc != HOTSPAN_OK) {
+    for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
+      n = s->next;
+      s->destroy(s);
+    }
+    hs_sampler_free(t->sampler);
+    hs_settings_free(&t->settings);
+    pthread_mutex_destroy(&t->orphans_mu);
+    free(t);
+    return rc;
+  }
+
+  hs_buf b;
+  hs_buf_init(&b, 1 << 16);
+  hs_settings_describe(&t->settings, t->sampler, t->sinks, &b);
+  hs_log_raw(HS_LOG_INFO, hs_buf_cstr(&b));
+  hs_buf_free(&b);
+
+  pthread_mutex_lock(&tracers_mu);
+  t->next_tracer = tracers;
+  tracers = t;
+  pthread_mutex_unlock(&tracers_mu);
+  *out = t;
+  return HOTSPAN_OK;
+}
+
+int hotspan_tracer_flush(hotspan_tracer *t, int timeout_ms) {
+  if (t == NULL)
+    return HOTSPAN_EINVAL;
+  return hs_writer_flush(t, timeout_ms);
+}
+
+void hotspan_tracer_free(hotspan_tracer *t) {
+  if (t == NULL)
+    return;
+  pthread_mutex_lock(&tracers_mu);
+  for (hotspan_tracer **pp = &tracers; *pp != NULL; pp = &(*pp)->next_tracer) {
+    if (*pp == t) {
+      *pp = t->next_tracer;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&tracers_mu);
+
+  hs_writer_stop(t, HS_SHUTDOWN_FLUSH_MS);
+  hs_trace_reclaim_orphans(t);
+  for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
+    n = s->next;
+    if (s->flush != NULL)
+      s->flush(s);
+    s->destroy(s);
+  }
+  hs_sampler_free(t->sampler);
+  hs_settings_free(&t->settings);
+  pthread_mutex_destroy(&t->orphans_mu);
+  free(t);
+}
+
+int hotspan_tracer_get_stats(hotspan_tracer *t, hotspan_tracer_stats *out) {
+  if (t == NULL || out == NULL || out->struct_size < sizeof(uint32_t))
+    return HOTSPAN_EINVAL;
+  hotspan_tracer_stats s;
+  memset(&s, 0, sizeof s);
+  s.struct_size = sizeof s;
+#define HS_LOAD(f)                                                             \
+  s.f = atomic_load_explicit(&t->counters.f, memory_order_relaxed)
+  HS_LOAD(spans_created);
+  HS_LOAD(spans_finished);
+  HS_LOAD(spans_dropped);
+  HS_LOAD(spans_unfinished);
+  HS_LOAD(traces_kept);
+  HS_LOAD(traces_dropped);
+  HS_LOAD(traces_rate_limited);
+  HS_LOAD(chunks_partial);
+  HS_LOAD(chunks_queue_dropped);
+  HS_LOAD(extract_errors);
+#undef HS_LOAD
+  /* Copy what both sides know; an older caller gets a prefix. */
+  size_t n = out->struct_size < sizeof s ? out->struct_size : sizeof s;
+  memcpy(out, &s, n);
+  out->struct_size = (uint32_t)n;
+  return HOTSPAN_OK;
+}

@@ -19,7 +19,7 @@ static void usage(const char *prog) {
           "  --batches N  measured batches per variant (default 21)\n"
           "  --ops N      operations per batch (default 100000; cheap\n"
           "               variants run a fixed multiple of it)\n"
-          "  --warmup N   unmeasured operations per variant first\n"
+          "  --warmup N   unmeasured operations per variant first (2 x ops)\n"
           "  --only LIST  run only the variants named in LIST (a,b,...)\n"
           "  --check      exit 1 if a steady-state malloc count is not 0\n"
           "  --smoke      tiny run for CI (3 batches of 2000 ops)\n",
@@ -64,7 +64,7 @@ void bench_parse_opts(int argc, char **argv, bench_opts *o) {
     }
   }
   if (o->warmup < 0)
-    o->warmup = o->ops;
+    o->warmup = 2 * o->ops;
 }
 
 int bench_selected(const bench_opts *o, const char *name) {
@@ -126,7 +126,7 @@ void bench_series_report(bench_series *s) {
 }
 
 void bench_report_count(const char *name, uint64_t total, uint64_t ops) {
-  printf("count %s per_op=%.4f total=%llu ops=%llu\n", name,
+  printf("count %s per_op=%.6g total=%llu ops=%llu\n", name,
          ops ? (double)total / (double)ops : 0.0, (unsigned long long)total,
          (unsigned long long)ops);
   fflush(stdout);
@@ -145,11 +145,16 @@ static const char *const base_headers[][2] = {
     {"content-type", "application/json; charset=utf-8"},
 };
 
-void bench_carrier_reset(bench_carrier *c) {
+void bench_carrier_init(bench_carrier *c) {
   c->n = 0;
   for (size_t i = 0; i < sizeof base_headers / sizeof base_headers[0]; i++)
     bench_carrier_set(c, base_headers[i][0], strlen(base_headers[i][0]),
                       base_headers[i][1], strlen(base_headers[i][1]));
+  c->nbase = c->n;
+}
+
+void bench_carrier_reset(bench_carrier *c) {
+  c->n = c->nbase;
 }
 
 static size_t copy_trunc(char *dst, size_t cap, const char *src, size_t len) {
@@ -180,8 +185,7 @@ int bench_carrier_set(bench_carrier *c, const char *name, size_t name_len,
 
 void bench_carrier_print(const bench_carrier *c, const char *label) {
   printf("info carrier %s", label);
-  for (int i = (int)(sizeof base_headers / sizeof base_headers[0]); i < c->n;
-       i++)
+  for (int i = c->nbase; i < c->n; i++)
     printf(" %s=%s", c->name[i], c->value[i]);
   printf("\n");
 }

@@ -23,6 +23,14 @@ extern "C" {
  * operation is what is timed, the root's share is included. */
 #define BENCH_CHILDREN_PER_TRACE 100
 
+/* Allocation calls of the span variant, split between the children (start,
+ * two tags, finish) and the rest of each trace (root start and finish, which
+ * hands the trace on). */
+typedef struct bench_span_mallocs {
+  uint64_t child, children;
+  uint64_t trace, traces;
+} bench_span_mallocs;
+
 /* Monotonic clock in ns. */
 uint64_t bench_now_ns(void);
 
@@ -69,22 +77,28 @@ int bench_malloc_counting(void); /* nonzero if counting works */
 uint64_t bench_malloc_calls(void);
 
 /* An HTTP-header-like carrier for propagation benchmarks: a fixed array of
- * name/value slots (no allocation). reset() leaves the ordinary headers a
- * request carries anyway (host, user-agent, accept, ...), which extract must
- * skip over; set() appends or, for an existing name (case-insensitive),
- * replaces. Values longer than the slot are truncated, which the benches
- * never produce (the propagation values are bounded well below). */
+ * name/value slots (no allocation). It always starts with the ordinary
+ * headers a request carries anyway (host, user-agent, accept, ...), which
+ * extract must skip over. set() appends, or replaces the value of an
+ * existing name (case-insensitive), as a header map does. Values longer
+ * than a slot are truncated, which the benches never produce (propagation
+ * values are bounded well below). */
 #define BENCH_CARRIER_SLOTS 16
 #define BENCH_CARRIER_NAME_MAX 64
 #define BENCH_CARRIER_VALUE_MAX 1024
 typedef struct bench_carrier {
   int n;
+  int nbase; /* the ordinary headers are slots [0, nbase) */
   size_t name_len[BENCH_CARRIER_SLOTS];
   size_t value_len[BENCH_CARRIER_SLOTS];
   char name[BENCH_CARRIER_SLOTS][BENCH_CARRIER_NAME_MAX];
   char value[BENCH_CARRIER_SLOTS][BENCH_CARRIER_VALUE_MAX];
 } bench_carrier;
 
+/* Fills c with the ordinary headers only. */
+void bench_carrier_init(bench_carrier *c);
+/* Drops every header after the ordinary ones (what a new request would
+ * hold before inject); O(1). */
 void bench_carrier_reset(bench_carrier *c);
 /* Returns 0, or -1 when all slots are taken. */
 int bench_carrier_set(bench_carrier *c, const char *name, size_t name_len,

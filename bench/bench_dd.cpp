@@ -72,12 +72,15 @@ struct Bench {
   std::shared_ptr<dd::TraceEncoder> encoder;
   std::unique_ptr<ot::Span> prop_span; // context for the propagation variants
   bench_carrier carrier;
+  bench_span_mallocs span_mallocs = {0, 0, 0, 0};
   long extract_failures = 0;
 };
 
 void run_span(Bench &b, long ops) {
   for (long i = 0; i < ops;) {
+    uint64_t m0 = bench_malloc_calls();
     auto root = b.tracer->StartSpan("bench.request");
+    uint64_t m1 = bench_malloc_calls();
     long n =
         ops - i < BENCH_CHILDREN_PER_TRACE ? ops - i : BENCH_CHILDREN_PER_TRACE;
     for (long j = 0; j < n; j++) {
@@ -87,9 +90,16 @@ void run_span(Bench &b, long ops) {
       child->SetTag("peer.service", "inventory-db");
       child->Finish();
     }
-    i += n;
+    uint64_t m2 = bench_malloc_calls();
     root->Finish();
+    root.reset();
     b.encoder->clearTraces();
+    uint64_t m3 = bench_malloc_calls();
+    i += n;
+    b.span_mallocs.child += m2 - m1;
+    b.span_mallocs.trace += (m1 - m0) + (m3 - m2);
+    b.span_mallocs.children += (uint64_t)n;
+    b.span_mallocs.traces++;
   }
 }
 
@@ -153,7 +163,7 @@ int main(int argc, char **argv) {
   b.prop_span->SetTag("span.kind", "client");
 
   // A first round trip, checked: the benchmark must measure a working path.
-  bench_carrier_reset(&b.carrier);
+  bench_carrier_init(&b.carrier);
   if (!b.tracer->Inject(b.prop_span->context(), Writer(&b.carrier))) {
     std::fprintf(stderr, "dd Inject failed\n");
     return 1;
@@ -189,6 +199,7 @@ int main(int argc, char **argv) {
       }
       v.run(b, o.warmup);
     }
+  b.span_mallocs = bench_span_mallocs{0, 0, 0, 0};
 
   // Interleaved: batch k of every variant runs before batch k+1 of any.
   for (int k = 0; k < o.batches; k++) {
@@ -210,6 +221,12 @@ int main(int argc, char **argv) {
   }
   for (int i = 0; i < nv; i++)
     bench_series_report(&vs[i].series);
+  if (bench_malloc_counting() && b.span_mallocs.traces > 0) {
+    bench_report_count("mallocs_child_span", b.span_mallocs.child,
+                       b.span_mallocs.children);
+    bench_report_count("mallocs_trace", b.span_mallocs.trace,
+                       b.span_mallocs.traces);
+  }
   if (bench_malloc_counting())
     for (auto &v : vs)
       if (v.count_mallocs && v.counted_ops)

@@ -21,14 +21,17 @@
  *
  * Steady-state heap use: every allocation call of the process is counted
  * during the measured batches (bench/malloc_count.c); "count mallocs_<v>"
- * lines report calls per operation. --check fails the run if the span or
- * enter/leave counts are not zero. */
+ * lines report calls per operation, and for the span variant separately
+ * per child span (mallocs_child_span: start, tags, finish) and per trace
+ * (mallocs_trace: root start and finish, handing the trace on). --check
+ * fails the run if the child-span or enter/leave counts are not zero. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench_common.h"
 #include "hotspan/hotspan.h"
+#include "tracer/internal.h"
 
 typedef struct bench {
   hotspan_tracer *tracer;       /* spans; styles: both */
@@ -38,6 +41,7 @@ typedef struct bench {
   hotspan_span *w3c_span;       /* context to inject, per style */
   hotspan_span *dd_span;
   bench_carrier carrier;
+  bench_span_mallocs span_mallocs;
   long failures;
 } bench;
 
@@ -77,6 +81,13 @@ static hotspan_tracer *new_tracer(const char *styles) {
     fprintf(stderr, "hotspan_tracer_new: %s\n", hotspan_strerror(rc));
     exit(1);
   }
+  /* Kept traces go through the whole pipeline (chunk, writer queue, writer
+   * thread) and are dropped by the last stage only. */
+  hs_sink *sink = hs_sink_discard_new();
+  if (sink == NULL || hs_tracer_add_sink(t, sink) != HOTSPAN_OK) {
+    fprintf(stderr, "cannot add the discarding sink\n");
+    exit(1);
+  }
   return t;
 }
 
@@ -95,6 +106,16 @@ static hotspan_span *new_root(hotspan_tracer *t, const char *name,
 }
 
 /* The benchmark must measure a working path: one checked round trip. */
+/* Every span batch starts from the same state: the writer has handed all
+ * earlier traces to the sink and their spans are back in the pools.
+ * Outside the timed region. */
+static void drain(bench *b) {
+  if (hotspan_tracer_flush(b->tracer, 10000) != HOTSPAN_OK) {
+    fprintf(stderr, "hotspan_tracer_flush timed out\n");
+    exit(1);
+  }
+}
+
 static void check_roundtrip(bench *b, hotspan_tracer *t, hotspan_span *s,
                             const char *label) {
   bench_carrier_reset(&b->carrier);
@@ -120,7 +141,11 @@ static void run_span(bench *b, long ops) {
   static const char *const tags[2][2] = {{"component", "bench"},
                                          {"peer.service", "inventory-db"}};
   for (long i = 0; i < ops;) {
+    /* Allocation calls are counted apart for the children (the per-span
+     * contract) and for the trace around them (root, flush to the sink). */
+    uint64_t m0 = bench_malloc_calls();
     hotspan_span *root = new_root(b->tracer, "bench.request", 1);
+    uint64_t m1 = bench_malloc_calls();
     long n =
         ops - i < BENCH_CHILDREN_PER_TRACE ? ops - i : BENCH_CHILDREN_PER_TRACE;
     for (long j = 0; j < n; j++) {
@@ -133,8 +158,14 @@ static void run_span(bench *b, long ops) {
       hotspan_span_set_tag_str(child, tags[1][0], tags[1][1]);
       hotspan_span_finish(child);
     }
-    i += n;
+    uint64_t m2 = bench_malloc_calls();
     hotspan_span_finish(root);
+    uint64_t m3 = bench_malloc_calls();
+    i += n;
+    b->span_mallocs.child += m2 - m1;
+    b->span_mallocs.trace += (m1 - m0) + (m3 - m2);
+    b->span_mallocs.children += (uint64_t)n;
+    b->span_mallocs.traces++;
   }
 }
 
@@ -235,6 +266,7 @@ int main(int argc, char **argv) {
   b.tracer = new_tracer("datadog,tracecontext");
   b.w3c = new_tracer("tracecontext");
   b.dd = new_tracer("datadog");
+  bench_carrier_init(&b.carrier);
   b.switch_span[0] = new_root(b.tracer, "bench.conn.a", 0);
   b.switch_span[1] = new_root(b.tracer, "bench.conn.b", 0);
   b.w3c_span = new_root(b.w3c, "bench.client", 0);
@@ -243,7 +275,7 @@ int main(int argc, char **argv) {
   check_roundtrip(&b, b.dd, b.dd_span, "datadog");
 
   variant vs[] = {
-      {"span", run_span, 1, 2, {0}, 0, 0},
+      {"span", run_span, 1, 1, {0}, 0, 0},
       {"enter_leave", run_enter_leave, 10, 2, {0}, 0, 0},
       {"call_pair", run_call_pair, 10, 0, {0}, 0, 0},
       {"w3c_inject", run_w3c_inject, 1, 0, {0}, 0, 0},
@@ -267,6 +299,8 @@ int main(int argc, char **argv) {
       prepare_extract(&b, vs[i].run);
       vs[i].run(&b, o.warmup * vs[i].ops_factor);
     }
+  drain(&b);
+  memset(&b.span_mallocs, 0, sizeof b.span_mallocs);
 
   /* Interleaved: batch k of every variant runs before batch k+1 of any. */
   for (int k = 0; k < o.batches; k++) {
@@ -282,6 +316,8 @@ int main(int argc, char **argv) {
       v->mallocs += bench_malloc_calls() - m0;
       v->counted_ops += (uint64_t)v->series.ops;
       bench_series_add(&v->series, t1 - t0);
+      if (v->run == run_span)
+        drain(&b);
     }
   }
   for (int i = 0; i < nv; i++)
@@ -289,6 +325,11 @@ int main(int argc, char **argv) {
 
   int status = 0;
   if (bench_malloc_counting()) {
+    bench_span_mallocs *sm = &b.span_mallocs;
+    if (sm->traces > 0) {
+      bench_report_count("mallocs_child_span", sm->child, sm->children);
+      bench_report_count("mallocs_trace", sm->trace, sm->traces);
+    }
     for (int i = 0; i < nv; i++) {
       variant *v = &vs[i];
       if (!v->count_mallocs || v->counted_ops == 0)
@@ -301,6 +342,12 @@ int main(int argc, char **argv) {
                 v->name, (unsigned long long)v->mallocs);
         status = 1;
       }
+    }
+    if (o.check && sm->child != 0) {
+      fprintf(stderr,
+              "FAIL: child spans called malloc %llu times in steady state\n",
+              (unsigned long long)sm->child);
+      status = 1;
     }
   } else if (o.check) {
     printf("info malloc check skipped: allocation counting is not available "

@@ -63,7 +63,9 @@ fi
 
 # The environment must not reconfigure either tracer behind the bench's back
 # (hotspan's tracers ignore it; dd-opentracing reads DD_*).
-unset $(env | sed -n 's/^\(DD_[A-Za-z0-9_]*\)=.*/\1/p') 2>/dev/null || true
+for v in $(compgen -e); do
+  case "$v" in DD_*) unset "$v" ;; esac
+done
 
 args=(--batches "$batches" --ops "$ops")
 for r in $(seq 1 "$rounds"); do
@@ -141,7 +143,10 @@ def ratio(name_dd, name_hs):
 
 def count(prog, name):
     v = [r[1][name] for r in runs[prog] if name in r[1]]
-    return f"{max(v):.2f}" if v else "n/a"
+    if not v:
+        return "n/a"
+    m = max(v)
+    return "0" if m == 0 else (f"{m:.2g}" if m < 0.1 else f"{m:.2f}")
 
 cg = {}
 cgpath = os.path.join(out, "callgrind")
@@ -164,7 +169,9 @@ rows = [
     ("  Datadog extract", "datadog_extract", "datadog_extract", ""),
 ]
 print(f"# {rounds} rounds x {batches} batches x {ops} ops "
-      "(enter/leave: 10x ops); ns/op: median over rounds [min-max]")
+      "(enter/leave: 10x ops); ns/op: median over rounds [min-max];")
+print("# mallocs: allocation calls per operation in the measured batches, "
+      "max over rounds")
 for i in runs["hotspan"][0][2] + runs["dd"][0][2]:
     print("#", i)
 hdr = ("operation", "hotspan ns/op", "dd ns/op", "dd/hotspan", "target")
@@ -177,16 +184,19 @@ for label, hs_name, dd_name, target in rows:
     d = series("dd", dd_name) if dd_name else []
     print(f"| {label} | {fmt(hs)} | {fmt(d) if dd_name else '-'} | "
           f"{ratio(dd_name, hs_name) if dd_name else '-'} | {target} |")
-print(f"| mallocs per child span (steady state, max over rounds) | "
-      f"{count('hotspan', 'mallocs_span')} | {count('dd', 'mallocs_span')} "
-      f"| - | 0 |")
-print(f"| mallocs per enter + leave | {count('hotspan', 'mallocs_enter_leave')}"
-      f" | - | - | 0 |")
-print(f"| mallocs per Datadog inject + extract | "
-      f"{count('hotspan', 'mallocs_datadog_roundtrip')} | "
-      f"{count('dd', 'mallocs_datadog_roundtrip')} | - | |")
-print(f"| mallocs per W3C inject + extract | "
-      f"{count('hotspan', 'mallocs_w3c_roundtrip')} | - | - | |")
+mrows = [
+    ("mallocs per child span (start, 2 tags, finish)", "mallocs_child_span",
+     True, "0"),
+    ("mallocs per trace (root start + finish, hand-off)", "mallocs_trace",
+     True, ""),
+    ("mallocs per enter + leave", "mallocs_enter_leave", False, "0"),
+    ("mallocs per W3C inject + extract", "mallocs_w3c_roundtrip", False, ""),
+    ("mallocs per Datadog inject + extract", "mallocs_datadog_roundtrip",
+     True, ""),
+]
+for label, name, has_dd, target in mrows:
+    print(f"| {label} | {count('hotspan', name)} | "
+          f"{count('dd', name) if has_dd else '-'} | - | {target} |")
 if cg:
     print()
     print("| callgrind instructions/op | hotspan | dd | dd/hotspan |")

@@ -82,7 +82,10 @@ hs_thread_ctx *hs_thread_ctx_get(void);
 /* The calling thread's record or NULL if it has none. Async-signal-safe:
  * one initial-exec TLS load. */
 static inline hs_thread_ctx *hs_thread_ctx_peek(void) {
-  return (hs_thread_ctx *)otel_thread_ctx_v1;
+  /* Through void *: the record is allocated 8-byte aligned (gcc warns
+   * about a direct cast from the packed type). */
+  void *rec = otel_thread_ctx_v1;
+  return (hs_thread_ctx *)rec;
 }
 
 static inline void hs__be64(uint8_t *dst, uint64_t v) {

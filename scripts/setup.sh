@@ -45,6 +45,10 @@ PACKAGES=(
   # hotspan-agent: HTTP server and store
   libuv1-dev
   libsqlite3-dev
+  # Symbolization tests: strip/objcopy for separate debug files, dwz for
+  # DWARF alt files
+  binutils
+  dwz
   # Independent decoders used by tests: msgpack, `go tool pprof` and the
   # official profile.proto
   python3

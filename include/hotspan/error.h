@@ -34,8 +34,9 @@ typedef enum hotspan_status {
 #undef HOTSPAN_XX_
 } hotspan_status;
 
-/* Human-readable message for a status code; "unknown error" for values not
- * in the table. Returns a static string. Thread-safe, async-signal-safe. */
+/* Human-readable message for a status code: "success" for HOTSPAN_OK,
+ * "unknown error" for values not in the table. Returns a static string.
+ * Thread-safe, async-signal-safe. */
 HOTSPAN_API const char *hotspan_strerror(int status);
 
 /* Symbolic name of a status code ("HOTSPAN_EINVAL"), "HOTSPAN_OK" for 0,

@@ -59,7 +59,9 @@ HOTSPAN_API int hotspan_inject(hotspan_tracer *t, hotspan_span *s,
                                void *carrier);
 
 /* Convenience carrier: an array of n {name, value} NUL-terminated string
- * pairs, as in pairs[2*i], pairs[2*i+1]. Same results as hotspan_extract. */
+ * pairs, as in pairs[2*i], pairs[2*i+1]; pairs with a NULL name or value are
+ * skipped, and pairs may be NULL when n is 0. Same results as
+ * hotspan_extract (HOTSPAN_EINVAL also for pairs NULL with n > 0). */
 HOTSPAN_API int hotspan_extract_pairs(hotspan_tracer *t,
                                       const char *const *pairs, size_t n,
                                       hotspan_context *out);

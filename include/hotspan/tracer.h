@@ -115,10 +115,14 @@ typedef struct hotspan_config {
   /* A trace with at least this many finished spans is flushed in part before
    * its local root finishes; 0 = unset (default 1000). */
   uint32_t partial_flush_min_spans;
-  /* Log level: 0 unset, 1 error, 2 warn, 3 info, 4 debug. */
+  /* Log level: 0 unset, 1 error, 2 warn, 3 info, 4 debug. The logger is
+   * process-wide: a nonzero value applies to the whole process from
+   * hotspan_tracer_new on. */
   int log_level;
-  /* Nonzero: do not read the environment at all (for tests and for
-   * programs that configure everything in code). */
+  /* Nonzero: take no setting from the environment (for tests and for
+   * programs that configure everything in code). The process-wide log level
+   * still follows HOTSPAN_LOG_LEVEL / DD_TRACE_DEBUG unless log_level is
+   * set. */
   int ignore_environment;
 } hotspan_config;
 
@@ -128,23 +132,29 @@ HOTSPAN_API void hotspan_config_init(hotspan_config *cfg);
 
 /* Creates a tracer from cfg (may be NULL: everything from the environment).
  * On success stores the tracer in *out and returns HOTSPAN_OK; logs the
- * effective configuration once as a JSON line on stderr (level info).
- * Errors: HOTSPAN_EINVAL (out NULL), HOTSPAN_ECONFIG (a value in cfg is
- * invalid; a bad environment value is logged and ignored instead),
- * HOTSPAN_ENOMEM. Thread-safe. */
+ * effective configuration once as a JSON line on stderr (level info). An
+ * output_dir that cannot be created is logged; the tracer then runs without
+ * the file sink. On error *out is NULL. Errors: HOTSPAN_EINVAL (out NULL, or
+ * cfg not prepared by hotspan_config_init), HOTSPAN_ECONFIG (a value in cfg
+ * is invalid, including sampling rules; a bad environment value is logged
+ * and ignored instead), HOTSPAN_ENOMEM, HOTSPAN_ESYS (the writer thread
+ * could not be started). Thread-safe. */
 HOTSPAN_API int hotspan_tracer_new(const hotspan_config *cfg,
                                    hotspan_tracer **out);
 
-/* Flushes buffered traces (waiting at most a bounded time, see
- * docs/configuration.md), then frees the tracer and every span it still
- * holds. All spans of this tracer must be finished or abandoned before the
- * call; using them afterwards is undefined. NULL is a no-op. Must not run
- * concurrently with other calls on the same tracer. */
+/* Flushes buffered traces (waiting at most 5 s; what is left then is
+ * dropped), then frees the tracer and the spans it still holds of traces
+ * whose local root finished. A trace whose local root never finished is
+ * neither written nor freed. All spans of this tracer must be finished
+ * before the call, and none may be active on any thread; using them
+ * afterwards is undefined. NULL is a no-op. Must not run concurrently with
+ * other calls on the same tracer or its spans. */
 HOTSPAN_API void hotspan_tracer_free(hotspan_tracer *t);
 
 /* Hands every complete trace buffered so far to the sinks and waits until
- * they have written it (bounded by timeout_ms; 0 = default). Returns
- * HOTSPAN_OK, or HOTSPAN_EIO if the wait timed out. Thread-safe. */
+ * they have written it (bounded by timeout_ms; <= 0 = default, 5000 ms).
+ * Returns HOTSPAN_OK, HOTSPAN_EIO if the wait timed out (the traces are
+ * still written later), HOTSPAN_EINVAL if t is NULL. Thread-safe. */
 HOTSPAN_API int hotspan_tracer_flush(hotspan_tracer *t, int timeout_ms);
 
 /* ---------------------------------------------------------------------- */
@@ -166,8 +176,10 @@ typedef struct hotspan_span_options {
   const char *resource;   /* default: the operation name */
   const char *service;    /* default: the tracer's service */
   const char *type;       /* "web", "db", "cache", ...; default none */
-  hotspan_span_kind kind; /* default UNSPECIFIED */
-  uint64_t start_ns;      /* Unix time in ns; 0 = now */
+  hotspan_span_kind kind; /* default UNSPECIFIED; out of range: ignored */
+  /* Unix time in ns; 0 = now. A span started in the past should end with
+   * hotspan_span_finish_at: hotspan_span_finish measures from the call. */
+  uint64_t start_ns;
   /* Nonzero: make the span active on this thread now; hotspan_span_finish
    * then restores what was active before. */
   int activate;
@@ -185,16 +197,20 @@ HOTSPAN_API hotspan_span *hotspan_span_start(hotspan_tracer *t,
                                              const hotspan_span_options *opts);
 
 /* Finishes the span now, or at end_ns (Unix ns, not before the start).
- * If the span is active on this thread, the previously active span becomes
- * active again. The span must not be active on another thread. After this
- * call the pointer is invalid. NULL is a no-op. */
+ * hotspan_span_finish takes the duration from a monotonic clock, measured
+ * from the hotspan_span_start call. If the span was activated on this thread
+ * and is the active span, the previously active span becomes active again;
+ * if it was entered (hotspan_enter), no span is active until hotspan_leave.
+ * Finish activated spans innermost first. The span must not be active on
+ * another thread. After this call the pointer is invalid. NULL is a no-op. */
 HOTSPAN_API void hotspan_span_finish(hotspan_span *s);
 HOTSPAN_API void hotspan_span_finish_at(hotspan_span *s, uint64_t end_ns);
 
 /* Tags. key and value are copied. Setting a key twice keeps the last value.
- * Returns HOTSPAN_OK, HOTSPAN_EINVAL (NULL argument, or span finished),
- * HOTSPAN_ETOOBIG (key over 200 bytes or value over 25000 bytes: the tag is
- * not set), HOTSPAN_ENOMEM. */
+ * Returns HOTSPAN_OK, HOTSPAN_EINVAL (NULL argument, empty key, or span
+ * finished), HOTSPAN_ETOOBIG (key over 200 bytes or value over 25000 bytes:
+ * the tag is not set), HOTSPAN_ENOMEM (out of memory, or 4096 keys already
+ * set). */
 HOTSPAN_API int hotspan_span_set_tag_str(hotspan_span *s, const char *key,
                                          const char *value);
 HOTSPAN_API int hotspan_span_set_tag_int(hotspan_span *s, const char *key,
@@ -218,8 +234,10 @@ HOTSPAN_API int hotspan_span_set_kind(hotspan_span *s, hotspan_span_kind kind);
 HOTSPAN_API int hotspan_span_set_error(hotspan_span *s, const char *type,
                                        const char *message, const char *stack);
 
-/* Manual sampling decision for the whole trace (USER_KEEP / USER_REJECT).
- * Wins over every automatic decision; decision maker "-4". */
+/* Manual sampling decision for the whole local trace: USER_KEEP or
+ * USER_REJECT (the AUTO_* values are accepted too; anything else is
+ * HOTSPAN_EINVAL). Wins over every automatic decision; decision maker
+ * "-4". Parts of the trace already handed on keep their earlier fate. */
 HOTSPAN_API int hotspan_span_set_sampling_priority(hotspan_span *s,
                                                    int priority);
 
@@ -235,8 +253,11 @@ HOTSPAN_API uint64_t hotspan_span_trace_id_high(const hotspan_span *s);
 HOTSPAN_API uint64_t hotspan_span_local_root_id(const hotspan_span *s);
 
 /* Writes the span's context (ids, current sampling priority, origin,
- * propagated tags) into *out, for a child in another process or a later
- * remote_parent. Returns HOTSPAN_OK or HOTSPAN_EINVAL. */
+ * propagated tags, other vendors' tracestate) into *out, for a child in
+ * another process or a later remote_parent. Unlike hotspan_inject it does
+ * not make the sampling decision: sampling_priority is UNSET until one is
+ * made. last_dd_parent_id is left empty. Returns HOTSPAN_OK or
+ * HOTSPAN_EINVAL. Thread-safe. */
 HOTSPAN_API int hotspan_span_context(const hotspan_span *s,
                                      hotspan_context *out);
 
@@ -247,14 +268,16 @@ HOTSPAN_API int hotspan_span_context(const hotspan_span *s,
 /* Scoped activation (stack discipline): activate makes s the active span of
  * this thread and remembers the previous one in s; deactivate restores it.
  * Calls must nest. A span may be active on one thread at a time. Returns
- * HOTSPAN_OK, HOTSPAN_EINVAL (NULL), HOTSPAN_ESTATE (deactivate of a span
- * that is not the active one: nothing changes). */
+ * HOTSPAN_OK, HOTSPAN_EINVAL (NULL), HOTSPAN_ESTATE (activate of a span
+ * already activated or finished; deactivate of a span that is not the
+ * active one or was entered rather than activated: nothing changes). */
 HOTSPAN_API int hotspan_span_activate(hotspan_span *s);
 HOTSPAN_API int hotspan_span_deactivate(hotspan_span *s);
 
 /* Event-driven servers: on entry to a callback that serves a request, make
  * the request's span current and keep what hotspan_enter returns; on exit
- * pass it to hotspan_leave. Allocation-free, lock-free, a few stores; s may
+ * pass it to hotspan_leave. Allocation-free (after the first call on a
+ * thread, which allocates its state), lock-free, a few stores; s may
  * be NULL (no span current). The same span may be entered repeatedly and on
  * different threads over time, but finished only when no thread is inside
  * it (except the calling one, which is handled). */
@@ -275,9 +298,9 @@ typedef struct hotspan_tracer_stats {
   uint64_t spans_created;
   uint64_t spans_finished;
   uint64_t spans_dropped;        /* finished spans of dropped traces + lost */
-  uint64_t spans_unfinished;     /* still open when their trace was flushed */
-  uint64_t traces_kept;          /* chunks handed to the sinks */
-  uint64_t traces_dropped;       /* traces whose sampling decision was drop */
+  uint64_t spans_unfinished;     /* still open when their local root ended */
+  uint64_t traces_kept;          /* local roots finished, decision keep */
+  uint64_t traces_dropped;       /* local roots finished, decision drop */
   uint64_t traces_rate_limited;  /* kept by rule/rate but over the limit */
   uint64_t chunks_partial;       /* partial flushes of long traces */
   uint64_t chunks_queue_dropped; /* chunks dropped because the queue was full */

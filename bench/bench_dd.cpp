@@ -159,6 +159,25 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "makeTracerAndEncoder failed\n");
     return 1;
   }
+  // The span variant must measure traces that reach the encoder.
+  run_span(b, 3);
+  if (b.encoder->pendingTraces() != 0) {
+    std::fprintf(stderr, "dd encoder kept traces after clearTraces\n");
+    return 1;
+  }
+  {
+    auto root = b.tracer->StartSpan("bench.request");
+    b.tracer->StartSpan("bench.child", {ot::ChildOf(&root->context())})
+        ->Finish();
+    root->Finish();
+    if (b.encoder->pendingTraces() != 1) {
+      std::fprintf(stderr, "dd tracer did not hand a finished trace to the "
+                           "encoder\n");
+      return 1;
+    }
+    b.encoder->clearTraces();
+  }
+
   b.prop_span = b.tracer->StartSpan("bench.client");
   b.prop_span->SetTag("span.kind", "client");
 

@@ -173,7 +173,19 @@ print(f"# {rounds} rounds x {batches} batches x {ops} ops "
 print("# mallocs: allocation calls per operation in the measured batches, "
       "max over rounds")
 for i in runs["hotspan"][0][2] + runs["dd"][0][2]:
-    print("#", i)
+    if not i.startswith("info stats"):
+        print("#", i)
+# A trace dropped on the way to the sink would mean the bench measured a
+# different path: say so.
+for r, (res, cnt, info) in enumerate(runs["hotspan"], 1):
+    for i in info:
+        if i.startswith("info stats"):
+            kv = dict(x.split("=", 1) for x in i.split()[2:])
+            lost = int(kv.get("chunks_queue_dropped", 0)) + \
+                int(kv.get("traces_dropped", 0))
+            if lost:
+                print(f"# WARNING round {r}: {lost} traces or chunks dropped "
+                      f"before the sink ({i})")
 hdr = ("operation", "hotspan ns/op", "dd ns/op", "dd/hotspan", "target")
 print("| " + " | ".join(hdr) + " |")
 print("|" + "|".join("---" for _ in hdr) + "|")

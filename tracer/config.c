@@ -276,7 +276,11 @@ int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *st,
   if (st->service == NULL)
     return HOTSPAN_ENOMEM;
 
-  /* Sampling. */
+  /* Sampling. NaN is not "unset": it is a programming error. */
+  if (isnan(cfg->sample_rate) || isnan(cfg->rate_limit)) {
+    snprintf(err, errlen, "sample_rate and rate_limit must not be NaN");
+    return HOTSPAN_ECONFIG;
+  }
   st->sample_rate = -1;
   if (cfg->sample_rate >= 0) {
     if (!(cfg->sample_rate <= 1)) {
@@ -309,6 +313,7 @@ int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *st,
   }
   static const char *const rules_vars[] = {"HOTSPAN_TRACE_SAMPLING_RULES",
                                            "DD_TRACE_SAMPLING_RULES", NULL};
+  st->rules_from_code = cfg->sampling_rules != NULL;
   st->sampling_rules =
       dup_or_null(cfg->sampling_rules ? cfg->sampling_rules
                                       : env_list(use_env, rules_vars));

@@ -18,6 +18,7 @@
 #define HS_TAG_VALUE_MAX 25000
 #define HS_SPAN_INLINE_TAGS 8
 #define HS_SPAN_ARENA 320
+#define HS_SPAN_MAX_TAGS 4096
 
 /* ------------------------------------------------------------ spans */
 enum hs_tag_type { HS_TAG_STR = 1, HS_TAG_INT, HS_TAG_DOUBLE, HS_TAG_BOOL };
@@ -60,7 +61,8 @@ struct hotspan_span {
   uint8_t error;
   _Atomic uint8_t state;
   uint8_t is_local_root;
-  uint8_t activated; /* 1 while activated with hotspan_span_activate */
+  uint8_t start_explicit; /* start_ns given by the caller */
+  uint8_t activated;      /* 1 while activated with hotspan_span_activate */
   uint16_t ntags;
   uint16_t cap_tags;
   hs_tag *tags; /* inline_tags or heap */
@@ -86,6 +88,10 @@ struct hs_trace {
   _Atomic uint32_t endpoint_id;
   /* Sampling, under mu. */
   int priority; /* HOTSPAN_PRIORITY_*; UNSET until decided */
+  /* W3C sampled flag for the thread context record: 1 while undecided or
+   * kept. Written under mu with the priority, read without the lock by
+   * the thread publishing its active span. */
+  _Atomic uint8_t sampled_flag;
   int mechanism;
   int decided;
   double rule_rate;
@@ -103,6 +109,12 @@ struct hs_trace {
   char tracestate_other[HOTSPAN_TRACESTATE_MAX];
   char last_dd_parent_id[17];
   hs_trace *orphan_next; /* tracer's list of traces with spans left open */
+  /* Every live trace is on one of its tracer's shard lists (under the
+   * shard's mutex), so that hotspan_tracer_free can flush and reclaim
+   * traces whose root never finished. */
+  hs_trace *live_prev;
+  hs_trace *live_next;
+  uint8_t live_shard;
 };
 
 /* A batch of finished spans of one trace, handed to the sinks. */
@@ -145,6 +157,8 @@ void hs_span_to_json(const hotspan_span *s, struct hs_buf *out);
 
 /* ------------------------------------------------------------ tracer */
 
+#define HS_LIVE_SHARDS 16
+
 typedef struct hs_kv {
   char *key;
   char *value;
@@ -158,7 +172,8 @@ typedef struct hs_tracer_settings {
   size_t ntags;
   double sample_rate; /* <0 unset */
   char *sampling_rules;
-  double rate_limit; /* <0 default */
+  int rules_from_code; /* sampling_rules came from hotspan_config */
+  double rate_limit;   /* <0 default */
   hs_prop_styles extract;
   hs_prop_styles inject;
   char *output_dir;
@@ -217,6 +232,10 @@ struct hotspan_tracer {
   hs_counters counters;
   pthread_mutex_t orphans_mu;
   hs_trace *orphans; /* traces whose root finished with spans still open */
+  struct {
+    pthread_mutex_t mu;
+    hs_trace *head;
+  } live[HS_LIVE_SHARDS];
   hotspan_tracer *next_tracer; /* global list, for fork handling */
 };
 
@@ -236,6 +255,12 @@ void hs_span_release(hotspan_span *s); /* frees tag memory, back to pool */
 hs_trace *hs_trace_alloc(void);
 void hs_trace_unref(hs_trace *tr);
 void hs_trace_unref_n(hs_trace *tr, uint32_t n);
+/* Live-trace registry of a tracer (tracer/trace.c). */
+void hs_trace_register(hotspan_tracer *t, hs_trace *tr);
+void hs_trace_unregister(hs_trace *tr);
+/* Records a priority and decision maker (mechanism < 0: decided upstream)
+ * and updates sampled_flag. Under tr->mu. */
+void hs_trace_set_priority_locked(hs_trace *tr, int priority, int mechanism);
 static inline void hs_trace_ref(hs_trace *tr) {
   atomic_fetch_add_explicit(&tr->refs, 1, memory_order_relaxed);
 }

@@ -184,6 +184,7 @@ hotspan_span *hs_span_alloc(void) {
   s->error = 0;
   s->activated = 0;
   s->is_local_root = 0;
+  s->start_explicit = 0;
   s->duration_ns = 0;
   s->ntags = 0;
   s->cap_tags = HS_SPAN_INLINE_TAGS;
@@ -226,6 +227,9 @@ hs_trace *hs_trace_alloc(void) {
   atomic_store_explicit(&tr->endpoint_id, 0, memory_order_relaxed);
   tr->local_root = NULL;
   tr->priority = HOTSPAN_PRIORITY_UNSET;
+  atomic_store_explicit(&tr->sampled_flag, 1, memory_order_relaxed);
+  tr->live_prev = tr->live_next = NULL;
+  tr->tracer = NULL;
   tr->mechanism = 0;
   tr->decided = 0;
   tr->rule_rate = -1;
@@ -251,6 +255,7 @@ void hs_trace_unref(hs_trace *tr) {
 void hs_trace_unref_n(hs_trace *tr, uint32_t n) {
   if (atomic_fetch_sub_explicit(&tr->refs, n, memory_order_acq_rel) != n)
     return;
+  hs_trace_unregister(tr);
   pthread_mutex_destroy(&tr->mu);
   hs_tstate *ts = hs_tstate_get();
   if (ts == NULL) {

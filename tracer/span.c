@@ -4,6 +4,7 @@
  * with two string tags in ~100 ns. So: no malloc (pools), strings copied
  * into the span's inline arena, one uncontended trace mutex at start and at
  * finish, relaxed atomic counters. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,8 +59,8 @@ static inline void fill_value(const hotspan_span *s, hs_ctx_value *v) {
   v->endpoint_id = atomic_load_explicit(&((hs_trace *)tr)->endpoint_id,
                                         memory_order_relaxed);
   /* Undecided traces are kept by default, so they read as sampled. */
-  int prio = tr->priority;
-  v->trace_flags = (prio == HOTSPAN_PRIORITY_UNSET || prio > 0) ? 1 : 0;
+  v->trace_flags = atomic_load_explicit(&((hs_trace *)tr)->sampled_flag,
+                                        memory_order_relaxed);
 }
 
 void hs_publish_active(hs_tstate *ts) {
@@ -135,9 +136,8 @@ static void trace_init_remote(hs_trace *tr, const hotspan_context *rc) {
   tr->id_low = rc->trace_id_low;
   tr->has_remote = 1;
   if (rc->sampling_priority != HOTSPAN_PRIORITY_UNSET) {
-    tr->priority = rc->sampling_priority;
-    tr->decided = 1;
-    tr->mechanism = -1; /* decided upstream; _dd.p.dm travels in the tags */
+    /* Decided upstream; _dd.p.dm travels in the propagated tags. */
+    hs_trace_set_priority_locked(tr, rc->sampling_priority, -1);
   }
   /* The context struct is public: make sure its strings are terminated
    * before copying, whatever the caller put there. */
@@ -165,6 +165,17 @@ hotspan_span *hotspan_span_start(hotspan_tracer *t, const char *name,
     return NULL;
   const hotspan_span *parent = NULL;
   const hotspan_context *remote = NULL;
+  hotspan_span_options sized;
+  if (opts != NULL && opts->struct_size != sizeof *opts) {
+    /* Older, shorter options struct: its prefix over the defaults. A size
+     * that is not a known prefix means the struct was not initialised. */
+    if (opts->struct_size <= offsetof(hotspan_span_options, parent) ||
+        opts->struct_size > sizeof *opts)
+      return NULL;
+    hotspan_span_options_init(&sized);
+    memcpy(&sized, opts, opts->struct_size);
+    opts = &sized;
+  }
   if (opts != NULL) {
     parent = opts->parent;
     remote = opts->remote_parent;
@@ -184,8 +195,9 @@ hotspan_span *hotspan_span_start(hotspan_tracer *t, const char *name,
     return NULL;
   s->span_id = hs_new_span_id(ts);
   s->start_mono = hs_now_mono_ns();
+  s->start_explicit = opts != NULL && opts->start_ns != 0;
   s->start_ns =
-      (opts != NULL && opts->start_ns != 0) ? opts->start_ns : hs_now_unix_ns();
+      s->start_explicit ? opts->start_ns : hs_unix_from_mono(ts, s->start_mono);
 
   hs_trace *tr;
   if (parent != NULL) {
@@ -198,7 +210,7 @@ hotspan_span *hotspan_span_start(hotspan_tracer *t, const char *name,
       hs_span_release(s);
       return NULL;
     }
-    tr->tracer = t;
+    hs_trace_register(t, tr);
     if (remote != NULL) {
       trace_init_remote(tr, remote);
       s->parent_id = remote->span_id;
@@ -271,20 +283,33 @@ void hotspan_span_finish_at(hotspan_span *s, uint64_t end_ns) {
           &s->state, &expected, HS_SPAN_FINISHED, memory_order_acq_rel,
           memory_order_relaxed))
     return; /* finished twice: ignore the second call */
+  hs_tstate *ts = hs_tstate_get();
+  if (end_ns == 0 && s->start_explicit && ts != NULL)
+    end_ns = hs_unix_from_mono(ts, hs_now_mono_ns()); /* back-dated start */
   if (end_ns != 0)
     s->duration_ns = end_ns > s->start_ns ? end_ns - s->start_ns : 0;
   else
     s->duration_ns = hs_now_mono_ns() - s->start_mono;
 
-  hs_tstate *ts = hs_tstate_get();
   if (ts != NULL && ts->active == s) {
     /* Activated: restore what was active before. Entered: nothing is
      * active until the matching hotspan_leave restores its caller's span.
      * Either way the record never shows a finished span. */
     ts->active = s->activated ? s->prev_active : NULL;
     hs_publish_active(ts);
+  } else if (s->activated && ts != NULL) {
+    /* Activated but not innermost (finished out of order): unlink it from
+     * the chain of remembered spans, so that deactivating or finishing
+     * the inner ones never restores a finished span. */
+    for (hotspan_span *x = ts->active; x != NULL; x = x->prev_active) {
+      if (x->prev_active == s) {
+        x->prev_active = s->prev_active;
+        break;
+      }
+    }
   }
   s->activated = 0;
+  s->prev_active = NULL;
   hs_trace_span_finished(s);
 }
 
@@ -306,7 +331,7 @@ static hs_tag *tag_slot(hotspan_span *s, const char *key, size_t klen) {
     if (strcmp(s->tags[i].key, key) == 0)
       return &s->tags[i];
   if (s->ntags == s->cap_tags) {
-    if (s->cap_tags >= 4096)
+    if (s->cap_tags >= HS_SPAN_MAX_TAGS)
       return NULL;
     uint16_t cap = (uint16_t)(s->cap_tags * 2);
     hs_tag *t;
@@ -331,6 +356,12 @@ static hs_tag *tag_slot(hotspan_span *s, const char *key, size_t klen) {
   return tag;
 }
 
+/* Why tag_slot returned NULL: the span's tag table is full, or memory ran
+ * out. */
+static int tag_error(const hotspan_span *s) {
+  return s->ntags >= HS_SPAN_MAX_TAGS ? HOTSPAN_EFULL : HOTSPAN_ENOMEM;
+}
+
 static int check_key(const hotspan_span *s, const char *key, size_t *klen) {
   if (!span_open(s) || key == NULL || key[0] == '\0')
     return HOTSPAN_EINVAL;
@@ -352,7 +383,7 @@ int hotspan_span_set_tag_str(hotspan_span *s, const char *key,
   const char *v = arena_strdup(s, value, vlen);
   hs_tag *tag = v ? tag_slot(s, key, klen) : NULL;
   if (tag == NULL)
-    return HOTSPAN_ENOMEM;
+    return tag_error(s);
   tag->type = HS_TAG_STR;
   tag->v.s = v;
   return HOTSPAN_OK;
@@ -366,7 +397,7 @@ int hotspan_span_set_tag_str(hotspan_span *s, const char *key,
       return rc;                                                               \
     hs_tag *tag = tag_slot(s, key, klen);                                      \
     if (tag == NULL)                                                           \
-      return HOTSPAN_ENOMEM;                                                   \
+      return tag_error(s);                                                     \
     tag->type = (tagtype);                                                     \
     tag->v.field = value;                                                      \
     return HOTSPAN_OK;                                                         \
@@ -382,7 +413,7 @@ int hotspan_span_set_tag_bool(hotspan_span *s, const char *key, int value) {
     return rc;
   hs_tag *tag = tag_slot(s, key, klen);
   if (tag == NULL)
-    return HOTSPAN_ENOMEM;
+    return tag_error(s);
   tag->type = HS_TAG_BOOL;
   tag->v.i = value ? 1 : 0;
   return HOTSPAN_OK;
@@ -442,8 +473,10 @@ int hotspan_span_set_endpoint(hotspan_span *s, const char *endpoint) {
   hs_trace *tr = s->trace;
   uint32_t id = hs_endpoint_intern(endpoint, strlen(endpoint));
   const char *name = hs_endpoint_name(id);
+  /* Past the registry's cap the name is "other": then the root keeps its
+   * resource and only the endpoint id changes. */
   pthread_mutex_lock(&tr->mu);
-  if (tr->local_root != NULL && name != NULL)
+  if (tr->local_root != NULL && name != NULL && id != HS_ENDPOINT_OVERFLOW)
     tr->local_root->resource = name;
   pthread_mutex_unlock(&tr->mu);
   atomic_store_explicit(&tr->endpoint_id, id, memory_order_relaxed);
@@ -490,9 +523,7 @@ int hotspan_span_set_sampling_priority(hotspan_span *s, int priority) {
     return HOTSPAN_EINVAL;
   hs_trace *tr = s->trace;
   pthread_mutex_lock(&tr->mu);
-  tr->priority = priority;
-  tr->mechanism = HS_MECH_MANUAL;
-  tr->decided = 1;
+  hs_trace_set_priority_locked(tr, priority, HS_MECH_MANUAL);
   tr->rule_rate = -1;
   tr->limit_rate = -1;
   pthread_mutex_unlock(&tr->mu);

@@ -18,16 +18,51 @@
 
 /* ------------------------------------------------------------ sampling */
 
-/* Appends "_dd.p.dm=-N" to the trace's propagated tags unless upstream
- * already set a decision maker. Under tr->mu. */
+/* Removes the "_dd.p.dm=..." entry from the propagated tags. Under mu. */
+static void remove_decision_maker(hs_trace *tr) {
+  char *tags = tr->propagated_tags;
+  char *p = tags;
+  while (*p != '\0') {
+    char *end = strchr(p, ',');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (strncmp(p, "_dd.p.dm=", 9) == 0) {
+      if (end != NULL)
+        memmove(p, end + 1, strlen(end + 1) + 1);
+      else if (p > tags)
+        p[-1] = '\0'; /* last entry: drop it with its comma */
+      else
+        p[0] = '\0';
+      return;
+    }
+    p += n;
+    if (*p == ',')
+      p++;
+  }
+}
+
+/* Sets "_dd.p.dm=-N" in the trace's propagated tags, replacing an earlier
+ * value. Under tr->mu. */
 static void add_decision_maker(hs_trace *tr) {
-  if (strstr(tr->propagated_tags, "_dd.p.dm=") != NULL)
-    return;
+  remove_decision_maker(tr);
   size_t len = strlen(tr->propagated_tags);
   int n = snprintf(tr->propagated_tags + len, sizeof tr->propagated_tags - len,
                    "%s_dd.p.dm=-%d", len ? "," : "", tr->mechanism);
   if (n < 0 || (size_t)n >= sizeof tr->propagated_tags - len)
     tr->propagated_tags[len] = '\0'; /* does not fit: leave tags as they were */
+}
+
+void hs_trace_set_priority_locked(hs_trace *tr, int priority, int mechanism) {
+  tr->priority = priority;
+  tr->mechanism = mechanism;
+  tr->decided = 1;
+  atomic_store_explicit(&tr->sampled_flag, priority > 0 ? 1 : 0,
+                        memory_order_relaxed);
+  if (mechanism < 0)
+    return; /* decided upstream: its tags stay as they came */
+  if (priority > 0)
+    add_decision_maker(tr);
+  else
+    remove_decision_maker(tr);
 }
 
 /* Under tr->mu. */
@@ -40,14 +75,10 @@ static int decide_locked(hs_trace *tr) {
   hs_sampler_decide(t->sampler, root ? root->service : t->settings.service,
                     root ? root->name : NULL, root ? root->resource : NULL,
                     tr->id_low, hs_now_mono_ns(), &d);
-  tr->priority = d.priority;
-  tr->mechanism = d.mechanism;
+  hs_trace_set_priority_locked(tr, d.priority, d.mechanism);
   tr->rule_rate = d.rule_rate;
   tr->limit_rate = d.limit_rate;
-  tr->decided = 1;
-  if (d.priority > 0)
-    add_decision_maker(tr);
-  else if (d.rule_rate >= 0 && d.limit_rate >= 0)
+  if (d.priority <= 0 && d.rule_rate >= 0 && d.limit_rate >= 0)
     atomic_fetch_add_explicit(&t->counters.traces_rate_limited, 1,
                               memory_order_relaxed);
   return tr->priority;
@@ -176,9 +207,94 @@ void hs_trace_span_finished(hotspan_span *s) {
     hs_trace_unref(tr); /* may be the last if the chunk is already written */
 }
 
-/* Frees traces whose spans were never finished (tracer shutdown). Their
- * open spans are released; the user's pointers to them are invalid from
- * now on, as hotspan_tracer_free documents. */
+/* ------------------------------------------------------------ registry */
+
+static unsigned shard_of(const hs_trace *tr) {
+  uintptr_t p = (uintptr_t)tr;
+  return (unsigned)((p >> 6) ^ (p >> 12)) % HS_LIVE_SHARDS;
+}
+
+void hs_trace_register(hotspan_tracer *t, hs_trace *tr) {
+  tr->tracer = t;
+  tr->live_shard = (uint8_t)shard_of(tr);
+  pthread_mutex_lock(&t->live[tr->live_shard].mu);
+  tr->live_prev = NULL;
+  tr->live_next = t->live[tr->live_shard].head;
+  if (tr->live_next != NULL)
+    tr->live_next->live_prev = tr;
+  t->live[tr->live_shard].head = tr;
+  pthread_mutex_unlock(&t->live[tr->live_shard].mu);
+}
+
+void hs_trace_unregister(hs_trace *tr) {
+  hotspan_tracer *t = tr->tracer;
+  if (t == NULL)
+    return;
+  pthread_mutex_lock(&t->live[tr->live_shard].mu);
+  if (tr->live_prev != NULL)
+    tr->live_prev->live_next = tr->live_next;
+  else
+    t->live[tr->live_shard].head = tr->live_next;
+  if (tr->live_next != NULL)
+    tr->live_next->live_prev = tr->live_prev;
+  pthread_mutex_unlock(&t->live[tr->live_shard].mu);
+  tr->live_prev = tr->live_next = NULL;
+  tr->tracer = NULL;
+}
+
+/* Tracer shutdown, before the writer stops: every trace still alive gets
+ * its finished spans written (nothing finished is lost), and its open
+ * spans, which will never finish now, are counted as unfinished and
+ * reclaimed. The user's pointers to them are invalid from then on, as
+ * hotspan_tracer_free documents. */
+void hs_trace_close_all(hotspan_tracer *t) {
+  for (unsigned sh = 0; sh < HS_LIVE_SHARDS; sh++) {
+    for (;;) {
+      /* Take one trace at a time with a reference, so that the shard lock
+       * is not held while spans are released (which unregisters). */
+      pthread_mutex_lock(&t->live[sh].mu);
+      hs_trace *tr = t->live[sh].head;
+      while (tr != NULL && tr->root_finished && tr->nopen == 0 &&
+             tr->nfinished == 0)
+        tr = tr->live_next; /* only waiting for chunks in flight */
+      if (tr != NULL)
+        hs_trace_ref(tr);
+      pthread_mutex_unlock(&t->live[sh].mu);
+      if (tr == NULL)
+        break;
+
+      pthread_mutex_lock(&tr->mu);
+      hs_chunk *chunk = NULL;
+      int keep = 0;
+      if (tr->nfinished > 0) {
+        keep = decide_locked(tr) > 0;
+        chunk = take_finished(tr, tr->local_root == NULL ? 1 : 0);
+      }
+      hotspan_span *open = tr->open_head;
+      uint32_t nopen = tr->nopen;
+      tr->open_head = NULL;
+      tr->nopen = 0;
+      tr->local_root = NULL;
+      tr->root_finished = 1;
+      pthread_mutex_unlock(&tr->mu);
+
+      if (chunk != NULL)
+        dispatch(t, chunk, keep);
+      atomic_fetch_add_explicit(&t->counters.spans_unfinished, nopen,
+                                memory_order_relaxed);
+      for (hotspan_span *s = open, *next; s != NULL; s = next) {
+        next = s->open_next;
+        atomic_store_explicit(&s->state, HS_SPAN_FINISHED,
+                              memory_order_relaxed);
+        hs_span_release(s);
+      }
+      hs_trace_unref_n(tr, nopen + 1); /* its open spans' and ours */
+    }
+  }
+}
+
+/* After hs_trace_close_all and the writer's last flush: drops the orphan
+ * list's references. */
 void hs_trace_reclaim_orphans(hotspan_tracer *t) {
   pthread_mutex_lock(&t->orphans_mu);
   hs_trace *list = t->orphans;
@@ -187,26 +303,7 @@ void hs_trace_reclaim_orphans(hotspan_tracer *t) {
   while (list != NULL) {
     hs_trace *tr = list;
     list = tr->orphan_next;
-    pthread_mutex_lock(&tr->mu);
-    hotspan_span *open = tr->open_head;
-    hotspan_span *fin = tr->finished;
-    tr->open_head = NULL;
-    tr->finished = NULL;
-    tr->nopen = 0;
-    tr->nfinished = 0;
-    pthread_mutex_unlock(&tr->mu);
-    uint32_t n = 0;
-    for (hotspan_span *s = open, *next; s != NULL; s = next) {
-      next = s->open_next;
-      hs_span_release(s);
-      n++;
-    }
-    for (hotspan_span *s = fin, *next; s != NULL; s = next) {
-      next = s->next;
-      hs_span_release(s);
-      n++;
-    }
-    hs_trace_unref_n(tr, n + 1); /* its spans' and the orphan list's */
+    hs_trace_unref(tr);
   }
 }
 

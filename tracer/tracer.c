@@ -1,5 +1,6 @@
 /* Tracer lifecycle: configuration, sinks, writer thread, stats, and the
  * process-wide list of tracers that fork handling walks. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@ static hotspan_tracer *tracers;
 
 void hs_writer_after_fork_child(hotspan_tracer *t);
 void hs_trace_reclaim_orphans(hotspan_tracer *t);
+void hs_trace_close_all(hotspan_tracer *t);
 
 /* Fork: every tracer's queue and orphan locks are held across fork() so
  * that the child does not inherit a lock owned by a thread it lacks. */
@@ -24,11 +26,15 @@ void hs__tracers_atfork_prepare(void) {
   for (hotspan_tracer *t = tracers; t != NULL; t = t->next_tracer) {
     pthread_mutex_lock(&t->writer.mu);
     pthread_mutex_lock(&t->orphans_mu);
+    for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
+      pthread_mutex_lock(&t->live[i].mu);
   }
 }
 
 void hs__tracers_atfork_parent(void) {
   for (hotspan_tracer *t = tracers; t != NULL; t = t->next_tracer) {
+    for (unsigned i = HS_LIVE_SHARDS; i-- > 0;)
+      pthread_mutex_unlock(&t->live[i].mu);
     pthread_mutex_unlock(&t->orphans_mu);
     pthread_mutex_unlock(&t->writer.mu);
   }
@@ -38,6 +44,8 @@ void hs__tracers_atfork_parent(void) {
 void hs__tracers_atfork_child(void) {
   for (hotspan_tracer *t = tracers; t != NULL; t = t->next_tracer) {
     pthread_mutex_init(&t->orphans_mu, NULL);
+    for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
+      pthread_mutex_init(&t->live[i].mu, NULL);
     hs_writer_after_fork_child(t); /* re-initialises writer.mu */
   }
   pthread_mutex_init(&tracers_mu, NULL);
@@ -89,10 +97,23 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
   if (out == NULL)
     return HOTSPAN_EINVAL;
   *out = NULL;
+  /* A program built against an older, shorter hotspan_config passes a
+   * smaller struct_size: read that prefix over the defaults. Anything
+   * else (0, garbage, larger than this library knows) is refused. */
+  hotspan_config sized;
   if (cfg != NULL && cfg->struct_size != sizeof *cfg) {
-    hs_log(HS_LOG_ERROR, "hotspan_config not initialised with "
-                         "hotspan_config_init (struct_size mismatch)");
-    return HOTSPAN_EINVAL;
+    if (cfg->struct_size <= offsetof(hotspan_config, service) ||
+        cfg->struct_size > sizeof *cfg) {
+      hs_log(HS_LOG_ERROR,
+             "hotspan_config not initialised with "
+             "hotspan_config_init (struct_size %u)",
+             cfg->struct_size);
+      return HOTSPAN_EINVAL;
+    }
+    hotspan_config_init(&sized);
+    memcpy(&sized, cfg, cfg->struct_size);
+    sized.struct_size = sizeof sized;
+    cfg = &sized;
   }
   hs_fork_handlers_install();
   hotspan_tracer *t = calloc(1, sizeof *t);
@@ -109,6 +130,16 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
   hs_sampler_config sc = {t->settings.sample_rate, t->settings.sampling_rules,
                           t->settings.rate_limit};
   rc = hs_sampler_new(&sc, &t->sampler, err, sizeof err);
+  if (rc == HOTSPAN_ECONFIG && !t->settings.rules_from_code) {
+    /* Bad rules from the environment: logged and ignored, like every
+     * other bad environment value. */
+    hs_log(HS_LOG_WARN, "ignoring sampling rules from the environment: %s",
+           err);
+    free(t->settings.sampling_rules);
+    t->settings.sampling_rules = NULL;
+    sc.rules_json = NULL;
+    rc = hs_sampler_new(&sc, &t->sampler, err, sizeof err);
+  }
   if (rc != HOTSPAN_OK) {
     hs_log(HS_LOG_ERROR, "invalid sampling configuration: %s", err);
     hs_settings_free(&t->settings);
@@ -121,6 +152,8 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
       hs_tracer_add_sink(t, fs);
   }
   pthread_mutex_init(&t->orphans_mu, NULL);
+  for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
+    pthread_mutex_init(&t->live[i].mu, NULL);
   rc = hs_writer_start(t);
   if (rc != HOTSPAN_OK) {
     for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
@@ -166,6 +199,7 @@ void hotspan_tracer_free(hotspan_tracer *t) {
   }
   pthread_mutex_unlock(&tracers_mu);
 
+  hs_trace_close_all(t);
   hs_writer_stop(t, HS_SHUTDOWN_FLUSH_MS);
   hs_trace_reclaim_orphans(t);
   for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
@@ -177,6 +211,8 @@ void hotspan_tracer_free(hotspan_tracer *t) {
   hs_sampler_free(t->sampler);
   hs_settings_free(&t->settings);
   pthread_mutex_destroy(&t->orphans_mu);
+  for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
+    pthread_mutex_destroy(&t->live[i].mu);
   free(t);
 }
 

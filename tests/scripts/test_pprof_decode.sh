@@ -33,7 +33,9 @@ wall=$(sed -n 2p "$work/paths")
   fail "unexpected cpu file name: $cpu"
 [ "$wall" = "$work/pprof_dump.wall.20250314T092653Z.pb.gz" ] ||
   fail "unexpected wall file name: $wall"
-ls -A "$work" | grep -q '\.tmp$' && fail "temporary file left behind"
+for leftover in "$work"/.*.tmp "$work"/*.tmp; do
+  if [ -e "$leftover" ]; then fail "temporary file left behind: $leftover"; fi
+done
 
 # --- protoc with the official schema -------------------------------------
 for f in "$cpu" "$wall"; do

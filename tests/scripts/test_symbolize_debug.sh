@@ -12,7 +12,10 @@ for t in objcopy strip readelf; do
 done
 tool=$build/tests/tools/pprof_dump
 lib=$build/tests/tools/libhs_symtest.so
-[ -x "$tool" ] && [ -f "$lib" ] || { echo "FAIL: test tools not built"; exit 1; }
+if [ ! -x "$tool" ] || [ ! -f "$lib" ]; then
+  echo "FAIL: test tools not built"
+  exit 1
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -20,6 +23,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 # Unstripped: the library's own .symtab and DWARF.
 out=$("$tool" --symbolize "$lib" "$work/none")
+# Word splitting is intended: $out holds "function file line".
+# shellcheck disable=SC2086
 set -- $out
 [ "$1" = symtest_hidden_static ] || fail "unstripped: got '$out'"
 case $2 in */symtest_lib.c) ;; *) fail "unstripped: file '$2'";; esac
@@ -32,6 +37,8 @@ cp "$lib" "$work/stripped.so"
 strip --strip-all "$work/stripped.so"
 readelf -S "$work/stripped.so" | grep -q '\.symtab' && fail "strip kept .symtab"
 out=$("$tool" --symbolize "$work/stripped.so" "$work/none")
+# Word splitting is intended: $out holds "function file line".
+# shellcheck disable=SC2086
 set -- $out
 [ "$1" != symtest_hidden_static ] || fail "stripped library still names the static function"
 
@@ -41,6 +48,8 @@ id=$(readelf -n "$lib" | sed -n 's/.*Build ID: *//p' | head -1)
 mkdir -p "$work/dbg/.build-id/${id:0:2}"
 cp "$work/libhs_symtest.so.debug" "$work/dbg/.build-id/${id:0:2}/${id:2}.debug"
 out=$("$tool" --symbolize "$work/stripped.so" "$work/dbg")
+# Word splitting is intended: $out holds "function file line".
+# shellcheck disable=SC2086
 set -- $out
 [ "$1" = symtest_hidden_static ] || fail "build-id debug file: got '$out'"
 case $2 in */symtest_lib.c) ;; *) fail "build-id debug file: file '$2'";; esac
@@ -52,6 +61,8 @@ cp "$work/libhs_symtest.so.debug" "$work/linked/"
 (cd "$work/linked" && cp ../stripped.so linked.so &&
    objcopy --add-gnu-debuglink=libhs_symtest.so.debug linked.so)
 out=$("$tool" --symbolize "$work/linked/linked.so" "$work/none")
+# Word splitting is intended: $out holds "function file line".
+# shellcheck disable=SC2086
 set -- $out
 [ "$1" = symtest_hidden_static ] || fail "debuglink: got '$out'"
 [ "$3" = "$want_line" ] || fail "debuglink: line $3, want $want_line"
@@ -62,6 +73,8 @@ mkdir -p "$work/bad"
 cp "$work/linked/linked.so" "$work/bad/"
 printf 'not the debug file' > "$work/bad/libhs_symtest.so.debug"
 out=$("$tool" --symbolize "$work/bad/linked.so" "$work/none")
+# Word splitting is intended: $out holds "function file line".
+# shellcheck disable=SC2086
 set -- $out
 [ "$1" != symtest_hidden_static ] || fail "mismatched debuglink was used"
 # dwz: the debug file moved shared DWARF into a common file named by its
@@ -85,7 +98,9 @@ if command -v dwz >/dev/null; then
   cp "$work/dwz/a.debug" "$work/dbgz/.build-id/${id:0:2}/${id:2}.debug"
   cp "$work/dwz/common.debug" "$work/dbgz/.build-id/${cid:0:2}/${cid:2}.debug"
   out=$("$tool" --symbolize "$work/stripped.so" "$work/dbgz")
-  set -- $out
+  # Word splitting is intended: $out holds "function file line".
+# shellcheck disable=SC2086
+set -- $out
   [ "$1" = symtest_hidden_static ] || fail "dwz alt file: got '$out'"
   [ "$3" = "$want_line" ] || fail "dwz alt file: line $3, want $want_line"
 else

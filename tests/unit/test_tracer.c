@@ -536,6 +536,199 @@ static void test_fork_unique_ids(void **state) {
   hotspan_tracer_free(t);
 }
 
+static void test_out_of_order_finish(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  hotspan_span *a = hotspan_span_start(t, "a", NULL);
+  hotspan_span *b = hotspan_span_start(t, "b", NULL);
+  hotspan_span_activate(a);
+  hotspan_span_activate(b);
+  hotspan_span_finish(a); /* not innermost */
+  assert_ptr_equal(hotspan_active_span(), b);
+  /* Finishing b must not bring back the finished a. */
+  hotspan_span_finish(b);
+  assert_null(hotspan_active_span());
+  hs_ctx_value v;
+  assert_int_equal(hs_thread_ctx_read(hs_thread_ctx_peek(), &v), 0);
+  flush(t);
+  assert_int_equal(cs->n, 2);
+  hotspan_tracer_free(t);
+}
+
+static void test_back_dated_start(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  hotspan_span_options o;
+  hotspan_span_options_init(&o);
+  o.start_ns = hs_now_unix_ns() - 1000000000ull; /* began a second ago */
+  hotspan_span *s = hotspan_span_start(t, "queued", &o);
+  hotspan_span_finish(s);
+  flush(t);
+  assert_true(cs->spans[0].duration >= 999000000ull);
+  assert_true(cs->spans[0].duration < 60000000000ull);
+  hotspan_tracer_free(t);
+}
+
+static int count_header(void *carrier, const char *name, const char *value) {
+  if (strcmp(name, "x-datadog-tags") == 0)
+    snprintf((char *)carrier, 256, "%s", value);
+  return 0;
+}
+
+static void test_manual_decision_maker(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  hotspan_span *s = hotspan_span_start(t, "root", NULL);
+  char tags[256] = "";
+  hotspan_carrier_writer w = {count_header};
+  assert_int_equal(hotspan_inject(t, s, &w, tags), HOTSPAN_OK);
+  assert_non_null(strstr(tags, "_dd.p.dm=-0")); /* automatic keep */
+  hotspan_span_set_sampling_priority(s, HOTSPAN_PRIORITY_USER_KEEP);
+  assert_int_equal(hotspan_inject(t, s, &w, tags), HOTSPAN_OK);
+  assert_non_null(strstr(tags, "_dd.p.dm=-4")); /* replaced, not added */
+  assert_null(strstr(tags, "_dd.p.dm=-0"));
+  hotspan_span_finish(s);
+  flush(t);
+  assert_int_equal(cs->spans[0].priority, HOTSPAN_PRIORITY_USER_KEEP);
+  hotspan_tracer_free(t);
+}
+
+static void test_free_flushes_open_traces(void **state) {
+  (void)state;
+  char dir[] = "/tmp/hotspan-test-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  hotspan_config cfg;
+  hotspan_config_init(&cfg);
+  cfg.ignore_environment = 1;
+  cfg.log_level = 1;
+  cfg.output_dir = dir;
+  hotspan_tracer *t = NULL;
+  assert_int_equal(hotspan_tracer_new(&cfg, &t), HOTSPAN_OK);
+  hotspan_span *root = hotspan_span_start(t, "never-finished-root", NULL);
+  hotspan_span_options o;
+  hotspan_span_options_init(&o);
+  o.parent = root;
+  hotspan_span *done = hotspan_span_start(t, "finished-child", &o);
+  hotspan_span_set_tag_str(done, "k", "v");
+  hotspan_span_finish(done);
+  hotspan_span *open = hotspan_span_start(t, "open-child", &o);
+  hotspan_span_set_tag_str(open, "big", "memory that must be reclaimed");
+  hotspan_tracer_stats st = {.struct_size = sizeof st};
+  hotspan_tracer_free(t); /* LeakSanitizer checks the reclaim */
+  (void)st;
+  char path[128], line[4096];
+  snprintf(path, sizeof path, "%s/traces.jsonl", dir);
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  int finished = 0, others = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    if (strstr(line, "\"finished-child\"") != NULL)
+      finished++;
+    else
+      others++;
+  }
+  fclose(f);
+  unlink(path);
+  rmdir(dir);
+  assert_int_equal(finished, 1); /* what finished is not lost */
+  assert_int_equal(others, 0);   /* what never finished is not invented */
+}
+
+static void test_bad_env_rules_ignored(void **state) {
+  (void)state;
+  setenv("DD_TRACE_SAMPLING_RULES", "[{\"sample_rate\": 2", 1);
+  hotspan_config cfg;
+  hotspan_config_init(&cfg);
+  cfg.log_level = 1;
+  hotspan_tracer *t = NULL;
+  assert_int_equal(hotspan_tracer_new(&cfg, &t), HOTSPAN_OK);
+  hotspan_tracer_free(t);
+  /* The same rules in code are the programmer's error. */
+  cfg.sampling_rules = "[{\"sample_rate\": 2";
+  assert_int_equal(hotspan_tracer_new(&cfg, &t), HOTSPAN_ECONFIG);
+  unsetenv("DD_TRACE_SAMPLING_RULES");
+}
+
+static void test_struct_size_prefix(void **state) {
+  (void)state;
+  /* A caller built against a shorter hotspan_config (up to "tags"). */
+  hotspan_config cfg;
+  hotspan_config_init(&cfg);
+  cfg.service = "old-abi";
+  cfg.struct_size = (uint32_t)offsetof(hotspan_config, sample_rate);
+  cfg.sample_rate = 0.0; /* beyond the prefix: must be ignored */
+  capture_sink *cs = NULL;
+  cfg.ignore_environment = 1; /* also beyond the prefix: ignored */
+  hotspan_tracer *t = NULL;
+  assert_int_equal(hotspan_tracer_new(&cfg, &t), HOTSPAN_OK);
+  cs = capture_sink_new();
+  hs_tracer_add_sink(t, &cs->base);
+  hotspan_span_options o;
+  hotspan_span_options_init(&o);
+  o.struct_size = (uint32_t)offsetof(hotspan_span_options, kind);
+  o.resource = "in the prefix";
+  o.kind = HOTSPAN_KIND_SERVER; /* beyond: default kind */
+  hotspan_span *s = hotspan_span_start(t, "x", &o);
+  assert_non_null(s);
+  hotspan_span_finish(s);
+  flush(t);
+  assert_int_equal(cs->n, 1); /* kept: the 0.0 rate was not read */
+  assert_string_equal(cs->spans[0].resource, "in the prefix");
+  assert_int_equal(cs->spans[0].kind, HOTSPAN_KIND_UNSPECIFIED);
+  o.struct_size = 3; /* garbage */
+  assert_null(hotspan_span_start(t, "y", &o));
+  hotspan_tracer_free(t);
+}
+
+static void test_tag_cap(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  hotspan_span *s = hotspan_span_start(t, "many", NULL);
+  char k[32];
+  int rc = HOTSPAN_OK, i;
+  for (i = 0; i < 5000 && rc == HOTSPAN_OK; i++) {
+    snprintf(k, sizeof k, "k%d", i);
+    rc = hotspan_span_set_tag_bool(s, k, 1);
+  }
+  assert_int_equal(rc, HOTSPAN_EFULL);
+  assert_int_equal(i - 1, HS_SPAN_MAX_TAGS);
+  assert_int_equal(hotspan_span_set_tag_int(s, "k7", 3), HOTSPAN_OK);
+  hotspan_span_finish(s);
+  hotspan_tracer_free(t);
+}
+
+/* Last: fills the process-wide endpoint registry. */
+static void test_endpoint_overflow(void **state) {
+  (void)state;
+  capture_sink *cs = NULL;
+  hotspan_tracer *t = capture_tracer(&cs, NULL);
+  char name[32];
+  for (int i = 0; i < HS_ENDPOINT_MAX + 10; i++) {
+    snprintf(name, sizeof name, "GET /e%d", i);
+    hs_endpoint_intern(name, strlen(name));
+  }
+  assert_int_equal(hs_endpoint_intern("GET /new", 8), HS_ENDPOINT_OVERFLOW);
+  assert_string_equal(hs_endpoint_name(HS_ENDPOINT_OVERFLOW), "other");
+  hotspan_span *root = hotspan_span_start(t, "req", NULL);
+  hotspan_span_set_resource(root, "GET /kept");
+  hotspan_span_options o;
+  hotspan_span_options_init(&o);
+  o.parent = root;
+  hotspan_span *c = hotspan_span_start(t, "child", &o);
+  hotspan_span_set_endpoint(c, "GET /late");
+  hotspan_span_finish(c);
+  hotspan_span_finish(root);
+  flush(t);
+  /* The resource keeps its real name; only the endpoint id is "other". */
+  assert_string_equal(cap_find(cs, "req")->resource, "GET /kept");
+  assert_int_equal(cap_find(cs, "req")->endpoint_id, HS_ENDPOINT_OVERFLOW);
+  hotspan_tracer_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_root_and_child),
@@ -550,6 +743,14 @@ int main(void) {
       cmocka_unit_test(test_unfinished_spans),
       cmocka_unit_test(test_config_precedence),
       cmocka_unit_test(test_fork_unique_ids),
+      cmocka_unit_test(test_out_of_order_finish),
+      cmocka_unit_test(test_back_dated_start),
+      cmocka_unit_test(test_manual_decision_maker),
+      cmocka_unit_test(test_free_flushes_open_traces),
+      cmocka_unit_test(test_bad_env_rules_ignored),
+      cmocka_unit_test(test_struct_size_prefix),
+      cmocka_unit_test(test_tag_cap),
+      cmocka_unit_test(test_endpoint_overflow),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,10 +48,12 @@ typedef struct hs_pool {
 enum { POOL_SPAN, POOL_TRACE, POOL_CHUNK, POOL_COUNT };
 
 #define HS_POOL_INIT(type)                                                     \
-  { PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, (sizeof(type) + 63) & ~(size_t)63 }
-static hs_pool pools[POOL_COUNT] = {HS_POOL_INIT(hotspan_span),
-                                    HS_POOL_INIT(hs_trace),
-                                    HS_POOL_INIT(hs_chunk)};
+  {                                                                            \
+    PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL,                                  \
+        (sizeof(type) + 63) & ~(size_t)63                                      \
+  }
+static hs_pool pools[POOL_COUNT] = {
+    HS_POOL_INIT(hotspan_span), HS_POOL_INIT(hs_trace), HS_POOL_INIT(hs_chunk)};
 
 _Static_assert(sizeof(hs_free) <= sizeof(hotspan_span) &&
                    sizeof(hs_free) <= sizeof(hs_trace) &&
@@ -265,7 +267,9 @@ void hs_trace_unref_n(hs_trace *tr, uint32_t n) {
   obj_put(POOL_TRACE, tr);
 }
 
-hs_chunk *hs_chunk_alloc(void) { return obj_get(POOL_CHUNK); }
+hs_chunk *hs_chunk_alloc(void) {
+  return obj_get(POOL_CHUNK);
+}
 
 void hs_chunk_free(hs_chunk *c) {
   if (c == NULL)

@@ -185,8 +185,7 @@ static int name_is(const char *s, const char *lit, size_t n) {
   for (; i + 8 <= n; i += 8)
     if (lower_word(load_word(s + i, 8)) != load_word(lit + i, 8))
       return 0;
-  if (i < n &&
-      lower_word(load_word(s + n - 8, 8)) != load_word(lit + n - 8, 8))
+  if (i < n && lower_word(load_word(s + n - 8, 8)) != load_word(lit + n - 8, 8))
     return 0;
   return 1;
 }

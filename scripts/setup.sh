@@ -57,6 +57,7 @@ PACKAGES=(
   golang-github-google-pprof-dev
   # Peers measured against in bench/
   libdd-opentracing-dev
+  libopentracing-dev
   libgoogle-perftools-dev
   valgrind
   hyperfine

@@ -264,6 +264,8 @@ void hs_trace_set_priority_locked(hs_trace *tr, int priority, int mechanism);
 static inline void hs_trace_ref(hs_trace *tr) {
   atomic_fetch_add_explicit(&tr->refs, 1, memory_order_relaxed);
 }
+/* Chunks come from a pool too: one per flushed trace. */
+hs_chunk *hs_chunk_alloc(void);
 /* Releases every span of a chunk and the chunk's trace reference. */
 void hs_chunk_free(hs_chunk *c);
 
@@ -279,8 +281,7 @@ typedef struct hs_tstate {
    * span start costs one clock read instead of two. */
   uint64_t rt_offset;
   uint64_t rt_offset_mono;
-  struct hs_cache *span_cache;
-  struct hs_cache *trace_cache;
+  struct hs_cache *caches; /* one per pool (tracer/pool.c) */
 } hs_tstate;
 
 /* The calling thread's state, created on first use; NULL if out of memory.

@@ -45,13 +45,19 @@ typedef struct hs_pool {
   size_t obj_size;
 } hs_pool;
 
-static hs_pool span_pool = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL,
-                            (sizeof(hotspan_span) + 63) & ~(size_t)63};
-static hs_pool trace_pool = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL,
-                             (sizeof(hs_trace) + 63) & ~(size_t)63};
+enum { POOL_SPAN, POOL_TRACE, POOL_CHUNK, POOL_COUNT };
+
+#define HS_POOL_INIT(type)                                                     \
+  {                                                                            \
+    PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL,                                  \
+        (sizeof(type) + 63) & ~(size_t)63                                      \
+  }
+static hs_pool pools[POOL_COUNT] = {
+    HS_POOL_INIT(hotspan_span), HS_POOL_INIT(hs_trace), HS_POOL_INIT(hs_chunk)};
 
 _Static_assert(sizeof(hs_free) <= sizeof(hotspan_span) &&
-                   sizeof(hs_free) <= sizeof(hs_trace),
+                   sizeof(hs_free) <= sizeof(hs_trace) &&
+                   sizeof(hs_free) <= sizeof(hs_chunk),
                "pool objects must hold the free-list links");
 
 /* Refills an empty cache with one batch from the pool, carving a new slab
@@ -131,15 +137,14 @@ static pthread_once_t tstate_once = PTHREAD_ONCE_INIT;
 
 typedef struct hs_tstate_block {
   hs_tstate st;
-  hs_cache span_cache;
-  hs_cache trace_cache;
+  hs_cache caches[POOL_COUNT];
 } hs_tstate_block;
 
 static void tstate_destroy(void *p) {
   hs_tstate_block *b = p;
   tstate = NULL;
-  cache_spill(&span_pool, &b->span_cache, 0);
-  cache_spill(&trace_pool, &b->trace_cache, 0);
+  for (int i = 0; i < POOL_COUNT; i++)
+    cache_spill(&pools[i], &b->caches[i], 0);
   free(b);
 }
 
@@ -161,19 +166,32 @@ hs_tstate *hs_tstate_get(void) {
     free(b);
     return NULL;
   }
-  b->st.span_cache = &b->span_cache;
-  b->st.trace_cache = &b->trace_cache;
+  b->st.caches = b->caches;
   tstate = &b->st;
   return tstate;
 }
 
 /* ------------------------------------------------------------ objects */
 
-hotspan_span *hs_span_alloc(void) {
+static void *obj_get(int kind) {
   hs_tstate *ts = hs_tstate_get();
-  if (ts == NULL)
-    return NULL;
-  hotspan_span *s = pool_get(&span_pool, ts->span_cache);
+  return ts ? pool_get(&pools[kind], &ts->caches[kind]) : NULL;
+}
+
+static void obj_put(int kind, void *obj) {
+  hs_tstate *ts = hs_tstate_get();
+  if (ts != NULL) {
+    pool_put(&pools[kind], &ts->caches[kind], obj);
+    return;
+  }
+  /* No thread state (out of memory): hand the object straight back. */
+  hs_cache one = {(hs_free *)obj, 1};
+  ((hs_free *)obj)->next = NULL;
+  cache_spill(&pools[kind], &one, 0);
+}
+
+hotspan_span *hs_span_alloc(void) {
+  hotspan_span *s = obj_get(POOL_SPAN);
   if (s == NULL)
     return NULL;
   s->next = NULL;
@@ -204,22 +222,11 @@ void hs_span_release(hotspan_span *s) {
     free(b);
   }
   atomic_store_explicit(&s->state, HS_SPAN_FREE, memory_order_relaxed);
-  hs_tstate *ts = hs_tstate_get();
-  if (ts == NULL) {
-    /* No thread state (out of memory): hand the object straight back. */
-    hs_cache one = {(hs_free *)s, 1};
-    ((hs_free *)s)->next = NULL;
-    cache_spill(&span_pool, &one, 0);
-    return;
-  }
-  pool_put(&span_pool, ts->span_cache, s);
+  obj_put(POOL_SPAN, s);
 }
 
 hs_trace *hs_trace_alloc(void) {
-  hs_tstate *ts = hs_tstate_get();
-  if (ts == NULL)
-    return NULL;
-  hs_trace *tr = pool_get(&trace_pool, ts->trace_cache);
+  hs_trace *tr = obj_get(POOL_TRACE);
   if (tr == NULL)
     return NULL;
   pthread_mutex_init(&tr->mu, NULL);
@@ -257,14 +264,11 @@ void hs_trace_unref_n(hs_trace *tr, uint32_t n) {
     return;
   hs_trace_unregister(tr);
   pthread_mutex_destroy(&tr->mu);
-  hs_tstate *ts = hs_tstate_get();
-  if (ts == NULL) {
-    hs_cache one = {(hs_free *)tr, 1};
-    ((hs_free *)tr)->next = NULL;
-    cache_spill(&trace_pool, &one, 0);
-    return;
-  }
-  pool_put(&trace_pool, ts->trace_cache, tr);
+  obj_put(POOL_TRACE, tr);
+}
+
+hs_chunk *hs_chunk_alloc(void) {
+  return obj_get(POOL_CHUNK);
 }
 
 void hs_chunk_free(hs_chunk *c) {
@@ -279,7 +283,7 @@ void hs_chunk_free(hs_chunk *c) {
   }
   /* One trace reference per released span, one for the chunk itself. */
   hs_trace_unref_n(tr, n + 1);
-  free(c);
+  obj_put(POOL_CHUNK, c);
 }
 
 /* ------------------------------------------------------------ fork */
@@ -299,19 +303,19 @@ void hs__tracers_atfork_child(void);
  * there. */
 static void atfork_prepare(void) {
   hs__tracers_atfork_prepare();
-  pthread_mutex_lock(&span_pool.mu);
-  pthread_mutex_lock(&trace_pool.mu);
+  for (int i = 0; i < POOL_COUNT; i++)
+    pthread_mutex_lock(&pools[i].mu);
 }
 
 static void atfork_parent(void) {
-  pthread_mutex_unlock(&trace_pool.mu);
-  pthread_mutex_unlock(&span_pool.mu);
+  for (int i = POOL_COUNT; i-- > 0;)
+    pthread_mutex_unlock(&pools[i].mu);
   hs__tracers_atfork_parent();
 }
 
 static void atfork_child(void) {
-  pthread_mutex_init(&trace_pool.mu, NULL);
-  pthread_mutex_init(&span_pool.mu, NULL);
+  for (int i = 0; i < POOL_COUNT; i++)
+    pthread_mutex_init(&pools[i].mu, NULL);
   atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
   hs__tracers_atfork_child();
 }

@@ -171,11 +171,22 @@ static uint64_t lower_word(uint64_t x) {
  * same length. Every header of every request goes through here, so it
  * works a word at a time. */
 static int name_is(const char *s, const char *lit, size_t n) {
-  for (size_t i = 0; i < n; i += 8) {
-    size_t k = n - i < 8 ? n - i : 8;
-    if (lower_word(load_word(s + i, k)) != load_word(lit + i, k))
-      return 0;
+  if (n < 8) {
+    for (size_t i = 0; i < n; i++) {
+      unsigned char c = (unsigned char)s[i];
+      if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != (unsigned char)lit[i])
+        return 0;
+    }
+    return 1;
   }
+  /* Whole words, then one word overlapping the end: fixed-size loads
+   * only, so the compiler emits plain 8-byte moves. */
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    if (lower_word(load_word(s + i, 8)) != load_word(lit + i, 8))
+      return 0;
+  if (i < n && lower_word(load_word(s + n - 8, 8)) != load_word(lit + n - 8, 8))
+    return 0;
   return 1;
 }
 

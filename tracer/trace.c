@@ -95,7 +95,7 @@ int hs_trace_decide(hs_trace *tr) {
 
 /* Detaches the finished spans into a chunk. Under tr->mu. */
 static hs_chunk *take_finished(hs_trace *tr, int partial) {
-  hs_chunk *c = malloc(sizeof *c);
+  hs_chunk *c = hs_chunk_alloc();
   if (c == NULL)
     return NULL;
   c->trace = tr;
@@ -309,9 +309,16 @@ void hs_trace_reclaim_orphans(hotspan_tracer *t) {
 
 /* ------------------------------------------------------------ context */
 
+/* Copies a NUL-terminated string of at most cap - 1 bytes, by length: the
+ * context's buffers are 1.2 KB in all and usually almost empty. */
+static void copy_str(char *dst, const char *src, size_t cap) {
+  size_t n = strnlen(src, cap - 1);
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
 static void fill_context(hs_trace *tr, const hotspan_span *s,
                          hotspan_context *out) {
-  memset(out, 0, sizeof *out);
   out->trace_id_high = tr->id_high;
   out->trace_id_low = tr->id_low;
   out->span_id = s->span_id;
@@ -319,11 +326,13 @@ static void fill_context(hs_trace *tr, const hotspan_span *s,
   out->sampling_priority = tr->decided ? tr->priority : HOTSPAN_PRIORITY_UNSET;
   out->trace_flags =
       (!tr->decided || tr->priority > 0) ? 1 : 0; /* undecided: kept */
-  memcpy(out->origin, tr->origin, sizeof out->origin);
-  memcpy(out->propagated_tags, tr->propagated_tags,
-         sizeof out->propagated_tags);
-  memcpy(out->tracestate_other, tr->tracestate_other,
-         sizeof out->tracestate_other);
+  copy_str(out->origin, tr->origin, sizeof out->origin);
+  copy_str(out->propagated_tags, tr->propagated_tags,
+           sizeof out->propagated_tags);
+  copy_str(out->tracestate_other, tr->tracestate_other,
+           sizeof out->tracestate_other);
+  copy_str(out->last_dd_parent_id, tr->last_dd_parent_id,
+           sizeof out->last_dd_parent_id);
   pthread_mutex_unlock(&tr->mu);
 }
 

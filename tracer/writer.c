@@ -4,8 +4,8 @@
  * holds max_spans spans, new chunks are dropped and counted.
  *
  * The thread wakes every HS_WRITER_TICK_MS, or at once when a flush is
- * requested or the queue passes half its bound, so a finishing span does
- * not pay for a wake-up (futex call) in the common case. */
+ * requested or HS_WRITER_WAKE_SPANS spans are queued, so a finishing span
+ * pays for a wake-up (futex call) only once per batch. */
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
@@ -15,6 +15,7 @@
 
 #define HS_WRITER_TICK_MS 200
 #define HS_WRITER_MAX_SPANS 100000
+#define HS_WRITER_WAKE_SPANS 1024
 
 static void deadline_in(struct timespec *ts, int ms) {
   clock_gettime(CLOCK_MONOTONIC, ts);
@@ -149,7 +150,12 @@ void hs_writer_enqueue(hotspan_tracer *t, hs_chunk *c) {
   w->tail = c;
   w->queued_spans += c->nspans;
   w->enqueued_seq++;
-  int wake = w->queued_spans > w->max_spans / 2;
+  /* Wake the writer every HS_WRITER_WAKE_SPANS spans: a few thousand
+   * queued spans are still warm in cache when the writer frees them and
+   * the application reuses them; tens of thousands are not (measured in
+   * docs/PERFORMANCE.md). One futex wake per batch costs ~1 ns a span. */
+  int wake = w->queued_spans - c->nspans < HS_WRITER_WAKE_SPANS &&
+             w->queued_spans >= HS_WRITER_WAKE_SPANS;
   pthread_mutex_unlock(&w->mu);
   if (wake)
     pthread_cond_signal(&w->cv);

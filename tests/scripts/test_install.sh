@@ -53,13 +53,15 @@ libdir=${libdir%/pkgconfig}
 [ -f "$libdir/libhotspan.a" ] || fail "libhotspan.a not installed"
 ls "$libdir"/libhotspan.so.* >/dev/null 2>&1 || fail "libhotspan.so not installed"
 
-# Program whose run proves it loaded the installed library.
+# Program whose run proves it loaded the installed library. (grep reads
+# all of its input, not -q: with pipefail an early exit of grep -q would
+# kill the writer with SIGPIPE and fail the pipeline at random.)
 check_needed() { # <binary> <shared|static>
   if [ "$2" = shared ]; then
-    LD_LIBRARY_PATH="$libdir" ldd "$1" | grep -q "=> $libdir/libhotspan.so" ||
+    LD_LIBRARY_PATH="$libdir" ldd "$1" | grep "=> $libdir/libhotspan.so" >/dev/null ||
       fail "$1 does not load libhotspan.so from the install prefix"
   else
-    if readelf -dW "$1" | grep -q 'NEEDED.*libhotspan'; then
+    if readelf -dW "$1" | grep 'NEEDED.*libhotspan' >/dev/null; then
       fail "$1 should contain hotspan statically but needs libhotspan.so"
     fi
   fi
@@ -68,7 +70,7 @@ run() { # <binary>
   local out
   out=$("$@") || fail "$1 exited with status $?"
   echo "$out"
-  echo "$out" | grep -q "span created and finished" ||
+  echo "$out" | grep "span created and finished" >/dev/null ||
     fail "$1 did not report a finished span"
 }
 
@@ -118,7 +120,7 @@ cmake --build "$tmp/cmake-build" -j2 >"$tmp/cmake-build.log" 2>&1 ||
   { cat "$tmp/cmake-build.log" >&2; fail "building the find_package consumer"; }
 # CMake gives the shared consumer an RPATH to the prefix: no
 # LD_LIBRARY_PATH needed, which is what users of find_package get.
-ldd "$tmp/cmake-build/consumer_shared" | grep -q "=> $libdir/libhotspan.so" ||
+ldd "$tmp/cmake-build/consumer_shared" | grep "=> $libdir/libhotspan.so" >/dev/null ||
   fail "consumer_shared does not load libhotspan.so from the prefix"
 run "$tmp/cmake-build/consumer_shared"
 check_needed "$tmp/cmake-build/consumer_static" static

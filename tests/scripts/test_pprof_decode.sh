@@ -93,7 +93,7 @@ topname=$(head -1 "$work/rows.txt" | awk '{print $NF}')
 [ "$topname" = pd_hot_leaf ] || { cat "$work/top.txt"; fail "top is $topname"; }
 [ "$flatp" = "90.00%" ] || fail "pd_hot_leaf flat is $flatp ($flat)"
 for fn in pd_cold_leaf pd_outer main; do
-  awk '{print $NF}' "$work/rows.txt" | grep -qx "$fn" || fail "$fn not in -top"
+  awk '{print $NF}' "$work/rows.txt" | grep -x "$fn" >/dev/null || fail "$fn not in -top"
 done
 
 pprof -top "$wall" > "$work/wtop.txt"

@@ -53,7 +53,7 @@ expect_profiles() {
   wall=$(find "$dir" -maxdepth 1 -name 'hotspan.wall.*.pb.gz' | wc -l)
   [ "$cpu" -eq 1 ] || fail "$what: $cpu CPU profiles in $dir: $(ls -a "$dir")"
   [ "$wall" -eq 1 ] || fail "$what: $wall wall profiles in $dir"
-  if find "$dir" -name '*.tmp' | grep -q .; then
+  if find "$dir" -name '*.tmp' | grep . >/dev/null; then
     fail "$what: temporary file left in $dir"
   fi
   for f in "$dir"/hotspan.*.pb.gz; do
@@ -79,13 +79,13 @@ $top"
 $top"
     fi
   done
-  echo "$top" | grep -qw alpha || fail "$what: caller alpha missing"
-  echo "$top" | grep -qw beta || fail "$what: caller beta missing"
+  echo "$top" | grep -w alpha >/dev/null || fail "$what: caller alpha missing"
+  echo "$top" | grep -w beta >/dev/null || fail "$what: caller beta missing"
   local wall
   wall=$(go tool pprof -traces "$dir"/hotspan.wall.*.pb.gz 2>&1) ||
     fail "$what: go tool pprof cannot read the wall profile: $wall"
-  echo "$wall" | grep -qw burn_alpha || fail "$what: no wall sample in burn_alpha"
-  echo "$wall" | grep -q 'thread name' || fail "$what: no thread name label"
+  echo "$wall" | grep -w burn_alpha >/dev/null || fail "$what: no wall sample in burn_alpha"
+  echo "$wall" | grep 'thread name' >/dev/null || fail "$what: no thread name label"
 }
 
 # --- LD_PRELOAD, normal exit ---------------------------------------------
@@ -100,7 +100,7 @@ LD_PRELOAD=$lib HOTSPAN_PROFILING_ENABLED=true HOTSPAN_OUTPUT_DIR=$work/b \
 expect_profiles "$work/b" "exit from a thread"
 check_content "$work/b" "exit from a thread"
 if [ "$have_go" -eq 1 ]; then
-  go tool pprof -traces "$work"/b/hotspan.wall.*.pb.gz | grep -qw exiter ||
+  go tool pprof -traces "$work"/b/hotspan.wall.*.pb.gz | grep -w exiter >/dev/null ||
     fail "exit from a thread: the exiting thread is not in the wall profile"
 fi
 
@@ -113,7 +113,7 @@ LD_PRELOAD=$lib HOTSPAN_PROFILING_ENABLED=false HOTSPAN_OUTPUT_DIR=$work/off \
 # A bad value is ignored with a warning, never fatal.
 out=$(LD_PRELOAD=$lib HOTSPAN_PROFILING_ENABLED=perhaps \
   HOTSPAN_OUTPUT_DIR=$work/bad "$prog" 50 2>&1)
-echo "$out" | grep -q 'HOTSPAN_PROFILING_ENABLED' ||
+echo "$out" | grep 'HOTSPAN_PROFILING_ENABLED' >/dev/null ||
   fail "no warning for a bad HOTSPAN_PROFILING_ENABLED: $out"
 [ ! -e "$work/bad" ] || fail "profiles written with a bad enable value"
 

@@ -29,7 +29,9 @@ int main(int argc, char **argv) {
   o.kind = HOTSPAN_KIND_SERVER;
   hotspan_span *root = hotspan_span_start(t, "root\n\"name\"", &o);
   hotspan_span_set_resource(root, "GET /caf\xc3\xa9/\xf0\x9f\x94\xa5");
-  hotspan_span_set_tag_str(root, "bad.utf8", "a\xff\xfe" "b\xc3");
+  hotspan_span_set_tag_str(root, "bad.utf8",
+                           "a\xff\xfe"
+                           "b\xc3");
   hotspan_span_set_tag_str(root, "ctrl", "tab\there\x01\x1f end\\");
   hotspan_span_set_tag_int(root, "int.min", -9223372036854775807LL - 1);
   hotspan_span_set_tag_double(root, "pi", 3.141592653589793);

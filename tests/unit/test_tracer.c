@@ -701,7 +701,6 @@ static void test_tag_cap(void **state) {
   hotspan_tracer_free(t);
 }
 
-
 /* Sampling and propagation settings read from the environment reach the
  * tracer's decisions and headers. */
 static int collect_header(void *carrier, const char *name, const char *value) {
@@ -758,7 +757,8 @@ static void test_env_sampling_and_styles(void **state) {
   hotspan_tracer *t = NULL;
   char headers[1024];
   hotspan_carrier_writer w = {collect_header};
-  const char *expect[] = {"x-b3-traceid=", "traceparent=", "x-datadog-trace-id="};
+  const char *expect[] = {
+      "x-b3-traceid=", "traceparent=", "x-datadog-trace-id="};
   const char *var[] = {NULL, "DD_TRACE_PROPAGATION_STYLE",
                        "HOTSPAN_PROPAGATION_STYLE_INJECT"};
   const char *val[] = {NULL, "tracecontext", "datadog"};

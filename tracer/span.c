@@ -265,7 +265,6 @@ hotspan_span *hotspan_span_start(hotspan_tracer *t, const char *name,
         hs_endpoint_intern(opts->resource, strlen(opts->resource)),
         memory_order_relaxed);
 
-
   if (opts != NULL && opts->activate)
     (void)hotspan_span_activate(s);
   return s;

@@ -96,8 +96,7 @@ int hs_trace_decide(hs_trace *tr) {
 /* Moves the trace's span counts into the tracer's counters: one pair of
  * atomic additions per chunk instead of two per span. Outside tr->mu,
  * with counts taken under it. */
-static void add_counts(hotspan_tracer *t, uint32_t created,
-                       uint32_t finished) {
+static void add_counts(hotspan_tracer *t, uint32_t created, uint32_t finished) {
   if (created != 0)
     atomic_fetch_add_explicit(&t->counters.spans_created, created,
                               memory_order_relaxed);
@@ -207,7 +206,6 @@ void hs_trace_span_finished(hotspan_span *s) {
   }
   pthread_mutex_unlock(&tr->mu);
   add_counts(t, created, finished);
-
 
   if (s->is_local_root) {
     atomic_fetch_add_explicit(keep ? &t->counters.traces_kept

@@ -7,8 +7,8 @@
  * --depth frames deep, counted leaf to _start as libunwind sees them, and
  * burns a fixed number of iterations in the leaf, so that nearly every
  * sample is taken at that depth. The leaf is either frameless (--leaf bare:
- * what gcc makes of a small hot loop even with -fno-omit-frame-pointer) or
- * sets up a frame (--leaf framed).
+ * what gcc 12 makes of a small hot loop even with -fno-omit-frame-pointer;
+ * clang keeps the frame) or sets up a frame (--leaf framed).
  *
  * The program runs --segments segments, each with the profiler started
  * (CPU profile only, at --hz, wall profile off, the given unwinder, no

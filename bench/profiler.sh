@@ -5,21 +5,22 @@
 # 64 threads. Prints one table per part.
 #
 #   bench/profiler.sh [--rounds N] [--rounds2 N] [--requests N]
-#                     [--segments N] [--mem-pairs N] [--only LIST]
-#                     [--build-dir DIR] [--no-build] [--keep]
+#                     [--cpu-only] [--segments N] [--mem-pairs N]
+#                     [--only LIST] [--build-dir DIR] [--no-build] [--keep]
 #
 # Builds RelWithDebInfo in <source>/build-bench unless --build-dir is given.
 #
 # overhead  build-bench/bench/prof_workload, 4 x --requests requests
 #           (default 10000, about 11 s of CPU) split over the threads:
-#           --rounds rounds (default 7) with 4 busy threads, then --rounds2
-#           (default 5) with 2. A round runs the variants back to back, the run without a
-#           profiler next to both main ones: "hotspan, none, gperftools,
-#           hotspan-cpu", the next round in reverse order (2 threads: the
-#           first three only). hotspan: HOTSPAN_PROFILING_ENABLED=true,
-#           HOTSPAN_OUTPUT_DIR set, default rates (CPU 99 Hz, wall 19 Hz),
-#           upload period 5 s; hotspan-cpu: the same without the wall
-#           profile; gperftools: CPUPROFILE set, CPUPROFILE_FREQUENCY=99.
+#           --rounds rounds (default 11) with 4 busy threads, then
+#           --rounds2 (default 5) with 2. A round runs the variants back to
+#           back, the run without a profiler in the middle: "hotspan, none,
+#           gperftools", the next round in reverse order. hotspan:
+#           HOTSPAN_PROFILING_ENABLED=true, HOTSPAN_OUTPUT_DIR set, default
+#           rates (CPU 99 Hz, wall 19 Hz), upload period 5 s; gperftools:
+#           CPUPROFILE set, CPUPROFILE_FREQUENCY=99. --cpu-only adds a
+#           fourth variant, hotspan without the wall profile, to the
+#           4-thread rounds (after gperftools).
 #           Overhead = median over rounds of (CPU with / CPU without) - 1.
 # sample    build-bench/bench/prof_depth_{fp,nofp}: handler time per sample
 #           at depth 32 and 64, each unwinder, --segments segments
@@ -32,7 +33,8 @@ set -euo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="$src/build-bench"
-rounds=7
+rounds=11
+cpu_only=0
 rounds2=5
 requests=10000
 segments=6
@@ -46,6 +48,7 @@ while [ $# -gt 0 ]; do
   --rounds) rounds=$2; shift 2 ;;
   --rounds2) rounds2=$2; shift 2 ;;
   --requests) requests=$2; shift 2 ;;
+  --cpu-only) cpu_only=1; shift ;;
   --segments) segments=$2; shift 2 ;;
   --mem-pairs) mem_pairs=$2; shift 2 ;;
   --only) only=$2; shift 2 ;;
@@ -81,12 +84,13 @@ for v in $(compgen -e); do
 done
 
 python3 - "$build/bench" "$out" "$rounds" "$rounds2" "$requests" \
-  "$segments" "$mem_pairs" "$only" <<'EOF'
+  "$segments" "$mem_pairs" "$cpu_only" "$only" <<'EOF'
 import os, statistics, subprocess, sys
 
 bindir, out = sys.argv[1], sys.argv[2]
-rounds, rounds2, requests, segments, mem_pairs = map(int, sys.argv[3:8])
-only = sys.argv[8].split(",")
+rounds, rounds2, requests, segments, mem_pairs, cpu_only = \
+    map(int, sys.argv[3:9])
+only = sys.argv[9].split(",")
 workload = os.path.join(bindir, "prof_workload")
 
 def log(msg):
@@ -251,10 +255,16 @@ def overhead_table(threads, rows):
             print(f"# WARNING: {v}: {dropped:.0f} samples dropped")
 
 if "overhead" in only:
-    rows4 = overhead(4, rounds, ["hotspan", "none", "gperftools",
-                                 "hotspan-cpu"])
-    rows2 = overhead(2, rounds2, ["hotspan", "none", "gperftools"]) \
-        if rounds2 > 0 else []
+    # Without gperftools (libgoogle-perftools-dev) at build time the
+    # program has no baseline: leave that column out.
+    probe, _ = run([workload, "--threads", "1", "--requests", "1"], {},
+                   "probe")
+    base = ["hotspan", "none"] + \
+        (["gperftools"] if ("info", "gperftools") in probe else [])
+    if "gperftools" not in base:
+        log("prof_workload was built without gperftools: no baseline")
+    rows4 = overhead(4, rounds, base + (["hotspan-cpu"] if cpu_only else []))
+    rows2 = overhead(2, rounds2, base) if rounds2 > 0 else []
 
 # ------------------------------------------------------------- sample cost
 SAMPLE_CONFIGS = [

@@ -1,4 +1,5 @@
 #include "common/json_read.h"
+#include "common/hex.h"
 
 #include <locale.h>
 #include <math.h>
@@ -137,23 +138,13 @@ static void skip_ws(parser *p) {
   }
 }
 
-static int hexval(unsigned char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Reads the 4 hex digits at i (the "XXXX" of \uXXXX); -1 if invalid. */
 static long hex4(const unsigned char *s, size_t i, size_t end) {
   if (end - i < 4)
     return -1;
   long v = 0;
   for (size_t k = 0; k < 4; k++) {
-    int h = hexval(s[i + k]);
+    int h = hs_hexval(s[i + k]);
     if (h < 0)
       return -1;
     v = v * 16 + h;

@@ -339,14 +339,47 @@ static int fp_chain_ok(const uintptr_t *pcs, uint32_t n) {
   return range_obj(pcs[n - 1] - 1) >= 0;
 }
 
-/* One libunwind step from the interrupted context lands on caller. */
-static int leaf_link_ok(ucontext_t *uc, uintptr_t caller) {
+/* One libunwind step from the interrupted context: the caller's return
+ * address and its frame pointer. Returns 0 if the step fails. */
+static int leaf_step(ucontext_t *uc, uintptr_t *caller, uintptr_t *caller_bp) {
   unw_cursor_t cur;
-  unw_word_t ip = 0;
+  unw_word_t ip = 0, bp = 0;
   if (unw_init_local2(&cur, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) != 0 ||
-      unw_step(&cur) <= 0 || unw_get_reg(&cur, UNW_REG_IP, &ip) != 0)
+      unw_step(&cur) <= 0 || unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 ||
+      unw_get_reg(&cur, UNW_X86_64_RBP, &bp) != 0)
     return 0;
-  return (uintptr_t)ip == caller;
+  *caller = (uintptr_t)ip;
+  *caller_bp = (uintptr_t)bp;
+  return 1;
+}
+
+/* The frame-pointer walk is right from pcs[1] on; decides whether its first
+ * link is right too, and repairs the one case that is common: a leaf
+ * without a frame of its own (gcc leaves small leaf functions frameless;
+ * samples in a prologue or epilogue look the same). Then RBP still holds
+ * the caller's frame, so the walk skipped the caller: libunwind's one step
+ * finds it, with the same RBP, and it is inserted as pcs[1]. Returns the
+ * new depth, or 0 if the walk cannot be trusted. */
+static uint32_t fix_leaf_link(ucontext_t *uc, uintptr_t *pcs, uint32_t n,
+                              uint32_t max, int *truncated) {
+  uintptr_t caller = 0, caller_bp = 0;
+  if (!leaf_step(uc, &caller, &caller_bp))
+    return 0;
+  if (caller == pcs[1])
+    return n;
+  uintptr_t bp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+  int64_t o = range_obj(caller - 1);
+  if (caller_bp != bp || o < 0 || !(o & RANGE_FP))
+    return 0;
+  /* Shift by hand (no library call in a signal handler); the outermost
+   * frame falls off when the buffer is full. */
+  uint32_t keep = n < max ? n : max - 1;
+  for (uint32_t i = keep; i > 1; i--)
+    pcs[i] = pcs[i - 1];
+  pcs[1] = caller;
+  if (n >= max)
+    *truncated = 1;
+  return keep + 1;
 }
 
 static uint32_t unw_walk(ucontext_t *uc, uintptr_t *pcs, uint32_t max,
@@ -398,9 +431,12 @@ uint32_t hs_prof_unwind(const ucontext_t *uc, int unwinder, uintptr_t stack_hi,
       *incomplete = 1;
     return n;
   }
-  if (stack_hi != 0 && fp_chain_ok(pcs, n) && leaf_link_ok(muc, pcs[1])) {
-    *used_fp = 1;
-    return n;
+  if (stack_hi != 0 && max >= 2 && fp_chain_ok(pcs, n)) {
+    uint32_t fixed = fix_leaf_link(muc, pcs, n, max, truncated);
+    if (fixed != 0) {
+      *used_fp = 1;
+      return fixed;
+    }
   }
   *truncated = 0;
   return unw_walk(muc, pcs, max, truncated, incomplete);

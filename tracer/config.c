@@ -12,6 +12,7 @@
 
 #include "common/buf.h"
 #include "common/env.h"
+#include "common/hex.h"
 #include "common/log.h"
 #include "hotspan/version.h"
 #include "tracer/internal.h"
@@ -98,16 +99,6 @@ static void parse_dd_tags(hs_tracer_settings *st, const char *list,
   }
 }
 
-static int hexval(int c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Percent-decodes n bytes of s into dst (capacity cap); -1 if invalid or
  * too long. */
 static int pct_decode(const char *s, size_t n, char *dst, size_t cap) {
@@ -115,9 +106,9 @@ static int pct_decode(const char *s, size_t n, char *dst, size_t cap) {
   for (size_t i = 0; i < n; i++) {
     int c = (unsigned char)s[i];
     if (c == '%') {
-      if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+      if (i + 2 >= n || hs_hexval(s[i + 1]) < 0 || hs_hexval(s[i + 2]) < 0)
         return -1;
-      c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+      c = hs_hexval(s[i + 1]) * 16 + hs_hexval(s[i + 2]);
       i += 2;
     }
     if (o + 1 >= cap)

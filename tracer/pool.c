@@ -245,6 +245,8 @@ hs_trace *hs_trace_alloc(void) {
   tr->nopen = 0;
   tr->finished = NULL;
   tr->nfinished = 0;
+  tr->n_created = 0;
+  tr->n_finished = 0;
   tr->root_finished = 0;
   tr->has_remote = 0;
   tr->origin[0] = '\0';
@@ -262,6 +264,14 @@ void hs_trace_unref(hs_trace *tr) {
 void hs_trace_unref_n(hs_trace *tr, uint32_t n) {
   if (atomic_fetch_sub_explicit(&tr->refs, n, memory_order_acq_rel) != n)
     return;
+  if (tr->tracer != NULL && (tr->n_created | tr->n_finished) != 0) {
+    /* Counts not yet moved with a chunk (tracer/trace.c add_counts). */
+    hs_counters *c = &tr->tracer->counters;
+    atomic_fetch_add_explicit(&c->spans_created, tr->n_created,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->spans_finished, tr->n_finished,
+                              memory_order_relaxed);
+  }
   hs_trace_unregister(tr);
   pthread_mutex_destroy(&tr->mu);
   obj_put(POOL_TRACE, tr);

@@ -256,6 +256,7 @@ hotspan_span *hotspan_span_start(hotspan_tracer *t, const char *name,
     tr->open_head->open_prev = s;
   tr->open_head = s;
   tr->nopen++;
+  tr->n_created++; /* added to the tracer's stats when the trace ends */
   pthread_mutex_unlock(&tr->mu);
 
   if (s->is_local_root && opts != NULL && opts->resource != NULL)
@@ -264,8 +265,6 @@ hotspan_span *hotspan_span_start(hotspan_tracer *t, const char *name,
         hs_endpoint_intern(opts->resource, strlen(opts->resource)),
         memory_order_relaxed);
 
-  atomic_fetch_add_explicit(&t->counters.spans_created, 1,
-                            memory_order_relaxed);
   if (opts != NULL && opts->activate)
     (void)hotspan_span_activate(s);
   return s;
@@ -278,11 +277,11 @@ void hs_trace_span_finished(hotspan_span *s); /* tracer/trace.c */
 void hotspan_span_finish_at(hotspan_span *s, uint64_t end_ns) {
   if (s == NULL)
     return;
-  uint8_t expected = HS_SPAN_OPEN;
-  if (!atomic_compare_exchange_strong_explicit(
-          &s->state, &expected, HS_SPAN_FINISHED, memory_order_acq_rel,
-          memory_order_relaxed))
+  /* A span belongs to one thread at a time (tracer.h), so a plain check
+   * catches a second finish; no locked instruction on this path. */
+  if (atomic_load_explicit(&s->state, memory_order_relaxed) != HS_SPAN_OPEN)
     return; /* finished twice: ignore the second call */
+  atomic_store_explicit(&s->state, HS_SPAN_FINISHED, memory_order_relaxed);
   hs_tstate *ts = hs_tstate_get();
   if (end_ns == 0 && s->start_explicit && ts != NULL)
     end_ns = hs_unix_from_mono(ts, hs_now_mono_ns()); /* back-dated start */

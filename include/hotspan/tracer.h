@@ -295,6 +295,9 @@ HOTSPAN_API hotspan_span *hotspan_active_span(void);
  * how much the library filled. */
 typedef struct hotspan_tracer_stats {
   uint32_t struct_size;
+  /* Created and finished spans are counted per local trace and added here
+   * when the trace hands spans on (root finish, partial flush, a span
+   * finishing after its root, tracer free). */
   uint64_t spans_created;
   uint64_t spans_finished;
   uint64_t spans_dropped;        /* finished spans of dropped traces + lost */

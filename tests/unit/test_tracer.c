@@ -701,6 +701,86 @@ static void test_tag_cap(void **state) {
   hotspan_tracer_free(t);
 }
 
+/* Sampling and propagation settings read from the environment reach the
+ * tracer's decisions and headers. */
+static int collect_header(void *carrier, const char *name, const char *value) {
+  char *buf = carrier;
+  size_t n = strlen(buf);
+  snprintf(buf + n, 1024 - n, "%s=%s;", name, value);
+  return 0;
+}
+
+static int env_trace_kept(void) {
+  hotspan_config cfg;
+  hotspan_config_init(&cfg);
+  cfg.log_level = 1;
+  hotspan_tracer *t = NULL;
+  assert_int_equal(hotspan_tracer_new(&cfg, &t), HOTSPAN_OK);
+  capture_sink *cs = capture_sink_new();
+  hs_tracer_add_sink(t, &cs->base);
+  for (int i = 0; i < 50; i++)
+    hotspan_span_finish(hotspan_span_start(t, "env", NULL));
+  flush(t);
+  int kept = (int)cs->n;
+  hotspan_tracer_free(t);
+  return kept;
+}
+
+static void test_env_sampling_and_styles(void **state) {
+  (void)state;
+  setenv("OTEL_TRACES_SAMPLER", "traceidratio", 1);
+  setenv("OTEL_TRACES_SAMPLER_ARG", "0", 1);
+  assert_int_equal(env_trace_kept(), 0);
+  setenv("DD_TRACE_SAMPLE_RATE", "1", 1); /* DD_* beats OTEL_* */
+  assert_int_equal(env_trace_kept(), 50);
+  setenv("HOTSPAN_TRACE_SAMPLE_RATE", "0", 1); /* HOTSPAN_* beats DD_* */
+  assert_int_equal(env_trace_kept(), 0);
+  setenv("HOTSPAN_TRACE_SAMPLE_RATE", "not-a-number", 1); /* ignored */
+  assert_int_equal(env_trace_kept(), 50);
+  unsetenv("HOTSPAN_TRACE_SAMPLE_RATE");
+  unsetenv("DD_TRACE_SAMPLE_RATE");
+  unsetenv("OTEL_TRACES_SAMPLER");
+  unsetenv("OTEL_TRACES_SAMPLER_ARG");
+  setenv("DD_TRACE_SAMPLING_RULES",
+         "[{\"service\":\"nomatch\",\"sample_rate\":1},"
+         "{\"name\":\"env\",\"sample_rate\":0}]",
+         1);
+  assert_int_equal(env_trace_kept(), 0);
+  unsetenv("DD_TRACE_SAMPLING_RULES");
+
+  /* Styles: OTEL_PROPAGATORS < DD_TRACE_PROPAGATION_STYLE <
+   * HOTSPAN_PROPAGATION_STYLE_INJECT. */
+  setenv("OTEL_PROPAGATORS", "b3multi", 1);
+  hotspan_config cfg;
+  hotspan_config_init(&cfg);
+  cfg.log_level = 1;
+  hotspan_tracer *t = NULL;
+  char headers[1024];
+  hotspan_carrier_writer w = {collect_header};
+  const char *expect[] = {
+      "x-b3-traceid=", "traceparent=", "x-datadog-trace-id="};
+  const char *var[] = {NULL, "DD_TRACE_PROPAGATION_STYLE",
+                       "HOTSPAN_PROPAGATION_STYLE_INJECT"};
+  const char *val[] = {NULL, "tracecontext", "datadog"};
+  for (int i = 0; i < 3; i++) {
+    if (var[i] != NULL)
+      setenv(var[i], val[i], 1);
+    assert_int_equal(hotspan_tracer_new(&cfg, &t), HOTSPAN_OK);
+    hotspan_span *s = hotspan_span_start(t, "client", NULL);
+    headers[0] = '\0';
+    assert_int_equal(hotspan_inject(t, s, &w, headers), HOTSPAN_OK);
+    assert_non_null(strstr(headers, expect[i]));
+    for (int j = 0; j < 3; j++)
+      if (j != i)
+        assert_null(strstr(headers, expect[j]));
+    hotspan_span_finish(s);
+    hotspan_tracer_free(t);
+  }
+  unsetenv("OTEL_PROPAGATORS");
+  unsetenv("DD_TRACE_PROPAGATION_STYLE");
+  unsetenv("HOTSPAN_PROPAGATION_STYLE_INJECT");
+}
+
 /* Last: fills the process-wide endpoint registry. */
 static void test_endpoint_overflow(void **state) {
   (void)state;
@@ -750,6 +830,7 @@ int main(void) {
       cmocka_unit_test(test_bad_env_rules_ignored),
       cmocka_unit_test(test_struct_size_prefix),
       cmocka_unit_test(test_tag_cap),
+      cmocka_unit_test(test_env_sampling_and_styles),
       cmocka_unit_test(test_endpoint_overflow),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -219,7 +219,7 @@ static int slot_activate(hs_prof_slot *s, pid_t tid, int how) {
   atomic_store(&s->tid, tid);
   s->how = how;
   atomic_store(&s->busy, 0);
-  atomic_store(&s->wall_pending, 0);
+  atomic_store(&s->wall_pending, WALL_IDLE);
   atomic_store(&s->last_sp, 0);
   s->park = 0;
   s->last_wall_mono = hs_now_mono_ns();
@@ -694,16 +694,22 @@ static void wall_tick(uint32_t *cursor) {
     if (atomic_load(&s->state) != SLOT_ACTIVE)
       continue;
     sent++;
-    if (atomic_exchange(&s->wall_pending, 1)) {
+    int idle = WALL_IDLE;
+    if (!atomic_compare_exchange_strong(&s->wall_pending, &idle,
+                                        WALL_SENDING)) {
       /* The last signal was not handled yet (the thread blocks the signal,
        * or has not run since): do not queue another. */
       atomic_fetch_add(&hs_prof_ctr.wall_signals_missed, 1);
       continue;
     }
-    if (syscall(SYS_tgkill, pid, atomic_load(&s->tid), set.signo) != 0)
-      atomic_store(&s->wall_pending, 0);
-    else
-      atomic_fetch_add(&hs_prof_ctr.wall_signals_sent, 1);
+    if (syscall(SYS_tgkill, pid, atomic_load(&s->tid), set.signo) != 0) {
+      atomic_store(&s->wall_pending, WALL_IDLE);
+      continue;
+    }
+    atomic_fetch_add(&hs_prof_ctr.wall_signals_sent, 1);
+    /* Fails if the handler already took the signal: it is IDLE again. */
+    int sending = WALL_SENDING;
+    atomic_compare_exchange_strong(&s->wall_pending, &sending, WALL_SENT);
   }
   *cursor = (*cursor + k) % (n ? n : 1);
   pthread_mutex_unlock(&reg_lock);
@@ -1114,7 +1120,7 @@ static void atfork_child(void) {
     s->has_timer = 0; /* timers are not inherited */
     hs_ring_reset(&s->ring);
     atomic_store(&s->busy, 0);
-    atomic_store(&s->wall_pending, 0);
+    atomic_store(&s->wall_pending, WALL_IDLE);
     s->gone_tid = 0;
     if (s != mine) {
       atomic_store(&s->state, SLOT_FREE);

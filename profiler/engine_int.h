@@ -21,6 +21,13 @@
  * one stays valid for the life of the process. */
 enum { SLOT_FREE = 0, SLOT_ACTIVE, SLOT_RETIRING, SLOT_DRAINING, SLOT_PARKED };
 
+/* wall_pending: the sampler claims the slot (SENDING), sends the signal,
+ * then marks it SENT unless a handler took it in between; a handler of a
+ * wall signal takes any nonzero value. A handler that finds SENT while our
+ * signal is no longer pending knows the kernel dropped the wall signal (a
+ * standard signal is not queued twice) and takes the wall sample itself. */
+enum { WALL_IDLE = 0, WALL_SENDING = 1, WALL_SENT = 2 };
+
 /* How a slot was registered. */
 enum {
   SLOT_SELF = 1,   /* by its own thread: TLS and thread-exit key are set */
@@ -30,7 +37,7 @@ enum {
 typedef struct hs_prof_slot {
   _Atomic int state;
   _Atomic int busy;         /* a handler is running on this slot */
-  _Atomic int wall_pending; /* the sampler sent a signal not yet handled */
+  _Atomic int wall_pending; /* WALL_*: a wall signal not yet handled */
   _Atomic pid_t tid;
   int how;  /* SLOT_SELF or SLOT_REMOTE */
   int park; /* DRAINING: go to PARKED, not FREE */

@@ -4,7 +4,9 @@
  * payload: a CPU timer's signal has si_code SI_TIMER and our cookie in
  * si_value; a wall sample is requested with tgkill (si_code SI_TKILL, si_pid
  * our pid) after the sampler set the target slot's wall_pending flag, which
- * the handler clears. Anything else is foreign and goes to the handler the
+ * the handler clears (a wall signal the kernel dropped because a signal of
+ * the same number was pending is taken with that one: merged_wall_request).
+ * Anything else is foreign and goes to the handler the
  * program had installed before us (none: ignored, even where the default
  * action would terminate the process).
  */
@@ -130,8 +132,28 @@ static void sample(hs_prof_slot *s, pid_t tid, int kind, const siginfo_t *si,
     counter_add(&hs_prof_ctr.unwind_incomplete, 1);
 }
 
-/* Handles a signal we may have sent. Returns OURS or NOT_OURS. */
-static int handle(int kind, const siginfo_t *si, ucontext_t *uc) {
+/* Nonzero if the wall signal the sampler sent this thread was merged into
+ * the signal being handled now, and claims it. One standard signal of a
+ * number can be pending per thread: the kernel drops a tgkill that finds
+ * the signal pending (a CPU timer's, which is queued regardless, or the
+ * program's own), and nothing else would ever clear wall_pending, so the
+ * thread would get no wall sample again. SENT means the tgkill returned;
+ * while this handler runs the signal is blocked, so a wall signal that
+ * was not dropped is still pending and shows in sigpending(). */
+static int merged_wall_request(hs_prof_slot *s, int signo) {
+  if (atomic_load(&s->wall_pending) != WALL_SENT)
+    return 0;
+  sigset_t pending;
+  if (sigpending(&pending) != 0 || sigismember(&pending, signo))
+    return 0; /* still on its way (or unknown): its own delivery counts */
+  int sent = WALL_SENT;
+  return atomic_compare_exchange_strong(&s->wall_pending, &sent, WALL_IDLE);
+}
+
+/* Handles a signal of the sampling signal's number: kind is the sample it
+ * asks for, or 0 for a signal we did not send (which may still carry a
+ * merged wall request). Returns OURS or NOT_OURS. */
+static int handle(int kind, int signo, const siginfo_t *si, ucontext_t *uc) {
   pid_t tid = (pid_t)syscall(SYS_gettid);
   hs_prof_slot *s = hs_prof_tls;
   if (s == NULL || atomic_load_explicit(&s->tid, memory_order_relaxed) != tid) {
@@ -140,25 +162,32 @@ static int handle(int kind, const siginfo_t *si, ucontext_t *uc) {
       hs_prof_tls = s;
   }
   if (kind == HS_SAMPLE_WALL &&
-      (s == NULL || !atomic_exchange(&s->wall_pending, 0)))
-    return NOT_OURS;
+      (s == NULL || !atomic_exchange(&s->wall_pending, WALL_IDLE)))
+    kind = 0; /* the program's own tgkill */
+  int ours = kind != 0 ? OURS : NOT_OURS;
   if (!atomic_load(&hs_prof_h.enabled))
-    return OURS; /* a late signal of a stopped profiler */
+    return ours; /* a late signal of a stopped profiler */
   if (s == NULL) {
-    counter_add(&hs_prof_ctr.dropped_no_thread, 1);
-    return OURS;
+    if (ours)
+      counter_add(&hs_prof_ctr.dropped_no_thread, 1);
+    return ours;
   }
   if (atomic_exchange(&s->busy, 1)) {
-    counter_add(&hs_prof_ctr.dropped_reentrant, 1);
-    return OURS;
+    if (ours)
+      counter_add(&hs_prof_ctr.dropped_reentrant, 1);
+    return ours;
   }
   if (atomic_load(&s->state) == SLOT_ACTIVE &&
-      atomic_load_explicit(&s->tid, memory_order_relaxed) == tid)
-    sample(s, tid, kind, si, uc);
-  else
+      atomic_load_explicit(&s->tid, memory_order_relaxed) == tid) {
+    if (kind != 0)
+      sample(s, tid, kind, si, uc);
+    if (kind != HS_SAMPLE_WALL && merged_wall_request(s, signo))
+      sample(s, tid, HS_SAMPLE_WALL, si, uc);
+  } else if (ours) {
     counter_add(&hs_prof_ctr.dropped_no_thread, 1);
+  }
   atomic_store(&s->busy, 0);
-  return OURS;
+  return ours;
 }
 
 /* Signal handler rules (they keep the host program safe whatever it was
@@ -187,19 +216,17 @@ static int handle(int kind, const siginfo_t *si, ucontext_t *uc) {
 static void on_signal(int sig, siginfo_t *si, void *ucv) {
   int saved_errno = errno;
   uint64_t t0 = hs_now_mono_ns();
-  int kind = 0;
+  int ours = NOT_OURS;
   if (si != NULL &&
       sig == atomic_load_explicit(&hs_prof_h.signo, memory_order_relaxed)) {
+    int kind = 0;
     if (si->si_code == SI_TIMER &&
         ((uintptr_t)si->si_value.sival_ptr >> 32) == HS_PROF_TIMER_MAGIC)
       kind = HS_SAMPLE_CPU;
     else if (si->si_code == SI_TKILL && si->si_pid == getpid())
       kind = HS_SAMPLE_WALL;
-  }
-  int ours = NOT_OURS;
-  if (kind != 0) {
     atomic_fetch_add(&hs_prof_h.inflight, 1);
-    ours = handle(kind, si, ucv);
+    ours = handle(kind, sig, si, ucv);
     atomic_fetch_sub(&hs_prof_h.inflight, 1);
   }
   if (ours) {

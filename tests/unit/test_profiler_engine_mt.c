@@ -483,6 +483,68 @@ static void test_thread_blocking_signals(void **state) {
 }
 
 /* ---------------------------------------------------------------------- */
+/* One standard signal of a number can be pending per thread: a wall
+ * signal sent while the thread's CPU-timer signal is pending is dropped by
+ * the kernel (the timer's is queued regardless). The thread must keep
+ * getting wall samples after that. */
+
+__attribute__((noinline)) static void sleep_while_blocked(void) {
+  pt_sleep_ms(250);
+  sink += 1;
+}
+
+__attribute__((noinline)) static void sleep_after_merge(void) {
+  pt_sleep_ms(600);
+  sink += 1;
+}
+
+static void *merge_main(void *arg) {
+  thr_info *t = arg;
+  atomic_store(&t->tid, pt_gettid());
+  sigset_t prof;
+  sigemptyset(&prof);
+  sigaddset(&prof, SIGPROF);
+  pthread_sigmask(SIG_BLOCK, &prof, NULL);
+  burn_spin(30);         /* the CPU timer expires: its signal stays pending */
+  sleep_while_blocked(); /* wall signals sent now find it pending */
+  pthread_sigmask(SIG_UNBLOCK, &prof, NULL);
+  sleep_after_merge();
+  return NULL;
+}
+
+static void test_wall_after_merged_signal(void **state) {
+  (void)state;
+  assert_int_equal(start_prof(999, 97, HOTSPAN_UNWINDER_AUTO, 0), HOTSPAN_OK);
+  thr_info t = {0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, merge_main, &t), 0);
+  pthread_join(th, NULL);
+  stop_prof();
+  size_t after = 0, cpu = 0;
+  for (size_t i = 0; i < pt_n; i++) {
+    const pt_sample *p = &pt_samples[i];
+    if ((pid_t)p->s.tid != t.tid)
+      continue;
+    if (p->s.kind == HS_SAMPLE_CPU)
+      cpu++;
+    else if (pt_find(p, "sleep_after_merge") >= 0)
+      after++;
+  }
+  /* The pending timer signal was delivered once unblocked. */
+  assert_true(cpu >= 1);
+#if defined(__SANITIZE_THREAD__)
+  /* Blocked threads get about one wall sample under ThreadSanitizer. */
+  if (after < 10)
+    return;
+#endif
+  /* ~58 expected at 97 Hz over 600 ms. */
+  if (after < 10)
+    print_error("%zu wall samples after the merged signal\n", after);
+  assert_true(after >= 10);
+  pt_sym_close();
+}
+
+/* ---------------------------------------------------------------------- */
 /* Periods: a profile of each type per period, as files and to the sink. */
 
 static _Atomic int sink_cpu, sink_wall, sink_bad;
@@ -592,6 +654,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_wall_blocked_fp, teardown),
       cmocka_unit_test_teardown(test_max_depth_truncates, teardown),
       cmocka_unit_test_teardown(test_thread_blocking_signals, teardown),
+      cmocka_unit_test_teardown(test_wall_after_merged_signal, teardown),
       cmocka_unit_test_teardown(test_profiles_every_period, teardown),
       cmocka_unit_test_teardown(test_unwritable_output, teardown),
   };

@@ -915,6 +915,11 @@ static void dwarf_frames(hs_symbolizer *s, sym_obj *o, uintptr_t addr,
 static hs_sym_loc *resolve(hs_symbolizer *s, uintptr_t addr) {
   frame_acc acc;
   acc.n = 0;
+  /* First address of a new epoch (profile): reread the mappings even if
+   * the address falls in a known one, since the program may have unmapped
+   * it and mapped something else there since. */
+  if (s->loaded && s->epoch_reload)
+    load_maps(s);
   sym_map *m = s->loaded ? lookup_map(s, addr) : NULL;
   if (m == NULL &&
       (!s->loaded || s->epoch_reload ||

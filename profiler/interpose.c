@@ -69,7 +69,7 @@ static __thread int creating_own __attribute__((tls_model("initial-exec")));
  * which sees creating_own and passes through to the C library. Returns the
  * result, or EAGAIN when no pthread_create can be found. */
 static _Atomic(create_fn) own_create;
-/* A sanitizer runtime in another object (a shared libtsan/libasan) comes
+/* ThreadSanitizer's runtime in another object (gcc's shared libtsan) comes
  * before us: its interceptor calls our wrapper with its own start routine,
  * which sets up the sanitizer's thread state. A trampoline of ours in front
  * of it would run instrumented code before that setup (ThreadSanitizer
@@ -84,8 +84,13 @@ static create_fn resolve_own(void) {
   if (f != NULL)
     return f;
   void *icpt = dlsym(RTLD_DEFAULT, "__interceptor_pthread_create");
-  int outside = icpt != NULL && icpt != (void *)hs_pthread_create_wrapper &&
-                !same_object(icpt, (void *)hs_pthread_create_wrapper);
+  /* The program's pthread_create reaches ThreadSanitizer's interceptor
+   * before ours (its runtime is a shared library loaded ahead of
+   * libhotspan.so). Other runtimes (ASan) cope with our trampoline. */
+  void *first = dlsym(RTLD_DEFAULT, "pthread_create");
+  int outside = first != NULL && first != (void *)hs_pthread_create_wrapper &&
+                !same_object(first, (void *)hs_pthread_create_wrapper) &&
+                dlsym(RTLD_DEFAULT, "__tsan_init") != NULL;
   atomic_store(&sanitizer_outside, outside);
   f = (icpt != NULL && icpt != (void *)hs_pthread_create_wrapper)
           ? (create_fn)icpt

@@ -85,8 +85,9 @@ min_ours=4000
 truth1=$(true_pct "$work/truth1")
 [ -n "$truth1" ] || fail "no true split printed: $(cat "$work/truth1")"
 cpu=$(find "$work/prof" -name 'hotspan.cpu.*.pb.gz')
-[ "$(echo "$cpu" | wc -l)" -eq 1 ] && [ -n "$cpu" ] ||
+if [ -z "$cpu" ] || [ "$(echo "$cpu" | wc -l)" -ne 1 ]; then
   fail "expected one CPU profile, found: $(ls "$work/prof")"
+fi
 
 # Flat value of a function in `go tool pprof -top -raw units` output, 0 if
 # absent. The work functions are leaves, so flat is their whole share.

@@ -38,7 +38,7 @@
 #
 # Usage: test_profile_accuracy.sh <build dir> <source dir>
 # Exits 77 (skipped) when go, perf or the permission to use perf is
-# missing, and in ThreadSanitizer builds (see below).
+# missing.
 set -euo pipefail
 
 build=$(cd "${1:?build dir}" && pwd)
@@ -54,14 +54,6 @@ fail() {
 }
 
 [ -x "$prog" ] || fail "$prog not built"
-if grep -qE '^HOTSPAN_SANITIZE:STRING=.*thread' "$build/CMakeCache.txt"; then
-  # ThreadSanitizer holds an asynchronous signal back until the thread next
-  # enters an intercepted function; the two work functions call none, so
-  # every sample would be taken in their caller. (A program linking the
-  # ThreadSanitizer build of libhotspan.so also crashes in the profiler's
-  # own threads, which are created past the sanitizer's pthread_create.)
-  skip "ThreadSanitizer build: signals are delivered late, outside the sampled function"
-fi
 command -v go >/dev/null || skip "go not installed (golang-go)"
 
 work=$(mktemp -d)

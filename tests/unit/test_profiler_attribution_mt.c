@@ -133,6 +133,8 @@ static void start_profiling(double wall_hz) {
 }
 
 static void remove_dir(void) {
+  if (out_dir[0] == '\0')
+    return;
   DIR *d = opendir(out_dir);
   struct dirent *e;
   char path[sizeof out_dir + 300];
@@ -146,6 +148,7 @@ static void remove_dir(void) {
   if (d != NULL)
     closedir(d);
   rmdir(out_dir);
+  out_dir[0] = '\0';
 }
 
 static void load(pr_set *set, const char *type) {
@@ -583,10 +586,11 @@ static void test_enter_leave_switching(void **state) {
   remove_dir();
 }
 
-/* Leaves no profiler running behind a failed test. */
+/* Leaves no profiler running and no directory behind a failed test. */
 static int teardown(void **state) {
   (void)state;
   hotspan_profiler_stop();
+  remove_dir();
   return 0;
 }
 

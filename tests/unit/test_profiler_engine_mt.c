@@ -500,6 +500,8 @@ __attribute__((noinline)) static void sleep_after_merge(void) {
 
 static void *merge_main(void *arg) {
   thr_info *t = arg;
+  /* Registered now, whether or not pthread_create was interposed. */
+  assert_int_equal(hotspan_profiler_register_thread(), HOTSPAN_OK);
   atomic_store(&t->tid, pt_gettid());
   sigset_t prof;
   sigemptyset(&prof);

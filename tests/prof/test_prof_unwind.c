@@ -65,7 +65,9 @@ static void check(int unwinder, double want, const char *what) {
   double share = complete_share(unwinder, &n);
   print_message("%s: %zu samples in chain_c, %.0f %% complete\n", what, n,
                 share * 100);
-  assert_true(n >= 20); /* 400 ms at 199 Hz: ~80 */
+  /* 400 ms at 199 Hz: ~80; far fewer under ThreadSanitizer, which delays
+   * signals. Ten samples still show whether the chains are complete. */
+  assert_true(n >= 10);
   assert_true(share >= want);
 }
 

@@ -11,7 +11,7 @@
 #define TABLE_SIZE (HS_ENDPOINT_MAX * 2)
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static uint32_t table[TABLE_SIZE]; /* 0 = empty, else id */
+static _Atomic uint32_t table[TABLE_SIZE]; /* 0 = empty, else id; set once */
 static _Atomic(const char *) names[HS_ENDPOINT_MAX + 1];
 static uint32_t count;
 
@@ -24,14 +24,31 @@ static uint64_t hash(const char *s, size_t n) {
   return h;
 }
 
+/* Lock-free probe: slots go from 0 to an id once and never change again,
+ * and an id's name is published before the slot, so a reader that finds
+ * the name needs no lock. Every request's root span interns its endpoint:
+ * the common case (a name seen before) must not serialise threads. */
+static uint32_t find(const char *name, size_t len, uint64_t h) {
+  for (size_t i = h % TABLE_SIZE;; i = (i + 1) % TABLE_SIZE) {
+    uint32_t cur = atomic_load_explicit(&table[i], memory_order_acquire);
+    if (cur == 0)
+      return 0;
+    const char *nm = atomic_load_explicit(&names[cur], memory_order_acquire);
+    if (strncmp(nm, name, len) == 0 && nm[len] == '\0')
+      return cur;
+  }
+}
+
 uint32_t hs_endpoint_intern(const char *name, size_t len) {
   if (name == NULL || len == 0)
     return 0;
   uint64_t h = hash(name, len);
-  uint32_t id = 0;
+  uint32_t id = find(name, len, h);
+  if (id != 0)
+    return id;
   pthread_mutex_lock(&mu);
   for (size_t i = h % TABLE_SIZE;; i = (i + 1) % TABLE_SIZE) {
-    uint32_t cur = table[i];
+    uint32_t cur = atomic_load_explicit(&table[i], memory_order_relaxed);
     if (cur == 0) {
       if (count >= HS_ENDPOINT_MAX) {
         id = HS_ENDPOINT_OVERFLOW;
@@ -46,7 +63,7 @@ uint32_t hs_endpoint_intern(const char *name, size_t len) {
       copy[len] = '\0';
       id = ++count;
       atomic_store_explicit(&names[id], copy, memory_order_release);
-      table[i] = id;
+      atomic_store_explicit(&table[i], id, memory_order_release);
       break;
     }
     const char *nm = atomic_load_explicit(&names[cur], memory_order_relaxed);

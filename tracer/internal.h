@@ -33,6 +33,32 @@ typedef struct hs_tag {
   } v;
 } hs_tag;
 
+/* Span events and links (OTLP Span.events / Span.links; Datadog meta
+ * "events" and "_dd.span_links"). Kept in the span's arena, in the order
+ * they were added. */
+#define HS_SPAN_MAX_EVENTS 128
+#define HS_SPAN_MAX_LINKS 128
+#define HS_SPAN_MAX_ATTRS 128 /* per event or link */
+
+typedef struct hs_span_event {
+  struct hs_span_event *next;
+  const char *name;
+  uint64_t time_ns; /* Unix ns */
+  hs_tag *attrs;    /* nattrs entries, in the arena */
+  uint16_t nattrs;
+} hs_span_event;
+
+typedef struct hs_span_link {
+  struct hs_span_link *next;
+  uint64_t trace_id_high;
+  uint64_t trace_id_low;
+  uint64_t span_id;
+  uint8_t trace_flags;    /* W3C flags byte of the linked context */
+  const char *tracestate; /* W3C tracestate of the linked context; NULL */
+  hs_tag *attrs;
+  uint16_t nattrs;
+} hs_span_link;
+
 enum hs_span_state { HS_SPAN_FREE = 0, HS_SPAN_OPEN = 1, HS_SPAN_FINISHED = 2 };
 
 typedef struct hs_arena_block {
@@ -65,7 +91,15 @@ struct hotspan_span {
   uint8_t activated;      /* 1 while activated with hotspan_span_activate */
   uint16_t ntags;
   uint16_t cap_tags;
-  hs_tag *tags; /* inline_tags or heap */
+  hs_tag *tags;          /* inline_tags or heap */
+  hs_span_event *events; /* first event, NULL if none */
+  hs_span_event *events_tail;
+  hs_span_link *links; /* first link, NULL if none */
+  hs_span_link *links_tail;
+  uint16_t nevents;
+  uint16_t nlinks;
+  uint16_t dropped_events; /* past HS_SPAN_MAX_EVENTS */
+  uint16_t dropped_links;  /* past HS_SPAN_MAX_LINKS */
   hs_tag inline_tags[HS_SPAN_INLINE_TAGS];
   hs_arena_block *blocks; /* overflow of the arena */
   char *apos;
@@ -135,11 +169,19 @@ typedef struct hs_chunk {
 
 /* A sink receives kept chunks on the tracer's writer thread, one at a time
  * (never concurrently), and must not keep pointers into them after write
- * returns. flush is called after each batch and at shutdown. */
+ * returns. flush (optional) is called on the writer thread after each
+ * batch and on every writer tick (HS_WRITER_TICK_MS) with force 0, so a
+ * sink can send by size or by age; with force 1 when hotspan_tracer_flush
+ * or hotspan_tracer_free asks for everything buffered to be handed on.
+ * sync (optional) is called from the thread calling hotspan_tracer_flush
+ * or hotspan_tracer_free, after the forced flush: it waits at most
+ * timeout_ms for what the sink handed on to be delivered (HOTSPAN_OK or
+ * HOTSPAN_EIO). destroy runs after the writer thread stopped. */
 typedef struct hs_sink {
   const char *name;
   void (*write)(struct hs_sink *self, const hs_chunk *chunk);
-  void (*flush)(struct hs_sink *self);
+  void (*flush)(struct hs_sink *self, int force);
+  int (*sync)(struct hs_sink *self, int timeout_ms);
   void (*destroy)(struct hs_sink *self);
   struct hs_sink *next;
 } hs_sink;
@@ -222,9 +264,10 @@ typedef struct hs_writer {
   uint64_t max_spans;    /* bound of queued_spans; past it chunks are dropped */
   uint64_t enqueued_seq; /* chunks ever enqueued */
   uint64_t written_seq;  /* chunks the thread finished with */
+  uint64_t flush_req;    /* forced sink flushes asked for */
+  uint64_t flush_done;   /* forced sink flushes done */
   int stop;
   int running;
-  int flush_requested;
   pthread_t thread;
   _Atomic unsigned fork_gen; /* hs_fork_generation() of the thread */
 } hs_writer;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "tracer/internal.h"
 
@@ -181,10 +182,31 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
   return HOTSPAN_OK;
 }
 
+/* Waits for every sink to deliver what it handed on, sharing timeout_ms. */
+static int sync_sinks(hotspan_tracer *t, uint64_t start_mono, int timeout_ms) {
+  int rc = HOTSPAN_OK;
+  for (hs_sink *s = t->sinks; s != NULL; s = s->next) {
+    if (s->sync == NULL)
+      continue;
+    uint64_t spent_ms = (hs_now_mono_ns() - start_mono) / 1000000u;
+    int left =
+        spent_ms >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent_ms;
+    if (s->sync(s, left) != HOTSPAN_OK)
+      rc = HOTSPAN_EIO;
+  }
+  return rc;
+}
+
 int hotspan_tracer_flush(hotspan_tracer *t, int timeout_ms) {
   if (t == NULL)
     return HOTSPAN_EINVAL;
-  return hs_writer_flush(t, timeout_ms);
+  if (timeout_ms <= 0)
+    timeout_ms = 5000;
+  uint64_t start = hs_now_mono_ns();
+  int rc = hs_writer_flush(t, timeout_ms);
+  if (sync_sinks(t, start, timeout_ms) != HOTSPAN_OK)
+    rc = HOTSPAN_EIO;
+  return rc;
 }
 
 void hotspan_tracer_free(hotspan_tracer *t) {
@@ -199,13 +221,16 @@ void hotspan_tracer_free(hotspan_tracer *t) {
   }
   pthread_mutex_unlock(&tracers_mu);
 
+  uint64_t start = hs_now_mono_ns();
   hs_trace_close_all(t);
   hs_writer_stop(t, HS_SHUTDOWN_FLUSH_MS);
   hs_trace_reclaim_orphans(t);
+  /* The writer's last pass forced every sink to hand its data on; give
+   * delivery what is left of the shutdown budget, so that a dead backend
+   * never holds the program's exit longer than that. */
+  (void)sync_sinks(t, start, HS_SHUTDOWN_FLUSH_MS);
   for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
     n = s->next;
-    if (s->flush != NULL)
-      s->flush(s);
     s->destroy(s);
   }
   hs_sampler_free(t->sampler);

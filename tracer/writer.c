@@ -37,13 +37,13 @@ static void init_sync(hs_writer *w) {
   pthread_condattr_destroy(&ca);
 }
 
-static void write_batch(hotspan_tracer *t, hs_chunk *batch) {
+static void write_batch(hotspan_tracer *t, hs_chunk *batch, int force) {
   for (hs_chunk *c = batch; c != NULL; c = c->next)
     for (hs_sink *s = t->sinks; s != NULL; s = s->next)
       s->write(s, c);
   for (hs_sink *s = t->sinks; s != NULL; s = s->next)
     if (s->flush != NULL)
-      s->flush(s);
+      s->flush(s, force);
   for (hs_chunk *c = batch, *next; c != NULL; c = next) {
     next = c->next;
     hs_chunk_free(c);
@@ -55,24 +55,27 @@ static void *writer_main(void *arg) {
   hs_writer *w = &t->writer;
   pthread_mutex_lock(&w->mu);
   for (;;) {
-    while (w->head == NULL && !w->stop && !w->flush_requested) {
+    if (w->head == NULL && !w->stop && w->flush_done == w->flush_req) {
+      /* One tick: sinks get a flush call even when nothing arrived, so
+       * they can send what has waited long enough. */
       struct timespec dl;
       deadline_in(&dl, HS_WRITER_TICK_MS);
       pthread_cond_timedwait(&w->cv, &w->mu, &dl);
     }
     hs_chunk *batch = w->head;
     uint64_t seq = w->enqueued_seq;
+    uint64_t req = w->flush_req;
     w->head = w->tail = NULL;
     w->queued_spans = 0;
-    w->flush_requested = 0;
     int stop = w->stop;
+    int force = stop || req != w->flush_done;
     pthread_mutex_unlock(&w->mu);
 
-    if (batch != NULL)
-      write_batch(t, batch);
+    write_batch(t, batch, force);
 
     pthread_mutex_lock(&w->mu);
     w->written_seq = seq;
+    w->flush_done = req;
     pthread_cond_broadcast(&w->done_cv);
     if (stop && w->head == NULL)
       break;
@@ -104,7 +107,7 @@ void hs_writer_after_fork_child(hotspan_tracer *t) {
   init_sync(w);
   w->head = w->tail = NULL;
   w->queued_spans = 0;
-  w->flush_requested = 0;
+  w->flush_done = w->flush_req;
   w->written_seq = w->enqueued_seq;
   w->running = 0;
   /* The parent owns these chunks' spans; in the child they are plain
@@ -170,10 +173,10 @@ int hs_writer_flush(hotspan_tracer *t, int timeout_ms) {
   int rc = HOTSPAN_OK;
   pthread_mutex_lock(&w->mu);
   uint64_t target = w->enqueued_seq;
-  if (w->running && w->written_seq < target) {
-    w->flush_requested = 1;
+  uint64_t req = ++w->flush_req;
+  if (w->running) {
     pthread_cond_signal(&w->cv);
-    while (w->written_seq < target) {
+    while (w->written_seq < target || w->flush_done < req) {
       if (pthread_cond_timedwait(&w->done_cv, &w->mu, &dl) == ETIMEDOUT) {
         rc = HOTSPAN_EIO;
         break;

@@ -234,6 +234,50 @@ HOTSPAN_API int hotspan_span_set_kind(hotspan_span *s, hotspan_span_kind kind);
 HOTSPAN_API int hotspan_span_set_error(hotspan_span *s, const char *type,
                                        const char *message, const char *stack);
 
+/* Attributes of span events and links. */
+typedef enum hotspan_attr_type {
+  HOTSPAN_ATTR_STRING = 1,
+  HOTSPAN_ATTR_INT = 2,
+  HOTSPAN_ATTR_DOUBLE = 3,
+  HOTSPAN_ATTR_BOOL = 4
+} hotspan_attr_type;
+
+typedef struct hotspan_attribute {
+  const char *key; /* non-empty, at most 200 bytes */
+  hotspan_attr_type type;
+  union {
+    const char *s; /* at most 25000 bytes */
+    int64_t i;
+    double d;
+    int b;
+  } value;
+} hotspan_attribute;
+
+/* Adds an event (a timestamped annotation, e.g. "exception" or "retry") to
+ * an open span, with nattrs attributes (at most 128; attrs may be NULL if
+ * nattrs is 0). time_unix_ns 0 means now. Everything is copied. Exported
+ * as OTLP Span.events and as Datadog's span events. A span keeps at most
+ * 128 events; later ones are counted as dropped (OTLP
+ * dropped_events_count) and HOTSPAN_EFULL is returned. Returns
+ * HOTSPAN_OK, HOTSPAN_EINVAL (span not open, NULL/empty name or key, bad
+ * type), HOTSPAN_ETOOBIG (a string over its limit), HOTSPAN_EFULL,
+ * HOTSPAN_ENOMEM. Same thread rules as the tag setters. */
+HOTSPAN_API int hotspan_span_add_event(hotspan_span *s, const char *name,
+                                       uint64_t time_unix_ns,
+                                       const hotspan_attribute *attrs,
+                                       size_t nattrs);
+
+/* Links an open span to another span's context (a batch item, a message
+ * that caused this work, a retried request), with attributes as for
+ * events. ctx must be valid (nonzero trace_id_low and span_id); its
+ * trace_flags and tracestate_other travel with the link. At most 128
+ * links per span. Exported as OTLP Span.links and Datadog
+ * "_dd.span_links". Returns as hotspan_span_add_event. */
+HOTSPAN_API int hotspan_span_add_link(hotspan_span *s,
+                                      const hotspan_context *ctx,
+                                      const hotspan_attribute *attrs,
+                                      size_t nattrs);
+
 /* Manual sampling decision for the whole local trace: USER_KEEP or
  * USER_REJECT (the AUTO_* values are accepted too; anything else is
  * HOTSPAN_EINVAL). Wins over every automatic decision; decision maker

@@ -20,6 +20,7 @@
 
 #define HS_DEFAULT_PARTIAL_FLUSH 1000
 #define HS_MAX_GLOBAL_TAGS 128
+#define HS_DEFAULT_SHUTDOWN_MS 5000
 
 extern char *program_invocation_short_name;
 
@@ -213,6 +214,24 @@ static int load_styles(int use_env, const char *code_value,
 }
 
 /* ------------------------------------------------------------ exporters */
+
+/* Reads an unsigned variable; a value outside [lo, hi] or not a number is
+ * logged and ignored. Returns 1 when *out was set. */
+static int env_u64_in(const char *name, uint64_t lo, uint64_t hi,
+                      uint64_t *out) {
+  uint64_t v;
+  int rc = hs_env_u64(name, &v);
+  if (rc != 0)
+    return 0;
+  if (v < lo || v > hi) {
+    hs_log(HS_LOG_WARN, "ignoring %s=%llu: outside %llu..%llu", name,
+           (unsigned long long)v, (unsigned long long)lo,
+           (unsigned long long)hi);
+    return 0;
+  }
+  *out = v;
+  return 1;
+}
 
 int hs_parse_exporters(const char *list, unsigned *out, char *bad,
                        size_t badlen) {
@@ -432,6 +451,16 @@ int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *st,
   rc = load_exporters(cfg, use_env, st, err, errlen);
   if (rc != HOTSPAN_OK)
     return rc;
+  st->shutdown_timeout_ms = HS_DEFAULT_SHUTDOWN_MS;
+  if (use_env) {
+    uint64_t v;
+    if (env_u64_in("HOTSPAN_EXPORTER_MAX_BYTES", 4096, 1ull << 34, &v))
+      st->export_max_bytes = v;
+    if (env_u64_in("HOTSPAN_EXPORTER_TIMEOUT_MS", 100, 600000, &v))
+      st->export_timeout_ms = (int)v;
+    if (env_u64_in("HOTSPAN_EXPORTER_SHUTDOWN_TIMEOUT_MS", 0, 600000, &v))
+      st->shutdown_timeout_ms = (int)v;
+  }
 
   /* Output and flushing. */
   static const char *const out_vars[] = {"HOTSPAN_OUTPUT_DIR", NULL};

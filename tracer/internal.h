@@ -182,6 +182,14 @@ typedef struct hs_sink {
   void (*write)(struct hs_sink *self, const hs_chunk *chunk);
   void (*flush)(struct hs_sink *self, int force);
   int (*sync)(struct hs_sink *self, int timeout_ms);
+  /* Optional, for exporters: fills *out (a full-size struct, zeroed by the
+   * caller). Called from any thread while the sink runs. */
+  void (*stats)(struct hs_sink *self, hotspan_exporter_stats *out);
+  /* Optional: called in a forked child (only one thread exists) before
+   * anything else runs there. The parent's writer thread may have been
+   * inside write or flush at the fork, so the sink must not touch what it
+   * had buffered (leak it: it is the parent's data) and start empty. */
+  void (*after_fork_child)(struct hs_sink *self);
   void (*destroy)(struct hs_sink *self);
   struct hs_sink *next;
 } hs_sink;
@@ -238,6 +246,11 @@ typedef struct hs_tracer_settings {
   char *agent_url;
   char *otlp_endpoint;
   int use_env; /* !ignore_environment */
+  /* Delivery limits shared by this tracer's exporters (0 = the
+   * transport's default). */
+  uint64_t export_max_bytes;
+  int export_timeout_ms;
+  int shutdown_timeout_ms; /* hotspan_tracer_free: flush + delivery */
   uint32_t partial_flush_min_spans;
   int log_level;
   char runtime_id[37]; /* uuid v4 of this tracer instance */

@@ -9,8 +9,6 @@
 #include "common/log.h"
 #include "tracer/internal.h"
 
-#define HS_SHUTDOWN_FLUSH_MS 5000
-
 /* ------------------------------------------------------------ tracer list */
 
 static pthread_mutex_t tracers_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -48,8 +46,32 @@ void hs__tracers_atfork_child(void) {
     for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
       pthread_mutex_init(&t->live[i].mu, NULL);
     hs_writer_after_fork_child(t); /* re-initialises writer.mu */
+    for (hs_sink *s = t->sinks; s != NULL; s = s->next)
+      if (s->after_fork_child != NULL)
+        s->after_fork_child(s);
   }
   pthread_mutex_init(&tracers_mu, NULL);
+}
+
+/* At exit, tracers the program never freed get one flush, so that the
+ * last traces of a short program are delivered; bounded by
+ * HS_EXIT_FLUSH_MS in total, so a dead backend does not hold the exit. */
+#define HS_EXIT_FLUSH_MS 2000
+
+static void flush_at_exit(void) {
+  uint64_t start = hs_now_mono_ns();
+  pthread_mutex_lock(&tracers_mu);
+  for (hotspan_tracer *t = tracers; t != NULL; t = t->next_tracer) {
+    uint64_t spent_ms = (hs_now_mono_ns() - start) / 1000000u;
+    if (spent_ms >= HS_EXIT_FLUSH_MS)
+      break;
+    (void)hotspan_tracer_flush(t, HS_EXIT_FLUSH_MS - (int)spent_ms);
+  }
+  pthread_mutex_unlock(&tracers_mu);
+}
+
+static void register_exit_flush(void) {
+  (void)atexit(flush_at_exit);
 }
 
 /* ------------------------------------------------------------ sinks */
@@ -174,6 +196,8 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
   hs_log_raw(HS_LOG_INFO, hs_buf_cstr(&b));
   hs_buf_free(&b);
 
+  static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+  pthread_once(&exit_once, register_exit_flush);
   pthread_mutex_lock(&tracers_mu);
   t->next_tracer = tracers;
   tracers = t;
@@ -223,12 +247,13 @@ void hotspan_tracer_free(hotspan_tracer *t) {
 
   uint64_t start = hs_now_mono_ns();
   hs_trace_close_all(t);
-  hs_writer_stop(t, HS_SHUTDOWN_FLUSH_MS);
+  int budget = t->settings.shutdown_timeout_ms;
+  hs_writer_stop(t, budget > 0 ? budget : 1);
   hs_trace_reclaim_orphans(t);
   /* The writer's last pass forced every sink to hand its data on; give
    * delivery what is left of the shutdown budget, so that a dead backend
    * never holds the program's exit longer than that. */
-  (void)sync_sinks(t, start, HS_SHUTDOWN_FLUSH_MS);
+  (void)sync_sinks(t, start, budget);
   for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
     n = s->next;
     s->destroy(s);
@@ -265,4 +290,24 @@ int hotspan_tracer_get_stats(hotspan_tracer *t, hotspan_tracer_stats *out) {
   memcpy(out, &s, n);
   out->struct_size = (uint32_t)n;
   return HOTSPAN_OK;
+}
+
+int hotspan_tracer_get_exporter_stats(hotspan_tracer *t, size_t index,
+                                      hotspan_exporter_stats *out) {
+  if (t == NULL || out == NULL || out->struct_size < sizeof(uint32_t))
+    return HOTSPAN_EINVAL;
+  size_t i = 0;
+  for (hs_sink *s = t->sinks; s != NULL; s = s->next) {
+    if (s->stats == NULL || i++ != index)
+      continue;
+    hotspan_exporter_stats full;
+    memset(&full, 0, sizeof full);
+    s->stats(s, &full);
+    full.struct_size = sizeof full;
+    size_t n = out->struct_size < sizeof full ? out->struct_size : sizeof full;
+    memcpy(out, &full, n);
+    out->struct_size = (uint32_t)n;
+    return HOTSPAN_OK;
+  }
+  return HOTSPAN_EINVAL;
 }

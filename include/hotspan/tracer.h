@@ -375,6 +375,41 @@ typedef struct hotspan_tracer_stats {
 HOTSPAN_API int hotspan_tracer_get_stats(hotspan_tracer *t,
                                          hotspan_tracer_stats *out);
 
+/* Delivery counters of one exporter (traces: "datadog-traces",
+ * "otlp-traces"; profiles: "datadog-profiles", "pyroscope"). Items are
+ * spans for trace exporters and profiles for profile exporters. Counters
+ * are monotonic since the exporter started (or since fork, in a child).
+ * Versioned like hotspan_tracer_stats. */
+typedef struct hotspan_exporter_stats {
+  uint32_t struct_size;
+  char name[32];
+  char url[256];             /* where it sends */
+  uint64_t payloads_sent;    /* requests answered 2xx */
+  uint64_t items_sent;       /* items in those requests */
+  uint64_t bytes_sent;       /* request body bytes of those requests */
+  uint64_t retries;          /* attempts after the first */
+  uint64_t dropped_budget;   /* payloads dropped: byte budget full */
+  uint64_t dropped_attempts; /* payloads dropped after the last retry */
+  uint64_t dropped_rejected; /* payloads refused by the backend (4xx) */
+  uint64_t dropped_shutdown; /* payloads unsent at shutdown or timeout */
+  uint64_t dropped_encode;   /* items that could not be encoded */
+  uint64_t items_dropped;    /* items in every dropped payload + encode */
+  uint64_t items_rejected;   /* items a 2xx answer reported as rejected
+                                (OTLP partial_success) */
+  uint64_t bytes_queued;     /* now: waiting or in flight */
+  uint64_t bytes_budget;     /* the byte budget */
+  int64_t last_status;       /* last HTTP status, 0 if none yet */
+  char last_error[128];      /* last failure, "" if none */
+} hotspan_exporter_stats;
+
+/* Copies the counters of the tracer's exporter number index (0, 1, ... in
+ * the order they were configured; set out->struct_size first). Returns
+ * HOTSPAN_OK, or HOTSPAN_EINVAL for NULL arguments or an index past the
+ * last exporter (iterate from 0 until then). Thread-safe. */
+HOTSPAN_API int hotspan_tracer_get_exporter_stats(hotspan_tracer *t,
+                                                  size_t index,
+                                                  hotspan_exporter_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,8 +28,8 @@ typedef struct hs_ing_span {
   const char *type;     /* "web", "db", ... or NULL */
   int64_t start_ns;     /* Unix ns */
   int64_t duration_ns;
-  int32_t error; /* 0 or 1 */
-  uint8_t kind;  /* OTLP numbering: 0 unspecified, 1 internal, 2 server... */
+  int32_t error;    /* 0 or 1 */
+  uint8_t kind;     /* OTLP numbering: 0 unspecified, 1 internal, 2 server... */
   hs_ing_kv *attrs; /* meta and metrics / attributes, in order */
   uint32_t nattrs;
 } hs_ing_span;
@@ -46,10 +46,10 @@ enum hs_profile_type { HS_PT_CPU = 1, HS_PT_WALL = 2 };
 
 /* One pprof sample, with the labels the correlation engine joins on. */
 typedef struct hs_ing_sample {
-  int64_t time_ns; /* sample time if known, else the profile's start */
-  uint8_t type;    /* enum hs_profile_type */
-  int64_t value;   /* nanoseconds of CPU or wall time */
-  uint64_t span_id;            /* 0: no span active */
+  int64_t time_ns;  /* sample time if known, else the profile's start */
+  uint8_t type;     /* enum hs_profile_type */
+  int64_t value;    /* nanoseconds of CPU or wall time */
+  uint64_t span_id; /* 0: no span active */
   uint64_t local_root_span_id; /* 0: unknown */
   uint64_t trace_id_high;      /* 0: unknown */
   uint64_t trace_id_low;

@@ -241,6 +241,7 @@ hs_trace *hs_trace_alloc(void) {
   tr->decided = 0;
   tr->rule_rate = -1;
   tr->limit_rate = -1;
+  tr->agent_rate = -1;
   tr->open_head = NULL;
   tr->nopen = 0;
   tr->finished = NULL;

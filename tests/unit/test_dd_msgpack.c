@@ -146,8 +146,8 @@ static const msgpack_object *get(const msgpack_object *map, const char *key) {
 }
 
 /* meta[key] as a NUL-terminated copy in buf, NULL if absent. */
-static const char *meta(const msgpack_object *span, const char *key,
-                        char *buf, size_t n) {
+static const char *meta(const msgpack_object *span, const char *key, char *buf,
+                        size_t n) {
   const msgpack_object *v = get(get(span, "meta"), key);
   if (v == NULL)
     return NULL;
@@ -236,8 +236,7 @@ static void assert_all_utf8(const msgpack_object *o) {
 
 /* ------------------------------------------------------------ golden */
 
-static void assert_bytes(const hs_buf *b, const unsigned char *want,
-                         size_t n) {
+static void assert_bytes(const hs_buf *b, const unsigned char *want, size_t n) {
   if (b->len != n || memcmp(b->data, want, n) != 0) {
     for (size_t i = 0; i < b->len || i < n; i++) {
       int got = i < b->len ? (unsigned char)b->data[i] : -1;
@@ -265,21 +264,20 @@ static void test_golden_minimal(void **state) {
   hs_buf b;
   encode(f, &b);
   static const unsigned char want[] = {
-      0xdd, 0, 0, 0, 1, /* array32: 1 trace (count patched at the end) */
-      0x91,             /* fixarray: 1 span */
-      0x8c,             /* fixmap: 12 keys */
-      0xa7, 's', 'e', 'r', 'v', 'i', 'c', 'e', 0xa1, 's', /* service: "s" */
-      0xa4, 'n', 'a', 'm', 'e', 0xa1, 'n',                /* name: "n" */
-      0xa8, 'r', 'e', 's', 'o', 'u', 'r', 'c', 'e', 0xa1, 'r',
-      0xa4, 't', 'y', 'p', 'e', 0xa0, /* type: "" (none) */
-      0xa8, 't', 'r', 'a', 'c', 'e', '_', 'i', 'd', 0x01, /* fixint 1 */
-      0xa7, 's', 'p', 'a', 'n', '_', 'i', 'd', 0x02,
-      0xa9, 'p', 'a', 'r', 'e', 'n', 't', '_', 'i', 'd', 0x03,
-      0xa5, 's', 't', 'a', 'r', 't', 0x04,
-      0xa8, 'd', 'u', 'r', 'a', 't', 'i', 'o', 'n', 0x05,
-      0xa5, 'e', 'r', 'r', 'o', 'r', 0x00,
-      0xa4, 'm', 'e', 't', 'a', 0x80,           /* empty map */
-      0xa7, 'm', 'e', 't', 'r', 'i', 'c', 's', 0x80 /* empty map */
+      0xdd, 0,   0,   0,    1, /* array32: 1 trace (count patched at the end) */
+      0x91,                    /* fixarray: 1 span */
+      0x8c,                    /* fixmap: 12 keys */
+      0xa7, 's', 'e', 'r',  'v',  'i',  'c', 'e', 0xa1, 's', /* service: "s" */
+      0xa4, 'n', 'a', 'm',  'e',  0xa1, 'n',                 /* name: "n" */
+      0xa8, 'r', 'e', 's',  'o',  'u',  'r', 'c', 'e',  0xa1, 'r',
+      0xa4, 't', 'y', 'p',  'e',  0xa0, /* type: "" (none) */
+      0xa8, 't', 'r', 'a',  'c',  'e',  '_', 'i', 'd',  0x01, /* fixint 1 */
+      0xa7, 's', 'p', 'a',  'n',  '_',  'i', 'd', 0x02, 0xa9, 'p',
+      'a',  'r', 'e', 'n',  't',  '_',  'i', 'd', 0x03, 0xa5, 's',
+      't',  'a', 'r', 't',  0x04, 0xa8, 'd', 'u', 'r',  'a',  't',
+      'i',  'o', 'n', 0x05, 0xa5, 'e',  'r', 'r', 'o',  'r',  0x00,
+      0xa4, 'm', 'e', 't',  'a',  0x80,                /* empty map */
+      0xa7, 'm', 'e', 't',  'r',  'i',  'c', 's', 0x80 /* empty map */
   };
   assert_bytes(&b, want, sizeof want);
   hs_buf_free(&b);
@@ -322,42 +320,35 @@ static void test_golden_root(void **state) {
   hs_buf b;
   encode(f, &b);
   unsigned char want[] = {
-      0xdd, 0, 0, 0, 1, 0x91, 0x8c,
-      0xa7, 's', 'e', 'r', 'v', 'i', 'c', 'e', 0xa1, 's',
-      0xa4, 'n', 'a', 'm', 'e', 0xa1, 'n',
+      0xdd, 0, 0, 0, 1, 0x91, 0x8c, 0xa7, 's', 'e', 'r', 'v', 'i', 'c', 'e',
+      0xa1, 's', 0xa4, 'n', 'a', 'm', 'e', 0xa1, 'n',
       /* no resource: the name stands in */
-      0xa8, 'r', 'e', 's', 'o', 'u', 'r', 'c', 'e', 0xa1, 'n',
-      0xa4, 't', 'y', 'p', 'e', 0xa3, 'w', 'e', 'b',
-      0xa8, 't', 'r', 'a', 'c', 'e', '_', 'i', 'd', 0xcd, 0x01, 0x00,
-      0xa7, 's', 'p', 'a', 'n', '_', 'i', 'd', 0x07,
+      0xa8, 'r', 'e', 's', 'o', 'u', 'r', 'c', 'e', 0xa1, 'n', 0xa4, 't', 'y',
+      'p', 'e', 0xa3, 'w', 'e', 'b', 0xa8, 't', 'r', 'a', 'c', 'e', '_', 'i',
+      'd', 0xcd, 0x01, 0x00, 0xa7, 's', 'p', 'a', 'n', '_', 'i', 'd', 0x07,
       0xa9, 'p', 'a', 'r', 'e', 'n', 't', '_', 'i', 'd', 0x00,
       /* 10^18 = 0x0de0b6b3a7640000, uint64 */
-      0xa5, 's', 't', 'a', 'r', 't', 0xcf, 0x0d, 0xe0, 0xb6, 0xb3, 0xa7,
-      0x64, 0x00, 0x00,
-      0xa8, 'd', 'u', 'r', 'a', 't', 'i', 'o', 'n', 0xcd, 0x01, 0x2c,
-      0xa5, 'e', 'r', 'r', 'o', 'r', 0x01,
+      0xa5, 's', 't', 'a', 'r', 't', 0xcf, 0x0d, 0xe0, 0xb6, 0xb3, 0xa7, 0x64,
+      0x00, 0x00, 0xa8, 'd', 'u', 'r', 'a', 't', 'i', 'o', 'n', 0xcd, 0x01,
+      0x2c, 0xa5, 'e', 'r', 'r', 'o', 'r', 0x01,
       /* meta: k, env, span.kind, _dd.p.tid, runtime-id, language */
-      0xa4, 'm', 'e', 't', 'a', 0x86,
-      0xa1, 'k', 0xa1, 'v',
-      0xa3, 'e', 'n', 'v', 0xa1, 'e',
-      0xa9, 's', 'p', 'a', 'n', '.', 'k', 'i', 'n', 'd',
-      0xa6, 's', 'e', 'r', 'v', 'e', 'r',
-      0xa9, '_', 'd', 'd', '.', 'p', '.', 't', 'i', 'd',
-      0xb0, '0', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0',
-      '0', 'a', 'b',
-      0xaa, 'r', 'u', 'n', 't', 'i', 'm', 'e', '-', 'i', 'd', 0xa3, 'r', 'i',
-      'd',
-      0xa8, 'l', 'a', 'n', 'g', 'u', 'a', 'g', 'e', 0xa3, 'c', 'p', 'p',
+      0xa4, 'm', 'e', 't', 'a', 0x86, 0xa1, 'k', 0xa1, 'v', 0xa3, 'e', 'n', 'v',
+      0xa1, 'e', 0xa9, 's', 'p', 'a', 'n', '.', 'k', 'i', 'n', 'd', 0xa6, 's',
+      'e', 'r', 'v', 'e', 'r', 0xa9, '_', 'd', 'd', '.', 'p', '.', 't', 'i',
+      'd', 0xb0, '0', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0',
+      '0', '0', 'a', 'b', 0xaa, 'r', 'u', 'n', 't', 'i', 'm', 'e', '-', 'i',
+      'd', 0xa3, 'r', 'i', 'd', 0xa8, 'l', 'a', 'n', 'g', 'u', 'a', 'g', 'e',
+      0xa3, 'c', 'p', 'p',
       /* metrics: i, _sampling_priority_v1, _dd.top_level, process_id */
-      0xa7, 'm', 'e', 't', 'r', 'i', 'c', 's', 0x84,
-      0xa1, 'i', 0xcb, 0x40, 0x1c, 0, 0, 0, 0, 0, 0, /* 7.0 */
+      0xa7, 'm', 'e', 't', 'r', 'i', 'c', 's', 0x84, 0xa1, 'i', 0xcb, 0x40,
+      0x1c, 0, 0, 0, 0, 0, 0, /* 7.0 */
       0xb5, '_', 's', 'a', 'm', 'p', 'l', 'i', 'n', 'g', '_', 'p', 'r', 'i',
-      'o', 'r', 'i', 't', 'y', '_', 'v', '1',
-      0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, /* 1.0 */
+      'o', 'r', 'i', 't', 'y', '_', 'v', '1', 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0,
+      0, /* 1.0 */
       0xad, '_', 'd', 'd', '.', 't', 'o', 'p', '_', 'l', 'e', 'v', 'e', 'l',
-      0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0,
-      0xaa, 'p', 'r', 'o', 'c', 'e', 's', 's', '_', 'i', 'd',
-      0xcb, 0, 0, 0, 0, 0, 0, 0, 0 /* the pid, filled in below */
+      0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0xaa, 'p', 'r', 'o', 'c', 'e', 's',
+      's', '_', 'i', 'd', 0xcb, 0, 0, 0, 0, 0, 0, 0,
+      0 /* the pid, filled in below */
   };
   put_double(want + sizeof want - 8, (double)getpid());
   assert_bytes(&b, want, sizeof want);
@@ -377,7 +368,7 @@ static void assert_span_shape(const msgpack_object *sp) {
     assert_non_null(v);
     assert_int_equal(v->type, MSGPACK_OBJECT_STR);
   }
-  static const char *const ints[] = {"trace_id", "span_id", "parent_id",
+  static const char *const ints[] = {"trace_id", "span_id",  "parent_id",
                                      "start",    "duration", "error"};
   for (size_t i = 0; i < 6; i++) {
     const msgpack_object *v = get(sp, ints[i]);
@@ -422,12 +413,12 @@ static void test_tags_and_trace_values(void **state) {
            "_dd.p.dm=-3,_dd.p.usr.id=abc,_dd.p.tid=ffffffffffffffff");
   hotspan_span *root = fx_span(f, 10, 99, "root"); /* remote parent 99 */
   root->is_local_root = 1;
-  tag_str(root, "k", "own");    /* wins over the global tag k */
+  tag_str(root, "k", "own"); /* wins over the global tag k */
   tag_bool(root, "b1", 1);
   tag_bool(root, "b0", 0);
   tag_int(root, "int", -5);
   tag_double(root, "dbl", 2.5);
-  tag_double(root, "nan", NAN); /* not sendable: left out */
+  tag_double(root, "nan", NAN);    /* not sendable: left out */
   tag_str(root, "_dd.p.dm", "-9"); /* the trace's value wins */
   tag_str(root, "version", "span-version");
   hotspan_span *child = fx_span(f, 11, 10, "child");
@@ -448,8 +439,7 @@ static void test_tags_and_trace_values(void **state) {
     assert_span_shape(sp);
     /* trace_id: low 64 bits; origin and env on every span. */
     assert_true(uint_of(sp, "trace_id") == UINT64_C(0xfedcba9876543210));
-    assert_string_equal(meta(sp, "_dd.origin", buf, sizeof buf),
-                        "synthetics");
+    assert_string_equal(meta(sp, "_dd.origin", buf, sizeof buf), "synthetics");
     assert_string_equal(meta(sp, "env", buf, sizeof buf), "prod");
     assert_string_equal(meta(sp, "team", buf, sizeof buf), "core");
   }
@@ -524,8 +514,8 @@ static void test_agent_psr_and_large_chunk(void **state) {
   /* 40 spans (above the linear-search size): each one's parent is the
    * previous span; every tenth changes service. */
   for (uint64_t i = 2; i <= 40; i++) {
-    hotspan_span *s = fx_span(f, i * 1000003, i == 2 ? 1 : (i - 1) * 1000003,
-                              "op");
+    hotspan_span *s =
+        fx_span(f, i * 1000003, i == 2 ? 1 : (i - 1) * 1000003, "op");
     s->service = (i % 10 == 0) ? "svc-b" : "s";
   }
   hs_buf b;
@@ -551,15 +541,14 @@ static void test_agent_psr_and_large_chunk(void **state) {
 
 /* ------------------------------------------------------------ JSON */
 
-static const hs_json_value *parse_meta_json(const msgpack_object *sp,
-                                            const char *key,
-                                            hs_json_doc **doc) {
+static const hs_json_value *
+parse_meta_json(const msgpack_object *sp, const char *key, hs_json_doc **doc) {
   const msgpack_object *v = get(get(sp, "meta"), key);
   assert_non_null(v);
   assert_true(v->via.str.size <= HS_TAG_VALUE_MAX);
   char err[128];
-  if (hs_json_parse(v->via.str.ptr, v->via.str.size, NULL, doc, err,
-                    sizeof err, NULL) != 0)
+  if (hs_json_parse(v->via.str.ptr, v->via.str.size, NULL, doc, err, sizeof err,
+                    NULL) != 0)
     fail_msg("%s is not JSON: %s", key, err);
   const hs_json_value *root = hs_json_root(*doc);
   assert_int_equal(root->type, HS_JSON_ARRAY);
@@ -580,10 +569,14 @@ static void test_events_and_links(void **state) {
   s->events = &ev1;
   s->nevents = 2;
   hs_span_link l2 = {NULL, 0, 5, 6, 0, NULL, NULL, 0};
-  hs_span_link l1 = {&l2,     UINT64_C(0x0123456789abcdef),
-                     UINT64_C(0x1111111111111111), UINT64_C(0x2222),
-                     1,       "dd=s:1,x=y",
-                     eattrs,  4};
+  hs_span_link l1 = {&l2,
+                     UINT64_C(0x0123456789abcdef),
+                     UINT64_C(0x1111111111111111),
+                     UINT64_C(0x2222),
+                     1,
+                     "dd=s:1,x=y",
+                     eattrs,
+                     4};
   s->links = &l1;
   s->nlinks = 2;
   hs_buf b;
@@ -616,8 +609,7 @@ static void test_events_and_links(void **state) {
                       "0123456789abcdef1111111111111111");
   assert_string_equal(hs_json_get(l, "span_id")->u.string.ptr,
                       "0000000000002222");
-  assert_string_equal(hs_json_get(l, "tracestate")->u.string.ptr,
-                      "dd=s:1,x=y");
+  assert_string_equal(hs_json_get(l, "tracestate")->u.string.ptr, "dd=s:1,x=y");
   uint64_t flags;
   assert_int_equal(hs_json_as_u64(hs_json_get(l, "flags"), &flags), 0);
   assert_true(flags == UINT64_C(0x80000001)); /* bit 31: flags are set */
@@ -649,9 +641,9 @@ static void test_hostile_strings(void **state) {
   memset(key, 0xc3, HS_TAG_KEY_MAX); /* lead bytes without continuation */
   hotspan_span *s = fx_span(f, 1, 0, "bad\xc3\x28name");
   s->is_local_root = 1;
-  s->service = "\xed\xa0\x80surrogate";   /* encoded surrogate: invalid */
-  s->resource = "\xf0\x9f\x98\x80 ok"; /* valid 4-byte character */
-  s->type = "\xc0\xaf";                /* overlong '/' */
+  s->service = "\xed\xa0\x80surrogate"; /* encoded surrogate: invalid */
+  s->resource = "\xf0\x9f\x98\x80 ok";  /* valid 4-byte character */
+  s->type = "\xc0\xaf";                 /* overlong '/' */
   tag_str(s, "huge", huge);
   tag_str(s, "ascii", big_ascii);
   tag_str(s, key, "v");
@@ -707,8 +699,7 @@ static void test_payload_limits(void **state) {
   char *body;
   size_t len;
   uint32_t nt, ns;
-  assert_int_equal(hs_dd_encoder_finish(&e, &body, &len, &nt, &ns),
-                   HOTSPAN_OK);
+  assert_int_equal(hs_dd_encoder_finish(&e, &body, &len, &nt, &ns), HOTSPAN_OK);
   assert_int_equal(len, 5);
   assert_memory_equal(body, "\xdd\0\0\0\0", 5);
   assert_int_equal(nt, 0);
@@ -726,8 +717,7 @@ static void test_payload_limits(void **state) {
   assert_int_equal(hs_dd_encoder_add(&e, NULL), HOTSPAN_EINVAL);
   s->ntags = 0;
   assert_int_equal(hs_dd_encoder_add(&e, &f->chunk), HOTSPAN_OK);
-  assert_int_equal(hs_dd_encoder_finish(&e, &body, &len, &nt, &ns),
-                   HOTSPAN_OK);
+  assert_int_equal(hs_dd_encoder_finish(&e, &body, &len, &nt, &ns), HOTSPAN_OK);
   assert_int_equal(nt, 4);
   assert_int_equal(ns, 4);
   hs_buf b = {body, len, len, len, 0};

@@ -130,6 +130,7 @@ struct hs_trace {
   int decided;
   double rule_rate;
   double limit_rate;
+  double agent_rate; /* the agent's rate that decided; <0 none */
   /* Span bookkeeping, under mu. */
   hotspan_span *open_head; /* open spans, for reclaim and counting */
   uint32_t nopen;
@@ -389,5 +390,24 @@ void hs_publish_active(hs_tstate *ts);
 
 /* Trace-level sampling decision, made once; returns the priority. */
 int hs_trace_decide(hs_trace *tr);
+
+/* Trace-level values a sink reads once per chunk: the mutable ones are
+ * copied under tr->mu, so that a sink never holds the trace's lock while
+ * it encodes. */
+typedef struct hs_trace_view {
+  int priority;
+  int mechanism;
+  double rule_rate;
+  double limit_rate;
+  double agent_rate;
+  char origin[HOTSPAN_ORIGIN_MAX];
+  char propagated_tags[HOTSPAN_PROPAGATED_TAGS_MAX];
+  char last_dd_parent_id[17];
+  uint32_t endpoint_id;
+} hs_trace_view;
+
+/* Fills *tv from tr (takes and releases tr->mu; must not be called with
+ * it held). Thread-safe. */
+void hs_trace_snapshot(hs_trace *tr, hs_trace_view *tv);
 
 #endif

@@ -207,6 +207,8 @@ hotspan_span *hs_span_alloc(void) {
   s->ntags = 0;
   s->cap_tags = HS_SPAN_INLINE_TAGS;
   s->tags = s->inline_tags;
+  /* Exporters read these lists: a reused span must not show its previous
+   * life's events and links. */
   s->events = s->events_tail = NULL;
   s->links = s->links_tail = NULL;
   s->nevents = s->nlinks = 0;
@@ -245,6 +247,7 @@ hs_trace *hs_trace_alloc(void) {
   tr->decided = 0;
   tr->rule_rate = -1;
   tr->limit_rate = -1;
+  tr->agent_rate = -1;
   tr->open_head = NULL;
   tr->nopen = 0;
   tr->finished = NULL;

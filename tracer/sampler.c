@@ -1,21 +1,27 @@
 /* Trace sampler. The decision for a new local root, in order:
  *   1. the first rule whose service/name/resource patterns all match;
  *   2. the global sample rate, as a catch-all rule after the explicit ones;
- *   3. otherwise keep (AUTO_KEEP, mechanism DEFAULT). This is where the
- *      Datadog agent's rate_by_service will plug in (mechanism AGENT_RATE).
+ *   3. the Datadog agent's rate for the root's service and env, or its
+ *      default rate, when the agent sent rates (mechanism AGENT_RATE,
+ *      AUTO_KEEP / AUTO_REJECT, not rate limited);
+ *   4. otherwise keep (AUTO_KEEP, mechanism DEFAULT).
  * A rule (or the global rate) decides by trace id; if it says keep, the
  * rate limiter may still turn the keep into a drop. Rule decisions are
  * user decisions in Datadog's terms: USER_KEEP / USER_REJECT, mechanism
  * RULE (decision maker "-3"), also when the limiter drops.
  *
- * After hs_sampler_new everything but the limiter is immutable, so the
- * matching and rate paths read shared memory without locks; only a keep
- * that must pass the limiter takes its mutex. */
+ * After hs_sampler_new everything but the limiter and the agent's rates is
+ * immutable, so the matching and rate paths read shared memory without
+ * locks; only a keep that must pass the limiter takes its mutex. The
+ * agent's rates are replaced as a whole table (each response of the agent)
+ * under a read-write lock, read only for roots no rule decided: decisions
+ * are made once per trace, so a read lock there costs little. */
 #include "tracer/sampler.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +75,24 @@ typedef struct limiter {
   uint64_t seen_prev, allowed_prev;
 } limiter;
 
+/* One entry of the agent's rate_by_service: "service:S,env:E" → rate. */
+typedef struct agent_rate {
+  char *service; /* NUL-free; "" for the default key */
+  char *env;
+  rule r; /* only rate / threshold / keep_all are used */
+} agent_rate;
+
+typedef struct agent_table {
+  agent_rate *items;
+  size_t n;
+} agent_table;
+
+/* Caps on an agent response: far above what an agent sends (one key per
+ * service and env it has seen), small enough to bound a broken one. */
+#define AGENT_MAX_BYTES ((size_t)1 << 20)
+#define AGENT_MAX_KEYS 10000
+#define AGENT_MAX_DEPTH 8u
+
 struct hs_sampler {
   rule *rules;
   size_t nrules;
@@ -77,6 +101,11 @@ struct hs_sampler {
   double rate_limit; /* effective: 0 = none */
   int has_limiter;
   limiter lim;
+  /* The agent's rates: agent is NULL until the first usable response.
+   * has_agent lets decisions skip the lock while there is none. */
+  pthread_rwlock_t agent_mu;
+  agent_table *agent;
+  _Atomic int has_agent;
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -429,6 +458,140 @@ static int parse_rules(hs_sampler *s, const char *json, char *err,
   return rc;
 }
 
+/* ---------------------------------------------------------- agent rates */
+
+static void agent_table_free(agent_table *t) {
+  if (t == NULL)
+    return;
+  for (size_t i = 0; i < t->n; i++) {
+    free(t->items[i].service);
+    free(t->items[i].env);
+  }
+  free(t->items);
+  free(t);
+}
+
+static char *dup_n(const char *p, size_t n) {
+  char *d = malloc(n + 1);
+  if (d != NULL) {
+    memcpy(d, p, n);
+    d[n] = '\0';
+  }
+  return d;
+}
+
+/* "service:S,env:E" → S and E (each may be empty). The first ",env:"
+ * after the prefix splits them: service names cannot hold commas. */
+static int parse_agent_key(const hs_json_member *m, agent_rate *a) {
+  static const char pre[] = "service:";
+  static const char mid[] = ",env:";
+  const char *k = m->key;
+  size_t n = m->key_len;
+  if (memchr(k, '\0', n) != NULL || n < sizeof pre - 1 ||
+      memcmp(k, pre, sizeof pre - 1) != 0)
+    return HOTSPAN_ECONFIG;
+  const char *svc = k + sizeof pre - 1;
+  const char *sep = strstr(svc, mid);
+  if (sep == NULL)
+    return HOTSPAN_ECONFIG;
+  a->service = dup_n(svc, (size_t)(sep - svc));
+  const char *env = sep + sizeof mid - 1;
+  a->env = dup_n(env, (size_t)(k + n - env));
+  return (a->service && a->env) ? HOTSPAN_OK : HOTSPAN_ENOMEM;
+}
+
+static int parse_agent_rates(const hs_json_value *root, agent_table *t,
+                             char *err, size_t errlen) {
+  if (root->type != HS_JSON_OBJECT) {
+    set_err(err, errlen, "agent rates: expected a JSON object, got %s",
+            hs_json_type_name(root->type));
+    return HOTSPAN_ECONFIG;
+  }
+  const hs_json_value *rbs = hs_json_get(root, "rate_by_service");
+  if (rbs == NULL || rbs->type != HS_JSON_OBJECT) {
+    set_err(err, errlen,
+            "agent rates: no \"rate_by_service\" object in the response");
+    return HOTSPAN_ECONFIG;
+  }
+  if (rbs->u.object.len > AGENT_MAX_KEYS) {
+    set_err(err, errlen, "agent rates: %zu keys; at most %d are read",
+            rbs->u.object.len, AGENT_MAX_KEYS);
+    return HOTSPAN_ECONFIG;
+  }
+  if (rbs->u.object.len == 0)
+    return HOTSPAN_OK;
+  t->items = calloc(rbs->u.object.len, sizeof *t->items);
+  if (t->items == NULL)
+    return HOTSPAN_ENOMEM;
+  for (size_t i = 0; i < rbs->u.object.len; i++) {
+    const hs_json_member *m = &rbs->u.object.members[i];
+    agent_rate *a = &t->items[i];
+    t->n = i + 1; /* so that agent_table_free releases a half-parsed one */
+    int rc = parse_agent_key(m, a);
+    if (rc == HOTSPAN_ENOMEM)
+      return rc;
+    if (rc != HOTSPAN_OK) {
+      char shown[64];
+      show_key(m, shown, sizeof shown);
+      set_err(err, errlen,
+              "agent rates: key \"%s\" at byte %zu is not of the form "
+              "\"service:S,env:E\"",
+              shown, m->key_offset);
+      return rc;
+    }
+    const hs_json_value *v = &m->value;
+    if (v->type != HS_JSON_NUMBER ||
+        !(v->u.number.value >= 0.0 && v->u.number.value <= 1.0)) {
+      set_err(err, errlen,
+              "agent rates: the rate at byte %zu must be a number between 0 "
+              "and 1",
+              v->offset);
+      return HOTSPAN_ECONFIG;
+    }
+    rule_set_rate(&a->r, v->u.number.value);
+  }
+  return HOTSPAN_OK;
+}
+
+int hs_sampler_set_agent_rates(hs_sampler *s, const char *json, size_t len,
+                               char *err, size_t errlen) {
+  if (err != NULL && errlen > 0)
+    err[0] = '\0';
+  if (s == NULL || (json == NULL && len > 0))
+    return HOTSPAN_EINVAL;
+  if (len > AGENT_MAX_BYTES) {
+    set_err(err, errlen, "agent rates: response larger than %zu bytes",
+            AGENT_MAX_BYTES);
+    return HOTSPAN_ECONFIG;
+  }
+  hs_json_limits lim = {AGENT_MAX_BYTES, AGENT_MAX_DEPTH};
+  hs_json_doc *doc = NULL;
+  char jerr[192];
+  if (hs_json_parse(json, len, &lim, &doc, jerr, sizeof jerr, NULL) != 0) {
+    if (strncmp(jerr, "out of memory", 13) == 0)
+      return HOTSPAN_ENOMEM;
+    set_err(err, errlen, "agent rates: %s", jerr);
+    return HOTSPAN_ECONFIG;
+  }
+  agent_table *t = calloc(1, sizeof *t);
+  int rc = t == NULL ? HOTSPAN_ENOMEM
+                     : parse_agent_rates(hs_json_root(doc), t, err, errlen);
+  hs_json_free(doc);
+  if (rc != HOTSPAN_OK) {
+    if (rc == HOTSPAN_ENOMEM)
+      set_err(err, errlen, "agent rates: out of memory");
+    agent_table_free(t);
+    return rc;
+  }
+  pthread_rwlock_wrlock(&s->agent_mu);
+  agent_table *old = s->agent;
+  s->agent = t;
+  atomic_store_explicit(&s->has_agent, t->n > 0, memory_order_release);
+  pthread_rwlock_unlock(&s->agent_mu);
+  agent_table_free(old);
+  return HOTSPAN_OK;
+}
+
 /* --------------------------------------------------------------- public */
 
 int hs_sampler_new(const hs_sampler_config *cfg, hs_sampler **out, char *err,
@@ -467,6 +630,19 @@ int hs_sampler_new(const hs_sampler_config *cfg, hs_sampler **out, char *err,
     return HOTSPAN_ENOMEM;
   }
   s->has_limiter = s->rate_limit > 0.0;
+  /* Writer-preferring: decisions on many threads must not starve the
+   * thread installing the agent's answer (glibc prefers readers). */
+  pthread_rwlockattr_t ra;
+  pthread_rwlockattr_init(&ra);
+  pthread_rwlockattr_setkind_np(&ra,
+                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  int rwrc = pthread_rwlock_init(&s->agent_mu, &ra);
+  pthread_rwlockattr_destroy(&ra);
+  if (rwrc != 0) {
+    pthread_mutex_destroy(&s->lim.mu);
+    free(s);
+    return HOTSPAN_ENOMEM;
+  }
   /* "" is "no rules", like an empty environment variable. */
   if (cfg->rules_json != NULL && cfg->rules_json[0] != '\0') {
     int rc = parse_rules(s, cfg->rules_json, err, errlen);
@@ -488,18 +664,57 @@ void hs_sampler_free(hs_sampler *s) {
     rule_free(&s->rules[i]);
   free(s->rules);
   pthread_mutex_destroy(&s->lim.mu);
+  agent_table_free(s->agent);
+  pthread_rwlock_destroy(&s->agent_mu);
   free(s);
 }
 
-void hs_sampler_decide(hs_sampler *s, const char *service, const char *name,
-                       const char *resource, uint64_t trace_id_low,
-                       uint64_t now_mono_ns, hs_sampling_decision *out) {
+/* The agent's rate for service/env, else its default. Takes the read
+ * lock; sets out (AGENT_RATE) and returns 1 if a rate decided. */
+static int agent_decide(hs_sampler *s, const char *service, const char *env,
+                        uint64_t trace_id_low, hs_sampling_decision *out) {
+  if (!atomic_load_explicit(&s->has_agent, memory_order_acquire))
+    return 0;
+  if (service == NULL)
+    service = "";
+  if (env == NULL)
+    env = "";
+  int decided = 0;
+  pthread_rwlock_rdlock(&s->agent_mu);
+  const agent_table *t = s->agent;
+  const agent_rate *hit = NULL, *def = NULL;
+  for (size_t i = 0; t != NULL && i < t->n && hit == NULL; i++) {
+    const agent_rate *a = &t->items[i];
+    if (strcmp(a->service, service) == 0 && strcmp(a->env, env) == 0)
+      hit = a;
+    else if (a->service[0] == '\0' && a->env[0] == '\0')
+      def = a;
+  }
+  if (hit == NULL)
+    hit = def;
+  if (hit != NULL) {
+    decided = 1;
+    out->mechanism = HS_MECH_AGENT_RATE;
+    out->agent_rate = hit->r.rate;
+    out->priority = rate_keeps(&hit->r, trace_id_low)
+                        ? HOTSPAN_PRIORITY_AUTO_KEEP
+                        : HOTSPAN_PRIORITY_AUTO_REJECT;
+  }
+  pthread_rwlock_unlock(&s->agent_mu);
+  return decided;
+}
+
+void hs_sampler_decide(hs_sampler *s, const char *service, const char *env,
+                       const char *name, const char *resource,
+                       uint64_t trace_id_low, uint64_t now_mono_ns,
+                       hs_sampling_decision *out) {
   if (out == NULL)
     return;
   out->priority = HOTSPAN_PRIORITY_AUTO_KEEP;
   out->mechanism = HS_MECH_DEFAULT;
   out->rule_rate = -1.0;
   out->limit_rate = -1.0;
+  out->agent_rate = -1.0;
   if (s == NULL)
     return;
   const rule *r = NULL;
@@ -508,8 +723,10 @@ void hs_sampler_decide(hs_sampler *s, const char *service, const char *name,
       r = &s->rules[i];
   if (r == NULL && s->has_global)
     r = &s->global;
-  if (r == NULL)
+  if (r == NULL) {
+    (void)agent_decide(s, service, env, trace_id_low, out);
     return;
+  }
   out->mechanism = HS_MECH_RULE;
   out->rule_rate = r->rate;
   if (!rate_keeps(r, trace_id_low)) {

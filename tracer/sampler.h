@@ -28,6 +28,7 @@ typedef struct hs_sampling_decision {
   int mechanism;     /* HS_MECH_* */
   double rule_rate;  /* rate of the matching rule or global rate; <0 none */
   double limit_rate; /* effective limiter rate when consulted; <0 none */
+  double agent_rate; /* the agent's rate that decided; <0 none */
 } hs_sampling_decision;
 
 /* Builds a sampler. cfg and its strings are only read during the call.
@@ -43,14 +44,36 @@ int hs_sampler_new(const hs_sampler_config *cfg, hs_sampler **out, char *err,
 void hs_sampler_free(hs_sampler *s);
 
 /* Decides for a local root. Strings may be NULL (the span has no such
- * value: only an absent or all-'*' pattern matches it). now_mono_ns is the
- * caller's monotonic clock reading, used only by the rate limiter, so the
- * sampler never reads a clock itself. s NULL yields the default decision
- * (AUTO_KEEP, DEFAULT). Thread-safe; lock-free unless a keep has to pass
- * the rate limiter (one mutex). Not async-signal-safe. */
-void hs_sampler_decide(hs_sampler *s, const char *service, const char *name,
-                       const char *resource, uint64_t trace_id_low,
-                       uint64_t now_mono_ns, hs_sampling_decision *out);
+ * value: only an absent or all-'*' pattern matches it). env is the
+ * tracer's environment (NULL or "" when none); only the agent's rates use
+ * it. now_mono_ns is the caller's monotonic clock reading, used only by
+ * the rate limiter, so the sampler never reads a clock itself. s NULL
+ * yields the default decision (AUTO_KEEP, DEFAULT). Thread-safe; lock-free
+ * unless a keep has to pass the rate limiter (one mutex) or no rule
+ * matched while agent rates are known (a read lock on the rate table).
+ * Not async-signal-safe. */
+void hs_sampler_decide(hs_sampler *s, const char *service, const char *env,
+                       const char *name, const char *resource,
+                       uint64_t trace_id_low, uint64_t now_mono_ns,
+                       hs_sampling_decision *out);
+
+/* Replaces the agent's sampling rates with those of an agent response
+ * (len bytes of JSON, need not be NUL-terminated), e.g.
+ * {"rate_by_service":{"service:web,env:prod":0.5,"service:,env:":1}}.
+ * Roots that no rule (and no global rate) decides are then kept by the
+ * rate of "service:<service>,env:<env>", else of the default key
+ * "service:,env:", by trace id like a rule (mechanism AGENT_RATE, priority
+ * AUTO_KEEP / AUTO_REJECT, no rate limiter). An object without a usable
+ * rate for any key ({"rate_by_service":{}}) clears the table.
+ * Returns HOTSPAN_OK; HOTSPAN_EINVAL (s NULL, or json NULL with len > 0);
+ * HOTSPAN_ECONFIG for a malformed document (not JSON, no
+ * "rate_by_service" object, a key not of the form "service:S,env:E", a
+ * rate that is not a number in [0,1], more than 10000 keys or 1 MiB):
+ * a one-line message goes to err; HOTSPAN_ENOMEM. On error the previous
+ * rates stay in force. Thread-safe (may run concurrently with decisions,
+ * e.g. on the transport thread). */
+int hs_sampler_set_agent_rates(hs_sampler *s, const char *json, size_t len,
+                               char *err, size_t errlen);
 
 /* Effective settings, for the start-up configuration log: appends a JSON
  * value describing rules, rate and limit to buf (common/buf.h), e.g.

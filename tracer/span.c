@@ -669,6 +669,7 @@ int hotspan_span_set_sampling_priority(hotspan_span *s, int priority) {
   hs_trace_set_priority_locked(tr, priority, HS_MECH_MANUAL);
   tr->rule_rate = -1;
   tr->limit_rate = -1;
+  tr->agent_rate = -1;
   pthread_mutex_unlock(&tr->mu);
   hs_tstate *ts = hs_tstate_get();
   if (ts != NULL && ts->active != NULL && ts->active->trace == tr)

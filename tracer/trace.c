@@ -73,11 +73,13 @@ static int decide_locked(hs_trace *tr) {
   const hotspan_span *root = tr->local_root;
   hs_sampling_decision d;
   hs_sampler_decide(t->sampler, root ? root->service : t->settings.service,
-                    root ? root->name : NULL, root ? root->resource : NULL,
-                    tr->id_low, hs_now_mono_ns(), &d);
+                    t->settings.env, root ? root->name : NULL,
+                    root ? root->resource : NULL, tr->id_low, hs_now_mono_ns(),
+                    &d);
   hs_trace_set_priority_locked(tr, d.priority, d.mechanism);
   tr->rule_rate = d.rule_rate;
   tr->limit_rate = d.limit_rate;
+  tr->agent_rate = d.agent_rate;
   if (d.priority <= 0 && d.rule_rate >= 0 && d.limit_rate >= 0)
     atomic_fetch_add_explicit(&t->counters.traces_rate_limited, 1,
                               memory_order_relaxed);
@@ -89,6 +91,22 @@ int hs_trace_decide(hs_trace *tr) {
   int p = decide_locked(tr);
   pthread_mutex_unlock(&tr->mu);
   return p;
+}
+
+void hs_trace_snapshot(hs_trace *tr, hs_trace_view *tv) {
+  pthread_mutex_lock(&tr->mu);
+  tv->priority = tr->priority;
+  tv->mechanism = tr->mechanism;
+  tv->rule_rate = tr->rule_rate;
+  tv->limit_rate = tr->limit_rate;
+  tv->agent_rate = tr->agent_rate;
+  memcpy(tv->origin, tr->origin, sizeof tv->origin);
+  memcpy(tv->propagated_tags, tr->propagated_tags, sizeof tv->propagated_tags);
+  memcpy(tv->last_dd_parent_id, tr->last_dd_parent_id,
+         sizeof tv->last_dd_parent_id);
+  pthread_mutex_unlock(&tr->mu);
+  tv->endpoint_id =
+      atomic_load_explicit(&tr->endpoint_id, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------ flushing */

@@ -39,7 +39,7 @@ static hs_sampling_decision decide(hs_sampler *s, const char *service,
                                    uint64_t id, uint64_t now) {
   hs_sampling_decision d;
   memset(&d, 0x5a, sizeof d);
-  hs_sampler_decide(s, service, name, resource, id, now, &d);
+  hs_sampler_decide(s, service, NULL, name, resource, id, now, &d);
   return d;
 }
 
@@ -270,7 +270,7 @@ static void test_default_decision(void **state) {
   d = decide(NULL, "svc", "op", "res", 9, T0);
   assert_int_equal(d.priority, HOTSPAN_PRIORITY_AUTO_KEEP);
   assert_int_equal(d.mechanism, HS_MECH_DEFAULT);
-  hs_sampler_decide(NULL, NULL, NULL, NULL, 0, 0, NULL);
+  hs_sampler_decide(NULL, NULL, NULL, NULL, NULL, 0, 0, NULL);
   hs_sampler_free(NULL);
 }
 
@@ -687,6 +687,189 @@ static void test_otel_mapping(void **state) {
   assert_int_equal(hs_sampler_rate_from_otel("always_on", NULL, NULL), -1);
 }
 
+/* ---------------------------------------------------------- agent rates */
+
+static int set_rates(hs_sampler *s, const char *json) {
+  char err[256] = "";
+  int rc = hs_sampler_set_agent_rates(s, json, strlen(json), err, sizeof err);
+  if (rc == HOTSPAN_OK)
+    assert_string_equal(err, "");
+  else
+    assert_true(err[0] != '\0'); /* every refusal says why */
+  return rc;
+}
+
+static hs_sampling_decision decide_env(hs_sampler *s, const char *service,
+                                       const char *env, uint64_t id) {
+  hs_sampling_decision d;
+  memset(&d, 0x5a, sizeof d);
+  hs_sampler_decide(s, service, env, "op", "res", id, T0, &d);
+  return d;
+}
+
+static void test_agent_rates_decide(void **state) {
+  (void)state;
+  /* A limit of 1/s: agent-rate keeps must not pass through the limiter. */
+  hs_sampler *s = make(-1, "[{\"service\":\"ruled\",\"sample_rate\":1}]", 1);
+  /* Before any answer: the default decision. */
+  hs_sampling_decision d = decide_env(s, "web", "prod", 9);
+  assert_int_equal(d.mechanism, HS_MECH_DEFAULT);
+  assert_true(d.agent_rate == -1.0);
+
+  assert_int_equal(set_rates(s, "{\"rate_by_service\":{"
+                                "\"service:web,env:prod\":0.5,"
+                                "\"service:web,env:\":1,"
+                                "\"service:,env:\":0}}"),
+                   HOTSPAN_OK);
+  /* web/prod at 0.5: id 1 (h = 0.06 of 2^64) kept, id 9 (0.54) dropped —
+   * the same ids a 0.5 rule keeps (see test_knuth_known_ids). */
+  for (int rep = 0; rep < 3; rep++) { /* deterministic by trace id */
+    d = decide_env(s, "web", "prod", 1);
+    assert_int_equal(d.priority, HOTSPAN_PRIORITY_AUTO_KEEP);
+    assert_int_equal(d.mechanism, HS_MECH_AGENT_RATE);
+    assert_true(d.agent_rate == 0.5);
+    assert_true(d.rule_rate == -1.0);
+    assert_true(d.limit_rate == -1.0);
+    d = decide_env(s, "web", "prod", 9);
+    assert_int_equal(d.priority, HOTSPAN_PRIORITY_AUTO_REJECT);
+    assert_int_equal(d.mechanism, HS_MECH_AGENT_RATE);
+  }
+  for (uint64_t id = 1; id < 2000; id += 7)
+    assert_int_equal(decide_env(s, "web", "prod", id).priority ==
+                         HOTSPAN_PRIORITY_AUTO_KEEP,
+                     kept_by_rate(0.5, id));
+  /* Many keeps in the same instant: no limiter for agent rates. */
+  for (uint64_t id = 1; id < 50; id++)
+    assert_int_equal(decide_env(s, "web", NULL, id).priority,
+                     HOTSPAN_PRIORITY_AUTO_KEEP);
+  /* No env: the key "service:web,env:" (rate 1); "" is the same. */
+  d = decide_env(s, "web", "", 9);
+  assert_int_equal(d.priority, HOTSPAN_PRIORITY_AUTO_KEEP);
+  assert_true(d.agent_rate == 1.0);
+  /* Unknown service or env: the default key (rate 0). */
+  d = decide_env(s, "other", "prod", 1);
+  assert_int_equal(d.priority, HOTSPAN_PRIORITY_AUTO_REJECT);
+  assert_int_equal(d.mechanism, HS_MECH_AGENT_RATE);
+  assert_true(d.agent_rate == 0.0);
+  d = decide_env(s, "web", "staging", 1);
+  assert_true(d.agent_rate == 0.0);
+  d = decide_env(s, NULL, NULL, 1);
+  assert_true(d.agent_rate == 0.0);
+  /* A rule that matches wins over the agent. */
+  d = decide_env(s, "ruled", "prod", 9);
+  assert_int_equal(d.mechanism, HS_MECH_RULE);
+  assert_true(d.agent_rate == -1.0);
+
+  /* Without a default key, unknown services fall back to the default. */
+  assert_int_equal(
+      set_rates(s, "{\"rate_by_service\":{\"service:web,env:prod\":0}}"),
+      HOTSPAN_OK);
+  d = decide_env(s, "other", "prod", 1);
+  assert_int_equal(d.mechanism, HS_MECH_DEFAULT);
+  assert_int_equal(d.priority, HOTSPAN_PRIORITY_AUTO_KEEP);
+  assert_int_equal(decide_env(s, "web", "prod", 1).priority,
+                   HOTSPAN_PRIORITY_AUTO_REJECT);
+  /* An empty table clears the rates. */
+  assert_int_equal(set_rates(s, "{\"rate_by_service\":{}}"), HOTSPAN_OK);
+  assert_int_equal(decide_env(s, "web", "prod", 1).mechanism, HS_MECH_DEFAULT);
+  hs_sampler_free(s);
+
+  /* With a global rate every root is decided by it: agent rates unused. */
+  s = make(1.0, NULL, 0);
+  assert_int_equal(set_rates(s, "{\"rate_by_service\":{\"service:,env:\":0}}"),
+                   HOTSPAN_OK);
+  d = decide_env(s, "web", "prod", 1);
+  assert_int_equal(d.mechanism, HS_MECH_RULE);
+  assert_int_equal(d.priority, HOTSPAN_PRIORITY_USER_KEEP);
+  hs_sampler_free(s);
+}
+
+static void test_agent_rates_bad(void **state) {
+  (void)state;
+  hs_sampler *s = make(-1, NULL, 0);
+  const char *good = "{\"rate_by_service\":{\"service:,env:\":0}}";
+  assert_int_equal(set_rates(s, good), HOTSPAN_OK);
+  static const char *const bad[] = {
+      "",
+      "OK",
+      "{",
+      "{\"rate_by_service\":{\"service:,env:\":0.5", /* truncated */
+      "{\"rate_by_service\":{\"service:,env:\":0.5}",
+      "[]",
+      "null",
+      "{}",
+      "{\"rate_by_service\":[]}",
+      "{\"rate_by_service\":null}",
+      "{\"rate_by_service\":{\"service:a,env:b\":1.5}}",
+      "{\"rate_by_service\":{\"service:a,env:b\":-0.1}}",
+      "{\"rate_by_service\":{\"service:a,env:b\":1e308}}",
+      "{\"rate_by_service\":{\"service:a,env:b\":1e400}}",
+      "{\"rate_by_service\":{\"service:a,env:b\":-1e400}}",
+      "{\"rate_by_service\":{\"service:a,env:b\":"
+      "123456789012345678901234567890}}",
+      "{\"rate_by_service\":{\"service:a,env:b\":NaN}}",
+      "{\"rate_by_service\":{\"service:a,env:b\":\"0.5\"}}",
+      "{\"rate_by_service\":{\"service:a,env:b\":true}}",
+      "{\"rate_by_service\":{\"service:a,env:b\":{}}}",
+      "{\"rate_by_service\":{\"svc:a,env:b\":0.5}}",
+      "{\"rate_by_service\":{\"service:a\":0.5}}",
+      "{\"rate_by_service\":{\"service:a\\u0000,env:b\":0.5}}",
+      "{\"rate_by_service\":{\"service:a,env:b\":0.5,\"service:a,env:b\":1}}",
+      "{\"rate_by_service\":{\"service:,env:\":0.5}} trailing",
+      "{\"rate_by_service\":{\"service:\xff,env:\":0.5}}", /* bad UTF-8 */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int rc = set_rates(s, bad[i]);
+    if (rc != HOTSPAN_ECONFIG)
+      print_error("accepted: %s\n", bad[i]);
+    assert_int_equal(rc, HOTSPAN_ECONFIG);
+    /* The previous rates stay in force. */
+    hs_sampling_decision d = decide_env(s, "x", "y", 1);
+    assert_int_equal(d.mechanism, HS_MECH_AGENT_RATE);
+    assert_true(d.agent_rate == 0.0);
+  }
+  /* Every length of a truncated answer is refused, none crashes. */
+  const char *full = "{\"rate_by_service\":{\"service:web,env:prod\":0.25,"
+                     "\"service:,env:\":1}}";
+  for (size_t n = 0; n < strlen(full); n++) {
+    char err[256];
+    assert_int_equal(hs_sampler_set_agent_rates(s, full, n, err, sizeof err),
+                     HOTSPAN_ECONFIG);
+  }
+  /* Too large, too many keys. */
+  size_t big = (1u << 20) + 10;
+  char *huge = malloc(big + 1);
+  assert_non_null(huge);
+  memset(huge, ' ', big);
+  memcpy(huge, good, strlen(good));
+  huge[big] = '\0';
+  assert_int_equal(set_rates(s, huge), HOTSPAN_ECONFIG);
+  hs_buf b;
+  hs_buf_init(&b, 0);
+  hs_buf_puts(&b, "{\"rate_by_service\":{");
+  for (int i = 0; i < 10001; i++)
+    hs_buf_printf(&b, "%s\"service:s%d,env:\":0.5", i ? "," : "", i);
+  hs_buf_puts(&b, "}}");
+  assert_int_equal(hs_sampler_set_agent_rates(s, b.data, b.len, NULL, 0),
+                   HOTSPAN_ECONFIG);
+  hs_buf_free(&b);
+  free(huge);
+  /* NULL arguments. */
+  assert_int_equal(
+      hs_sampler_set_agent_rates(NULL, good, strlen(good), NULL, 0),
+      HOTSPAN_EINVAL);
+  assert_int_equal(hs_sampler_set_agent_rates(s, NULL, 5, NULL, 0),
+                   HOTSPAN_EINVAL);
+  assert_int_equal(decide_env(s, "x", "y", 1).agent_rate == 0.0, 1);
+  /* Unknown members next to rate_by_service are ignored; a service with
+   * ":" and "," in env is read by the first ",env:". */
+  assert_int_equal(set_rates(s, "{\"other\":[1,2],\"rate_by_service\":"
+                                "{\"service:a:b,env:x,y\":1}}"),
+                   HOTSPAN_OK);
+  assert_true(decide_env(s, "a:b", "x,y", 9).agent_rate == 1.0);
+  hs_sampler_free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_knuth_known_ids),
@@ -704,6 +887,8 @@ int main(void) {
       cmocka_unit_test(test_bad_config),
       cmocka_unit_test(test_describe),
       cmocka_unit_test(test_otel_mapping),
+      cmocka_unit_test(test_agent_rates_decide),
+      cmocka_unit_test(test_agent_rates_bad),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

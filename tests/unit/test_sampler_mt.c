@@ -3,8 +3,10 @@
  * hand out more than its capacity plus what it refilled, and must not lose
  * tokens either. Run under TSan by the "concurrency" label. */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,14 +39,14 @@ static void *run(void *arg) {
     uint64_t id = (uint64_t)w->index * CALLS + (uint64_t)i + 1;
     hs_sampling_decision d;
     /* Lock-free path: a rule with rate 0 never reaches the limiter. */
-    hs_sampler_decide(w->s, "noisy", "op", "res", id, now, &d);
+    hs_sampler_decide(w->s, "noisy", NULL, "op", "res", id, now, &d);
     if (d.priority == HOTSPAN_PRIORITY_USER_REJECT && d.limit_rate < 0 &&
         d.rule_rate == 0.0)
       w->dropped_by_rule++;
     else
       w->bad++;
     /* Limited path: the global rate 1 keeps, the limiter decides. */
-    hs_sampler_decide(w->s, "web", "http.request", "GET /", id, now, &d);
+    hs_sampler_decide(w->s, "web", NULL, "http.request", "GET /", id, now, &d);
     if (d.mechanism != HS_MECH_RULE || d.rule_rate != 1.0 ||
         !(d.limit_rate > 0.0 && d.limit_rate <= 1.0))
       w->bad++;
@@ -103,9 +105,92 @@ static void test_limiter_under_threads(void **state) {
   assert_true((double)kept >= budget - 2.0);
 }
 
+/* Agent rates replaced while three threads decide through them: every
+ * decision must come from one whole table (rate 0 or 1 for "web", the
+ * default 1 for others), never a torn or freed one. */
+#define RATE_SWAPS 2000
+#define AGENT_DECIDERS 3
+
+typedef struct agent_worker {
+  hs_sampler *s;
+  _Atomic int *stop;
+  _Atomic int *started;
+  long decisions, bad;
+} agent_worker;
+
+static void *agent_decider(void *arg) {
+  agent_worker *w = arg;
+  uint64_t id = 1;
+  while (!atomic_load(w->stop)) {
+    hs_sampling_decision d;
+    hs_sampler_decide(w->s, "web", "prod", "op", "res", id++, T0, &d);
+    int ok =
+        d.mechanism == HS_MECH_AGENT_RATE &&
+        ((d.agent_rate == 1.0 && d.priority == HOTSPAN_PRIORITY_AUTO_KEEP) ||
+         (d.agent_rate == 0.0 && d.priority == HOTSPAN_PRIORITY_AUTO_REJECT));
+    hs_sampler_decide(w->s, "other", "prod", "op", "res", id++, T0, &d);
+    ok = ok && d.mechanism == HS_MECH_AGENT_RATE && d.agent_rate == 1.0;
+    w->bad += !ok;
+    if (w->decisions == 0)
+      atomic_fetch_add(w->started, 1);
+    w->decisions += 2;
+  }
+  return NULL;
+}
+
+static void test_agent_rates_under_threads(void **state) {
+  (void)state;
+  hs_sampler_config cfg = {-1.0, NULL, 0};
+  hs_sampler *s = NULL;
+  char err[256];
+  assert_int_equal(hs_sampler_new(&cfg, &s, err, sizeof err), HOTSPAN_OK);
+  static const char *const tables[2] = {
+      "{\"rate_by_service\":{\"service:web,env:prod\":1,"
+      "\"service:,env:\":1}}",
+      "{\"rate_by_service\":{\"service:,env:\":1,"
+      "\"service:web,env:prod\":0}}"};
+  assert_int_equal(hs_sampler_set_agent_rates(s, tables[0], strlen(tables[0]),
+                                              err, sizeof err),
+                   HOTSPAN_OK);
+  _Atomic int stop = 0, started = 0;
+  agent_worker w[AGENT_DECIDERS];
+  pthread_t tids[AGENT_DECIDERS];
+  memset(w, 0, sizeof w);
+  for (int i = 0; i < AGENT_DECIDERS; i++) {
+    w[i].s = s;
+    w[i].stop = &stop;
+    w[i].started = &started;
+    assert_int_equal(pthread_create(&tids[i], NULL, agent_decider, &w[i]), 0);
+  }
+  /* Swap only while every decider is deciding. */
+  while (atomic_load(&started) < AGENT_DECIDERS)
+    sched_yield();
+  for (int i = 0; i < RATE_SWAPS; i++) {
+    const char *t = tables[i & 1];
+    assert_int_equal(
+        hs_sampler_set_agent_rates(s, t, strlen(t), err, sizeof err),
+        HOTSPAN_OK);
+    /* A malformed answer in between changes nothing. */
+    assert_int_equal(hs_sampler_set_agent_rates(s, "{", 1, err, sizeof err),
+                     HOTSPAN_ECONFIG);
+  }
+  atomic_store(&stop, 1);
+  long decisions = 0, bad = 0;
+  for (int i = 0; i < AGENT_DECIDERS; i++) {
+    assert_int_equal(pthread_join(tids[i], NULL), 0);
+    decisions += w[i].decisions;
+    bad += w[i].bad;
+  }
+  hs_sampler_free(s);
+  print_message("%ld decisions during %d swaps\n", decisions, RATE_SWAPS);
+  assert_int_equal(bad, 0);
+  assert_true(decisions > 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_limiter_under_threads),
+      cmocka_unit_test(test_agent_rates_under_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -156,6 +156,25 @@ struct hs_trace {
   uint8_t live_shard;
 };
 
+/* Trace-level values a sink needs, copied under the trace mutex once per
+ * chunk (the sampling decision and the extracted context may still change
+ * while a sink encodes the chunk). */
+typedef struct hs_trace_view {
+  int priority;
+  double rule_rate;
+  double limit_rate;
+  uint8_t has_remote; /* the local root has a remote parent */
+  uint32_t endpoint_id;
+  char origin[HOTSPAN_ORIGIN_MAX];
+  char propagated_tags[HOTSPAN_PROPAGATED_TAGS_MAX];
+  char tracestate_other[HOTSPAN_TRACESTATE_MAX];
+  char last_dd_parent_id[17];
+} hs_trace_view;
+
+/* Fills *out from tr (takes and releases tr->mu; copies strings only up to
+ * their NUL). Thread-safe; never fails. Not for signal handlers. */
+void hs_trace_snapshot(hs_trace *tr, hs_trace_view *out);
+
 /* A batch of finished spans of one trace, handed to the sinks. */
 typedef struct hs_chunk {
   hs_trace *trace;     /* holds a reference */

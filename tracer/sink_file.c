@@ -30,17 +30,6 @@ static const char *kind_name(int kind) {
   return (kind >= 0 && kind <= 5) ? names[kind] : "unspecified";
 }
 
-/* Trace-level values, snapshotted under the trace mutex once per chunk. */
-typedef struct trace_view {
-  int priority;
-  double rule_rate;
-  double limit_rate;
-  char origin[HOTSPAN_ORIGIN_MAX];
-  char propagated_tags[HOTSPAN_PROPAGATED_TAGS_MAX];
-  char last_dd_parent_id[17];
-  uint32_t endpoint_id;
-} trace_view;
-
 static void json_tag_value(hs_buf *b, const hs_tag *t) {
   switch (t->type) {
   case HS_TAG_STR:
@@ -85,7 +74,7 @@ static void json_propagated(hs_buf *b, const char *tags) {
 }
 
 static void span_json(const hotspan_span *s, const hs_tracer_settings *st,
-                      const trace_view *tv, hs_buf *b) {
+                      const hs_trace_view *tv, hs_buf *b) {
   const hs_trace *tr = s->trace;
   hs_buf_puts(b, "{\"trace_id\":\"");
   hs_json_hex64(b, tr->id_high);
@@ -173,30 +162,16 @@ static void span_json(const hotspan_span *s, const hs_tracer_settings *st,
   hs_buf_putc(b, '}');
 }
 
-static void snapshot(hs_trace *tr, trace_view *tv) {
-  pthread_mutex_lock(&tr->mu);
-  tv->priority = tr->priority;
-  tv->rule_rate = tr->rule_rate;
-  tv->limit_rate = tr->limit_rate;
-  memcpy(tv->origin, tr->origin, sizeof tv->origin);
-  memcpy(tv->propagated_tags, tr->propagated_tags, sizeof tv->propagated_tags);
-  memcpy(tv->last_dd_parent_id, tr->last_dd_parent_id,
-         sizeof tv->last_dd_parent_id);
-  pthread_mutex_unlock(&tr->mu);
-  tv->endpoint_id =
-      atomic_load_explicit(&tr->endpoint_id, memory_order_relaxed);
-}
-
 void hs_span_to_json(const hotspan_span *s, hs_buf *out) {
-  trace_view tv;
-  snapshot(s->trace, &tv);
+  hs_trace_view tv;
+  hs_trace_snapshot(s->trace, &tv);
   span_json(s, &s->trace->tracer->settings, &tv, out);
 }
 
 static void file_write(hs_sink *self, const hs_chunk *c) {
   file_sink *fs = (file_sink *)self;
-  trace_view tv;
-  snapshot(c->trace, &tv);
+  hs_trace_view tv;
+  hs_trace_snapshot(c->trace, &tv);
   hs_buf_reset(&fs->buf);
   for (const hotspan_span *s = c->spans; s != NULL; s = s->next) {
     span_json(s, &c->trace->tracer->settings, &tv, &fs->buf);

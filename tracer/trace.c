@@ -332,6 +332,33 @@ void hs_trace_reclaim_orphans(hotspan_tracer *t) {
 
 /* Copies a NUL-terminated string of at most cap - 1 bytes, by length: the
  * context's buffers are 1.2 KB in all and usually almost empty. */
+/* Copies a NUL-terminated string of a fixed-size field: most of these
+ * fields are empty or short, so copying only up to the NUL keeps a
+ * snapshot per one-span chunk cheap. */
+static void snap_str(char *dst, const char *src, size_t cap) {
+  size_t n = strnlen(src, cap - 1);
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+void hs_trace_snapshot(hs_trace *tr, hs_trace_view *out) {
+  pthread_mutex_lock(&tr->mu);
+  out->priority = tr->priority;
+  out->rule_rate = tr->rule_rate;
+  out->limit_rate = tr->limit_rate;
+  out->has_remote = tr->has_remote;
+  snap_str(out->origin, tr->origin, sizeof out->origin);
+  snap_str(out->propagated_tags, tr->propagated_tags,
+           sizeof out->propagated_tags);
+  snap_str(out->tracestate_other, tr->tracestate_other,
+           sizeof out->tracestate_other);
+  snap_str(out->last_dd_parent_id, tr->last_dd_parent_id,
+           sizeof out->last_dd_parent_id);
+  pthread_mutex_unlock(&tr->mu);
+  out->endpoint_id =
+      atomic_load_explicit(&tr->endpoint_id, memory_order_relaxed);
+}
+
 static void copy_str(char *dst, const char *src, size_t cap) {
   size_t n = strnlen(src, cap - 1);
   memcpy(dst, src, n);

@@ -460,6 +460,7 @@ static int build_attrs(arena *a, const hs_tag *tags, size_t n, size_t extra,
     return -1;
   for (size_t i = 0; i < total; i++) {
     kvs[i] = kv_init;
+    anys[i] = any_init;
     kvs[i].value = &anys[i];
     ptrs[i] = &kvs[i];
   }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "common/buf.h"
@@ -211,6 +212,85 @@ static int load_styles(int use_env, const char *code_value,
   return HOTSPAN_OK;
 }
 
+/* ------------------------------------------------------------ exporters */
+
+int hs_parse_exporters(const char *list, unsigned *out, char *bad,
+                       size_t badlen) {
+  unsigned mask = 0;
+  int named = 0;
+  const char *p = list;
+  while (*p != '\0') {
+    const char *end = strchr(p, ',');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    const char *e = p;
+    size_t len = trim(&e, n);
+    if (len == 7 && strncasecmp(e, "datadog", 7) == 0)
+      mask |= HS_EXPORT_DATADOG;
+    else if (len == 4 && strncasecmp(e, "otlp", 4) == 0)
+      mask |= HS_EXPORT_OTLP;
+    else if (len == 4 && strncasecmp(e, "none", 4) == 0)
+      ;
+    else {
+      snprintf(bad, badlen, "%.*s", (int)(len > 64 ? 64 : len), e);
+      return -1;
+    }
+    named = 1;
+    p += n;
+    if (*p == ',')
+      p++;
+  }
+  if (!named) {
+    snprintf(bad, badlen, "(empty)");
+    return -1;
+  }
+  *out = mask;
+  return 0;
+}
+
+/* Which exporters run, per the precedence documented at
+ * hotspan_config.exporters. */
+static int load_exporters(const hotspan_config *cfg, int use_env,
+                          hs_tracer_settings *st, char *err, size_t errlen) {
+  char bad[80];
+  st->agent_url = dup_or_null(cfg->agent_url);
+  st->otlp_endpoint = dup_or_null(cfg->otlp_endpoint);
+  if ((cfg->agent_url != NULL && st->agent_url == NULL) ||
+      (cfg->otlp_endpoint != NULL && st->otlp_endpoint == NULL))
+    return HOTSPAN_ENOMEM;
+  if (cfg->exporters != NULL) {
+    if (hs_parse_exporters(cfg->exporters, &st->exporters, bad, sizeof bad) !=
+        0) {
+      snprintf(err, errlen, "unknown exporter \"%s\" in \"%.64s\"", bad,
+               cfg->exporters);
+      return HOTSPAN_ECONFIG;
+    }
+    return HOTSPAN_OK;
+  }
+  if (use_env) {
+    static const char *const vars[] = {"HOTSPAN_TRACES_EXPORTER",
+                                       "OTEL_TRACES_EXPORTER", NULL};
+    const char *which = NULL;
+    const char *v = hs_env_first(vars, &which);
+    if (v != NULL) {
+      if (hs_parse_exporters(v, &st->exporters, bad, sizeof bad) == 0)
+        return HOTSPAN_OK;
+      hs_log(HS_LOG_WARN,
+             "%s=\"%.64s\": unknown exporter \"%s\"; using the default", which,
+             v, bad);
+    }
+  }
+  int otlp = cfg->otlp_endpoint != NULL ||
+             (use_env && (hs_env_get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") ||
+                          hs_env_get("OTEL_EXPORTER_OTLP_ENDPOINT")));
+  int dd = cfg->agent_url != NULL ||
+           (use_env &&
+            (hs_env_get("DD_TRACE_AGENT_URL") || hs_env_get("DD_AGENT_HOST") ||
+             hs_env_get("DD_TRACE_AGENT_PORT")));
+  st->exporters =
+      (otlp ? HS_EXPORT_OTLP : 0u) | (dd || !otlp ? HS_EXPORT_DATADOG : 0u);
+  return HOTSPAN_OK;
+}
+
 /* ------------------------------------------------------------ load */
 
 int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *st,
@@ -348,6 +428,11 @@ int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *st,
   if (rc != HOTSPAN_OK)
     return rc;
 
+  st->use_env = use_env;
+  rc = load_exporters(cfg, use_env, st, err, errlen);
+  if (rc != HOTSPAN_OK)
+    return rc;
+
   /* Output and flushing. */
   static const char *const out_vars[] = {"HOTSPAN_OUTPUT_DIR", NULL};
   st->output_dir = dup_or_null(cfg->output_dir ? cfg->output_dir
@@ -385,6 +470,8 @@ void hs_settings_free(hs_tracer_settings *st) {
   free(st->tags);
   free(st->sampling_rules);
   free(st->output_dir);
+  free(st->agent_url);
+  free(st->otlp_endpoint);
   memset(st, 0, sizeof *st);
 }
 
@@ -420,7 +507,13 @@ void hs_settings_describe(const hs_tracer_settings *st, const hs_sampler *smp,
   hs_prop_format_styles(&st->inject, styles, sizeof styles);
   hs_buf_puts(b, ",\"propagation_inject\":");
   hs_json_str(b, styles);
-  hs_buf_puts(b, ",\"output_dir\":");
+  hs_buf_puts(b, ",\"exporters\":[");
+  if (st->exporters & HS_EXPORT_DATADOG)
+    hs_buf_puts(b, (st->exporters & HS_EXPORT_OTLP) ? "\"datadog\","
+                                                    : "\"datadog\"");
+  if (st->exporters & HS_EXPORT_OTLP)
+    hs_buf_puts(b, "\"otlp\"");
+  hs_buf_puts(b, "],\"output_dir\":");
   hs_json_str(b, st->output_dir);
   hs_buf_puts(b, ",\"partial_flush_min_spans\":");
   hs_json_u64(b, st->partial_flush_min_spans);

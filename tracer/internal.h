@@ -220,6 +220,14 @@ hs_sink *hs_sink_file_new(const char *dir);
  * and the example program. */
 struct hs_buf;
 void hs_span_to_json(const hotspan_span *s, struct hs_buf *out);
+/* A span's events as a JSON array of {"name","time_unix_nano",
+ * "attributes":{...}} (attribute values with their types), and its links
+ * as a JSON array of {"trace_id" (32 hex),"span_id" (16 hex),"tracestate"
+ * (if any),"flags","attributes"}. dd_form 1 writes Datadog's
+ * "_dd.span_links" form: attribute values as strings, flags with bit 31
+ * set, attributes left out when empty. Empty lists give "[]". */
+void hs_span_events_json(const hotspan_span *s, struct hs_buf *out);
+void hs_span_links_json(const hotspan_span *s, struct hs_buf *out, int dd_form);
 
 /* ------------------------------------------------------------ tracer */
 
@@ -243,10 +251,25 @@ typedef struct hs_tracer_settings {
   hs_prop_styles extract;
   hs_prop_styles inject;
   char *output_dir;
+  /* Network exporters (HS_EXPORT_* bits), and the addresses given in code
+   * (NULL: resolved from the environment by the exporter, when allowed). */
+  unsigned exporters;
+  char *agent_url;
+  char *otlp_endpoint;
+  int use_env; /* !ignore_environment */
   uint32_t partial_flush_min_spans;
   int log_level;
   char runtime_id[37]; /* uuid v4 of this tracer instance */
 } hs_tracer_settings;
+
+#define HS_EXPORT_DATADOG 1u
+#define HS_EXPORT_OTLP 2u
+
+/* Parses an exporter list ("datadog,otlp", "none"; case-insensitive,
+ * spaces allowed) into HS_EXPORT_* bits. Returns 0, or -1 for an unknown
+ * or empty name (the first bad name is copied to bad). */
+int hs_parse_exporters(const char *list, unsigned *out, char *bad,
+                       size_t badlen);
 
 /* Builds the effective settings from cfg and the environment (precedence:
  * code > HOTSPAN_* > DD_* / OTEL_* > defaults). Returns HOTSPAN_OK,

@@ -207,6 +207,10 @@ hotspan_span *hs_span_alloc(void) {
   s->ntags = 0;
   s->cap_tags = HS_SPAN_INLINE_TAGS;
   s->tags = s->inline_tags;
+  s->events = s->events_tail = NULL;
+  s->links = s->links_tail = NULL;
+  s->nevents = s->nlinks = 0;
+  s->dropped_events = s->dropped_links = 0;
   s->blocks = NULL;
   s->apos = s->arena;
   s->aend = s->arena + sizeof s->arena;

@@ -73,6 +73,70 @@ static void json_propagated(hs_buf *b, const char *tags) {
   }
 }
 
+static void json_attrs(hs_buf *b, const hs_tag *attrs, uint16_t n,
+                       int as_strings) {
+  hs_buf_putc(b, '{');
+  for (uint16_t i = 0; i < n; i++) {
+    if (i > 0)
+      hs_buf_putc(b, ',');
+    hs_json_str(b, attrs[i].key);
+    hs_buf_putc(b, ':');
+    if (!as_strings || attrs[i].type == HS_TAG_STR) {
+      json_tag_value(b, &attrs[i]);
+      continue;
+    }
+    /* Datadog's span links carry string attributes only. */
+    hs_buf_putc(b, '"');
+    json_tag_value(b, &attrs[i]);
+    hs_buf_putc(b, '"');
+  }
+  hs_buf_putc(b, '}');
+}
+
+void hs_span_events_json(const hotspan_span *s, hs_buf *b) {
+  hs_buf_putc(b, '[');
+  for (const hs_span_event *e = s->events; e != NULL; e = e->next) {
+    if (e != s->events)
+      hs_buf_putc(b, ',');
+    hs_buf_puts(b, "{\"name\":");
+    hs_json_str(b, e->name);
+    hs_buf_puts(b, ",\"time_unix_nano\":");
+    hs_json_u64(b, e->time_ns);
+    hs_buf_puts(b, ",\"attributes\":");
+    json_attrs(b, e->attrs, e->nattrs, 0);
+    hs_buf_putc(b, '}');
+  }
+  hs_buf_putc(b, ']');
+}
+
+void hs_span_links_json(const hotspan_span *s, hs_buf *b, int dd_form) {
+  hs_buf_putc(b, '[');
+  for (const hs_span_link *l = s->links; l != NULL; l = l->next) {
+    if (l != s->links)
+      hs_buf_putc(b, ',');
+    hs_buf_puts(b, "{\"trace_id\":\"");
+    hs_json_hex64(b, l->trace_id_high);
+    hs_json_hex64(b, l->trace_id_low);
+    hs_buf_puts(b, "\",\"span_id\":\"");
+    hs_json_hex64(b, l->span_id);
+    hs_buf_putc(b, '"');
+    if (l->tracestate != NULL) {
+      hs_buf_puts(b, ",\"tracestate\":");
+      hs_json_str(b, l->tracestate);
+    }
+    hs_buf_puts(b, ",\"flags\":");
+    /* Datadog marks "flags were given" with bit 31. */
+    hs_json_u64(b, dd_form ? (uint64_t)l->trace_flags | 0x80000000u
+                           : (uint64_t)l->trace_flags);
+    if (l->nattrs > 0 || !dd_form) {
+      hs_buf_puts(b, ",\"attributes\":");
+      json_attrs(b, l->attrs, l->nattrs, dd_form);
+    }
+    hs_buf_putc(b, '}');
+  }
+  hs_buf_putc(b, ']');
+}
+
 static void span_json(const hotspan_span *s, const hs_tracer_settings *st,
                       const hs_trace_view *tv, hs_buf *b) {
   const hs_trace *tr = s->trace;
@@ -140,6 +204,14 @@ static void span_json(const hotspan_span *s, const hs_tracer_settings *st,
     }
   }
   hs_buf_putc(b, '}');
+  if (s->events != NULL) {
+    hs_buf_puts(b, ",\"events\":");
+    hs_span_events_json(s, b);
+  }
+  if (s->links != NULL) {
+    hs_buf_puts(b, ",\"links\":");
+    hs_span_links_json(s, b, 0);
+  }
   if (s->is_local_root && tv != NULL) {
     /* Trace-level tags travel on the local root, as Datadog does. */
     hs_buf_puts(b, ",\"trace_tags\":{\"_dd.origin\":");

@@ -418,6 +418,150 @@ int hotspan_span_set_tag_bool(hotspan_span *s, const char *key, int value) {
   return HOTSPAN_OK;
 }
 
+/* ------------------------------------------------------------ events */
+
+/* Copies nattrs user attributes into the span's arena. Validates all of
+ * them first, so a bad one leaves the span unchanged. */
+static int copy_attrs(hotspan_span *s, const hotspan_attribute *attrs,
+                      size_t nattrs, hs_tag **out) {
+  *out = NULL;
+  if (nattrs == 0)
+    return HOTSPAN_OK;
+  if (attrs == NULL)
+    return HOTSPAN_EINVAL;
+  if (nattrs > HS_SPAN_MAX_ATTRS)
+    return HOTSPAN_EFULL;
+  for (size_t i = 0; i < nattrs; i++) {
+    const hotspan_attribute *a = &attrs[i];
+    if (a->key == NULL || a->key[0] == '\0')
+      return HOTSPAN_EINVAL;
+    if (bounded_len(a->key, HS_TAG_KEY_MAX) > HS_TAG_KEY_MAX)
+      return HOTSPAN_ETOOBIG;
+    switch (a->type) {
+    case HOTSPAN_ATTR_STRING:
+      if (a->value.s == NULL)
+        return HOTSPAN_EINVAL;
+      if (bounded_len(a->value.s, HS_TAG_VALUE_MAX) > HS_TAG_VALUE_MAX)
+        return HOTSPAN_ETOOBIG;
+      break;
+    case HOTSPAN_ATTR_INT:
+    case HOTSPAN_ATTR_DOUBLE:
+    case HOTSPAN_ATTR_BOOL:
+      break;
+    default:
+      return HOTSPAN_EINVAL;
+    }
+  }
+  hs_tag *t = (hs_tag *)(void *)arena_alloc(s, sizeof *t * nattrs);
+  if (t == NULL)
+    return HOTSPAN_ENOMEM;
+  for (size_t i = 0; i < nattrs; i++) {
+    const hotspan_attribute *a = &attrs[i];
+    t[i].key = arena_strdup(s, a->key, strlen(a->key));
+    if (t[i].key == NULL)
+      return HOTSPAN_ENOMEM;
+    switch (a->type) {
+    case HOTSPAN_ATTR_STRING:
+      t[i].type = HS_TAG_STR;
+      t[i].v.s = arena_strdup(s, a->value.s, strlen(a->value.s));
+      if (t[i].v.s == NULL)
+        return HOTSPAN_ENOMEM;
+      break;
+    case HOTSPAN_ATTR_INT:
+      t[i].type = HS_TAG_INT;
+      t[i].v.i = a->value.i;
+      break;
+    case HOTSPAN_ATTR_DOUBLE:
+      t[i].type = HS_TAG_DOUBLE;
+      t[i].v.d = a->value.d;
+      break;
+    default:
+      t[i].type = HS_TAG_BOOL;
+      t[i].v.i = a->value.b ? 1 : 0;
+      break;
+    }
+  }
+  *out = t;
+  return HOTSPAN_OK;
+}
+
+int hotspan_span_add_event(hotspan_span *s, const char *name,
+                           uint64_t time_unix_ns,
+                           const hotspan_attribute *attrs, size_t nattrs) {
+  if (!span_open(s) || name == NULL || name[0] == '\0')
+    return HOTSPAN_EINVAL;
+  size_t nlen = bounded_len(name, HS_TAG_VALUE_MAX);
+  if (nlen > HS_TAG_VALUE_MAX)
+    return HOTSPAN_ETOOBIG;
+  if (s->nevents >= HS_SPAN_MAX_EVENTS) {
+    s->dropped_events++;
+    return HOTSPAN_EFULL;
+  }
+  hs_span_event *e = (hs_span_event *)(void *)arena_alloc(s, sizeof *e);
+  if (e == NULL)
+    return HOTSPAN_ENOMEM;
+  int rc = copy_attrs(s, attrs, nattrs, &e->attrs);
+  if (rc != HOTSPAN_OK)
+    return rc;
+  e->name = arena_strdup(s, name, nlen);
+  if (e->name == NULL)
+    return HOTSPAN_ENOMEM;
+  if (time_unix_ns == 0) {
+    hs_tstate *ts = hs_tstate_get();
+    time_unix_ns =
+        ts != NULL ? hs_unix_from_mono(ts, hs_now_mono_ns()) : hs_now_unix_ns();
+  }
+  e->time_ns = time_unix_ns;
+  e->nattrs = (uint16_t)nattrs;
+  e->next = NULL;
+  if (s->events_tail != NULL)
+    s->events_tail->next = e;
+  else
+    s->events = e;
+  s->events_tail = e;
+  s->nevents++;
+  return HOTSPAN_OK;
+}
+
+int hotspan_span_add_link(hotspan_span *s, const hotspan_context *ctx,
+                          const hotspan_attribute *attrs, size_t nattrs) {
+  if (!span_open(s) || ctx == NULL || ctx->trace_id_low == 0 ||
+      ctx->span_id == 0)
+    return HOTSPAN_EINVAL;
+  size_t tslen = strnlen(ctx->tracestate_other, sizeof ctx->tracestate_other);
+  if (tslen == sizeof ctx->tracestate_other)
+    return HOTSPAN_EINVAL; /* not NUL-terminated */
+  if (s->nlinks >= HS_SPAN_MAX_LINKS) {
+    s->dropped_links++;
+    return HOTSPAN_EFULL;
+  }
+  hs_span_link *l = (hs_span_link *)(void *)arena_alloc(s, sizeof *l);
+  if (l == NULL)
+    return HOTSPAN_ENOMEM;
+  int rc = copy_attrs(s, attrs, nattrs, &l->attrs);
+  if (rc != HOTSPAN_OK)
+    return rc;
+  l->tracestate = NULL;
+  if (tslen > 0) {
+    l->tracestate = arena_strdup(s, ctx->tracestate_other, tslen);
+    if (l->tracestate == NULL)
+      return HOTSPAN_ENOMEM;
+  }
+  l->trace_id_high = ctx->trace_id_high;
+  l->trace_id_low = ctx->trace_id_low;
+  l->span_id = ctx->span_id;
+  l->trace_flags = ctx->trace_flags;
+  l->nattrs = (uint16_t)nattrs;
+  l->next = NULL;
+  if (s->links_tail != NULL)
+    s->links_tail->next = l;
+  else
+    s->links = l;
+  s->links_tail = l;
+  s->nlinks++;
+  return HOTSPAN_OK;
+}
+
 /* Copies value into the span and stores it in *field. Fields of the local
  * root are read by the sampler under the trace mutex (possibly from the
  * thread that finishes another span of the trace), so they are written

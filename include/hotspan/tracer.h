@@ -124,6 +124,22 @@ typedef struct hotspan_config {
    * still follows HOTSPAN_LOG_LEVEL / DD_TRACE_DEBUG unless log_level is
    * set. */
   int ignore_environment;
+  /* Where traces are sent, a comma-separated list: "datadog" (Datadog
+   * Agent protocol, msgpack), "otlp" (OTLP/HTTP protobuf), or "none".
+   * NULL = unset: HOTSPAN_TRACES_EXPORTER, then OTEL_TRACES_EXPORTER; if
+   * neither is set, "otlp" when an OTLP endpoint is configured, plus
+   * "datadog" when an agent address is configured or no OTLP endpoint is.
+   * The file sink (output_dir) is independent of this list. */
+  const char *exporters;
+  /* Datadog Agent URL: "http://host:port" or "unix:///path/to.sock".
+   * NULL = unset: DD_TRACE_AGENT_URL, then DD_AGENT_HOST and
+   * DD_TRACE_AGENT_PORT, then http://localhost:8126. */
+  const char *agent_url;
+  /* OTLP/HTTP traces URL, e.g. "http://collector:4318/v1/traces". NULL =
+   * unset: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, then
+   * OTEL_EXPORTER_OTLP_ENDPOINT + "/v1/traces", then
+   * http://localhost:4318/v1/traces. */
+  const char *otlp_endpoint;
 } hotspan_config;
 
 /* Fills cfg with "unset" values. Always succeeds for non-NULL cfg.

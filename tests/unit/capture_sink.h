@@ -128,6 +128,8 @@ static inline hotspan_tracer *capture_tracer(capture_sink **out,
     cfg_or_null = &cfg;
   }
   cfg_or_null->ignore_environment = 1;
+  if (cfg_or_null->exporters == NULL)
+    cfg_or_null->exporters = "none";
   if (cfg_or_null->log_level == 0)
     cfg_or_null->log_level = 1; /* errors only: keep test output readable */
   hotspan_tracer *t = NULL;

@@ -809,6 +809,67 @@ static void test_endpoint_overflow(void **state) {
   hotspan_tracer_free(t);
 }
 
+/* Which exporters run: code > HOTSPAN_TRACES_EXPORTER > OTEL_TRACES_EXPORTER
+ * > the addresses configured > Datadog by default. */
+static unsigned exporters_for(const hotspan_config *cfg) {
+  hs_tracer_settings st;
+  char err[200] = "";
+  int rc = hs_settings_load(cfg, &st, err, sizeof err);
+  assert_int_equal(rc, HOTSPAN_OK);
+  unsigned m = st.exporters;
+  hs_settings_free(&st);
+  return m;
+}
+
+static void test_exporter_selection(void **state) {
+  (void)state;
+  static const char *const vars[] = {
+      "HOTSPAN_TRACES_EXPORTER",     "OTEL_TRACES_EXPORTER",
+      "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+      "DD_TRACE_AGENT_URL",          "DD_AGENT_HOST",
+      "DD_TRACE_AGENT_PORT",         NULL};
+  for (const char *const *v = vars; *v != NULL; v++)
+    unsetenv(*v);
+  hotspan_config cfg;
+  hotspan_config_init(&cfg);
+  cfg.log_level = 1;
+  assert_int_equal(exporters_for(&cfg), HS_EXPORT_DATADOG);
+  setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", 1);
+  assert_int_equal(exporters_for(&cfg), HS_EXPORT_OTLP);
+  setenv("DD_AGENT_HOST", "agent", 1);
+  assert_int_equal(exporters_for(&cfg), HS_EXPORT_OTLP | HS_EXPORT_DATADOG);
+  setenv("OTEL_TRACES_EXPORTER", "none", 1);
+  assert_int_equal(exporters_for(&cfg), 0);
+  setenv("HOTSPAN_TRACES_EXPORTER", " Datadog , otlp ", 1);
+  assert_int_equal(exporters_for(&cfg), HS_EXPORT_OTLP | HS_EXPORT_DATADOG);
+  /* A bad value in the environment is ignored (next source wins)... */
+  setenv("HOTSPAN_TRACES_EXPORTER", "zipkin", 1);
+  unsetenv("OTEL_TRACES_EXPORTER");
+  assert_int_equal(exporters_for(&cfg), HS_EXPORT_OTLP | HS_EXPORT_DATADOG);
+  /* ...while code wins over everything, and a bad value there is an error. */
+  cfg.exporters = "otlp";
+  assert_int_equal(exporters_for(&cfg), HS_EXPORT_OTLP);
+  cfg.exporters = "otlp,jaeger";
+  hs_tracer_settings st;
+  char err[200] = "";
+  assert_int_equal(hs_settings_load(&cfg, &st, err, sizeof err),
+                   HOTSPAN_ECONFIG);
+  assert_non_null(strstr(err, "jaeger"));
+  hs_settings_free(&st);
+  cfg.exporters = "";
+  assert_int_equal(hs_settings_load(&cfg, &st, err, sizeof err),
+                   HOTSPAN_ECONFIG);
+  hs_settings_free(&st);
+  /* ignore_environment: only code and the default count. */
+  cfg.exporters = NULL;
+  cfg.ignore_environment = 1;
+  assert_int_equal(exporters_for(&cfg), HS_EXPORT_DATADOG);
+  cfg.otlp_endpoint = "http://c:4318/v1/traces";
+  assert_int_equal(exporters_for(&cfg), HS_EXPORT_OTLP);
+  for (const char *const *v = vars; *v != NULL; v++)
+    unsetenv(*v);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_root_and_child),
@@ -832,6 +893,7 @@ int main(void) {
       cmocka_unit_test(test_tag_cap),
       cmocka_unit_test(test_env_sampling_and_styles),
       cmocka_unit_test(test_endpoint_overflow),
+      cmocka_unit_test(test_exporter_selection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,7 +54,8 @@ static void fixture_init(fixture *f) {
     s->kind = i == 0 ? 2 : 3;
     hs_tag *t = f->tags[i];
     t[0] = (hs_tag){"http.method", HS_TAG_STR, {.s = "GET"}};
-    t[1] = (hs_tag){"http.url", HS_TAG_STR,
+    t[1] = (hs_tag){"http.url",
+                    HS_TAG_STR,
                     {.s = "https://shop.example.com/api/v1/orders/12345"}};
     t[2] = (hs_tag){"http.status_code", HS_TAG_INT, {.i = 200}};
     t[3] = (hs_tag){"db.rows", HS_TAG_DOUBLE, {.d = 12.5}};

@@ -213,9 +213,11 @@ typedef struct hs_otlp_trace_stats {
 void hs_otlp_on_response(void *arg, long status, const char *body, size_t len);
 
 /* Creates the sink for tracer t (its settings give the resource). o may be
- * NULL (everything from the environment). Returns NULL and logs when the
- * configuration is invalid (bad endpoint given in o) or out of memory.
- * Add it with hs_tracer_add_sink. */
+ * NULL. The endpoint comes from o, else t's otlp_endpoint setting, else
+ * the environment (read only if t does not ignore it), else the default;
+ * headers, compression and timeout from o, else the environment. Returns NULL
+ * and logs when the configuration is invalid (bad endpoint given in o) or out
+ * of memory. Add it with hs_tracer_add_sink. */
 hs_sink *hs_otlp_trace_sink_new(hotspan_tracer *t,
                                 const hs_otlp_trace_options *o);
 

@@ -188,14 +188,24 @@ hs_sink *hs_otlp_trace_sink_new(hotspan_tracer *t,
     defaults.compression = -1;
     o = &defaults;
   }
+  /* Precedence: options, then the tracer's configuration in code, then
+   * OTEL_EXPORTER_OTLP_* (unless the tracer ignores the environment),
+   * then the defaults. */
   hs_otlp_config cfg;
-  if (hs_otlp_config_from_env(&cfg) != HOTSPAN_OK)
-    return NULL;
+  memset(&cfg, 0, sizeof cfg);
+  if (t->settings.use_env) {
+    if (hs_otlp_config_from_env(&cfg) != HOTSPAN_OK)
+      return NULL;
+  } else {
+    snprintf(cfg.endpoint, sizeof cfg.endpoint, "%s", HS_OTLP_DEFAULT_ENDPOINT);
+    cfg.timeout_ms = HS_OTLP_DEFAULT_TIMEOUT_MS;
+  }
+  const char *endpoint =
+      o->endpoint != NULL ? o->endpoint : t->settings.otlp_endpoint;
   char err[256];
-  if (o->endpoint != NULL &&
-      hs_otlp_resolve_endpoint(o->endpoint, NULL, cfg.endpoint,
-                               sizeof cfg.endpoint, err,
-                               sizeof err) != HOTSPAN_OK) {
+  if (endpoint != NULL && hs_otlp_resolve_endpoint(endpoint, NULL, cfg.endpoint,
+                                                   sizeof cfg.endpoint, err,
+                                                   sizeof err) != HOTSPAN_OK) {
     hs_log(HS_LOG_ERROR, "otlp: bad endpoint: %s", err);
     hs_otlp_config_free(&cfg);
     return NULL;

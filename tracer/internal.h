@@ -157,6 +157,27 @@ struct hs_trace {
   uint8_t live_shard;
 };
 
+/* Trace-level values a sink needs, copied under the trace mutex once per
+ * chunk (the sampling decision and the extracted context may still change
+ * while a sink encodes the chunk). */
+typedef struct hs_trace_view {
+  int priority;
+  int mechanism;
+  double rule_rate;
+  double limit_rate;
+  double agent_rate;
+  uint8_t has_remote; /* the local root has a remote parent */
+  uint32_t endpoint_id;
+  char origin[HOTSPAN_ORIGIN_MAX];
+  char propagated_tags[HOTSPAN_PROPAGATED_TAGS_MAX];
+  char tracestate_other[HOTSPAN_TRACESTATE_MAX];
+  char last_dd_parent_id[17];
+} hs_trace_view;
+
+/* Fills *out from tr (takes and releases tr->mu; copies strings only up to
+ * their NUL). Thread-safe; never fails. Not for signal handlers. */
+void hs_trace_snapshot(hs_trace *tr, hs_trace_view *out);
+
 /* A batch of finished spans of one trace, handed to the sinks. */
 typedef struct hs_chunk {
   hs_trace *trace;     /* holds a reference */
@@ -390,24 +411,5 @@ void hs_publish_active(hs_tstate *ts);
 
 /* Trace-level sampling decision, made once; returns the priority. */
 int hs_trace_decide(hs_trace *tr);
-
-/* Trace-level values a sink reads once per chunk: the mutable ones are
- * copied under tr->mu, so that a sink never holds the trace's lock while
- * it encodes. */
-typedef struct hs_trace_view {
-  int priority;
-  int mechanism;
-  double rule_rate;
-  double limit_rate;
-  double agent_rate;
-  char origin[HOTSPAN_ORIGIN_MAX];
-  char propagated_tags[HOTSPAN_PROPAGATED_TAGS_MAX];
-  char last_dd_parent_id[17];
-  uint32_t endpoint_id;
-} hs_trace_view;
-
-/* Fills *tv from tr (takes and releases tr->mu; must not be called with
- * it held). Thread-safe. */
-void hs_trace_snapshot(hs_trace *tr, hs_trace_view *tv);
 
 #endif

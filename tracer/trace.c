@@ -93,22 +93,6 @@ int hs_trace_decide(hs_trace *tr) {
   return p;
 }
 
-void hs_trace_snapshot(hs_trace *tr, hs_trace_view *tv) {
-  pthread_mutex_lock(&tr->mu);
-  tv->priority = tr->priority;
-  tv->mechanism = tr->mechanism;
-  tv->rule_rate = tr->rule_rate;
-  tv->limit_rate = tr->limit_rate;
-  tv->agent_rate = tr->agent_rate;
-  memcpy(tv->origin, tr->origin, sizeof tv->origin);
-  memcpy(tv->propagated_tags, tr->propagated_tags, sizeof tv->propagated_tags);
-  memcpy(tv->last_dd_parent_id, tr->last_dd_parent_id,
-         sizeof tv->last_dd_parent_id);
-  pthread_mutex_unlock(&tr->mu);
-  tv->endpoint_id =
-      atomic_load_explicit(&tr->endpoint_id, memory_order_relaxed);
-}
-
 /* ------------------------------------------------------------ flushing */
 
 /* Moves the trace's span counts into the tracer's counters: one pair of
@@ -349,12 +333,34 @@ void hs_trace_reclaim_orphans(hotspan_tracer *t) {
 /* ------------------------------------------------------------ context */
 
 /* Copies a NUL-terminated string of at most cap - 1 bytes, by length: the
- * context's buffers are 1.2 KB in all and usually almost empty. */
+ * context's buffers are 1.2 KB in all and usually almost empty, so copying
+ * only up to the NUL keeps a snapshot per one-span chunk cheap. */
 static void copy_str(char *dst, const char *src, size_t cap) {
   size_t n = strnlen(src, cap - 1);
   memcpy(dst, src, n);
   dst[n] = '\0';
 }
+
+void hs_trace_snapshot(hs_trace *tr, hs_trace_view *out) {
+  pthread_mutex_lock(&tr->mu);
+  out->priority = tr->priority;
+  out->rule_rate = tr->rule_rate;
+  out->limit_rate = tr->limit_rate;
+  out->mechanism = tr->mechanism;
+  out->agent_rate = tr->agent_rate;
+  out->has_remote = tr->has_remote;
+  copy_str(out->origin, tr->origin, sizeof out->origin);
+  copy_str(out->propagated_tags, tr->propagated_tags,
+           sizeof out->propagated_tags);
+  copy_str(out->tracestate_other, tr->tracestate_other,
+           sizeof out->tracestate_other);
+  copy_str(out->last_dd_parent_id, tr->last_dd_parent_id,
+           sizeof out->last_dd_parent_id);
+  pthread_mutex_unlock(&tr->mu);
+  out->endpoint_id =
+      atomic_load_explicit(&tr->endpoint_id, memory_order_relaxed);
+}
+
 
 static void fill_context(hs_trace *tr, const hotspan_span *s,
                          hotspan_context *out) {

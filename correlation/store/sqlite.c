@@ -90,6 +90,8 @@ enum {
   ST_THREAD_INS,
   ST_THREAD_SEL,
   ST_SAMPLE_INS,
+  ST_STACK_GET,
+  ST_FRAME_GET,
   ST_COUNT
 };
 
@@ -135,6 +137,9 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT INTO samples(time_ns, type, value, span_id,"
         " local_root_span_id, endpoint_id, trace_hi, trace_lo, thread_id,"
         " thread_name_id, stack_id) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+    [ST_STACK_GET] = "SELECT frames FROM stacks WHERE id=?",
+    [ST_FRAME_GET] =
+        "SELECT function, file, line, mapping FROM frames WHERE id=?",
 };
 
 typedef struct sq_store {
@@ -964,12 +969,14 @@ static int sq_stack(hs_store *base, int64_t stack_id, hs_store_stack_cb cb,
   char **owned = NULL;
   size_t n = 0;
   int rc = HS_STORE_ERR;
-  if (sqlite3_prepare_v2(s->db, "SELECT frames FROM stacks WHERE id=?", -1, &st,
-                         NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(s->db,
-                         "SELECT function, file, line, mapping FROM frames"
-                         " WHERE id=?",
-                         -1, &fr, NULL) != SQLITE_OK) {
+  /* Read-only stores prepare no statements at open. */
+  if (s->st[ST_STACK_GET]) {
+    st = s->st[ST_STACK_GET];
+    fr = s->st[ST_FRAME_GET];
+  } else if (sqlite3_prepare_v2(s->db, stmt_sql[ST_STACK_GET], -1, &st, NULL) !=
+                 SQLITE_OK ||
+             sqlite3_prepare_v2(s->db, stmt_sql[ST_FRAME_GET], -1, &fr, NULL) !=
+                 SQLITE_OK) {
     dberr(s, err, errlen, "reading a stack");
     goto out;
   }
@@ -1032,8 +1039,13 @@ out:
       free(owned[i]);
   free(owned);
   free(frames);
-  sqlite3_finalize(st);
-  sqlite3_finalize(fr);
+  if (st && st == s->st[ST_STACK_GET]) {
+    sqlite3_reset(st);
+    sqlite3_reset(fr);
+  } else {
+    sqlite3_finalize(st);
+    sqlite3_finalize(fr);
+  }
   return rc;
 }
 

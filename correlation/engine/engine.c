@@ -140,7 +140,8 @@ typedef struct lat_acc {
 } lat_acc;
 
 static void lat_finish(lat_acc *a, hs_corr_latency *l) {
-  qsort(a->d, a->n, sizeof *a->d, cmp_i64);
+  if (a->n > 1)
+    qsort(a->d, a->n, sizeof *a->d, cmp_i64);
   l->requests = (int64_t)a->n;
   l->errors = a->errors;
   l->p50_ns = hs_corr_percentile(a->d, a->n, 50);

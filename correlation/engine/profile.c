@@ -209,7 +209,8 @@ static int cmp_flame(const void *a, const void *b) {
 }
 
 static void flame_sort(hs_corr_flame *f) {
-  qsort(f->children, f->nchildren, sizeof *f->children, cmp_flame);
+  if (f->nchildren > 1)
+    qsort(f->children, f->nchildren, sizeof *f->children, cmp_flame);
   for (size_t i = 0; i < f->nchildren; i++)
     flame_sort(&f->children[i]);
 }
@@ -288,7 +289,8 @@ static int build_profile(const hs_corr_coll *c, int type, size_t top, int flame,
     f->self_pct = p->total ? 100.0 * (double)f->self / (double)p->total : 0;
     f->total_pct = p->total ? 100.0 * (double)f->total / (double)p->total : 0;
   }
-  qsort(p->funcs, p->nfuncs, sizeof *p->funcs, cmp_func);
+  if (p->nfuncs > 1)
+    qsort(p->funcs, p->nfuncs, sizeof *p->funcs, cmp_func);
   if (top && p->nfuncs > top) {
     for (size_t i = top; i < p->nfuncs; i++)
       free(p->funcs[i].name);

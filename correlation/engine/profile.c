@@ -1,0 +1,848 @@
+/* Profiles from stored samples: a span's hotspots (with or without its
+ * descendants), an endpoint's aggregate, the diff of two ranges. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "correlation/engine/engine_int.h"
+
+#define DEFAULT_TOP 50
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || !errlen)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+static int oom(char *err, size_t errlen) {
+  seterr(err, errlen, "out of memory");
+  return HS_STORE_ERR;
+}
+
+/* ---------------------------------------------------------- collector */
+
+void hs_corr_coll_init(hs_corr_coll *c, hs_store *s, int lines) {
+  memset(c, 0, sizeof *c);
+  c->store = s;
+  c->lines = lines;
+}
+
+void hs_corr_coll_free(hs_corr_coll *c) {
+  for (size_t i = 0; i < c->n; i++) {
+    for (size_t k = 0; k < c->v[i].nnames; k++)
+      free(c->v[i].names[k]);
+    free(c->v[i].names);
+  }
+  free(c->v);
+  hs_kvmap_free(&c->idx);
+  memset(c, 0, sizeof *c);
+}
+
+static int coll_cb(void *arg, int type, int64_t stack_id, int64_t value,
+                   int64_t count) {
+  hs_corr_coll *c = arg;
+  int64_t key[2] = {type, stack_id};
+  int added;
+  hs_kv_slot *sl =
+      hs_kvmap_put(&c->idx, key, sizeof key, (int64_t)c->n, &added);
+  if (!sl) {
+    c->oom = 1;
+    return 1;
+  }
+  if (added) {
+    if (c->n == c->cap) {
+      size_t nc = c->cap ? c->cap * 2 : 64;
+      hs_corr_stack *nv = realloc(c->v, nc * sizeof *nv);
+      if (!nv) {
+        c->oom = 1;
+        return 1;
+      }
+      c->v = nv;
+      c->cap = nc;
+    }
+    hs_corr_stack *st = &c->v[c->n++];
+    memset(st, 0, sizeof *st);
+    st->type = type;
+    st->stack_id = stack_id;
+  }
+  c->v[sl->val].value += value;
+  c->v[sl->val].count += count;
+  return 0;
+}
+
+int hs_corr_coll_add(hs_corr_coll *c, const hs_store_sample_sel *sel, char *err,
+                     size_t errlen) {
+  int rc = hs_store_samples(c->store, sel, coll_cb, c, err, errlen);
+  if (c->oom)
+    return oom(err, errlen);
+  return rc;
+}
+
+char *hs_corr_frame_name(const hs_store_frame *f, int lines) {
+  const char *fn = f->function && *f->function ? f->function : "??";
+  if (!lines || !f->file || !*f->file)
+    return strdup(fn);
+  char *s = NULL;
+  if (asprintf(&s, "%s %s:%lld", fn, f->file, (long long)f->line) < 0)
+    return NULL;
+  return s;
+}
+
+typedef struct names_out {
+  hs_corr_stack *st;
+  int lines;
+} names_out;
+
+static int names_cb(void *arg, const hs_store_frame *frames, size_t n) {
+  names_out *o = arg;
+  /* An empty stack still has a leaf, so its time shows. */
+  size_t m = n ? n : 1;
+  o->st->names = calloc(m, sizeof *o->st->names);
+  if (!o->st->names)
+    return 1;
+  for (size_t i = 0; i < n; i++) {
+    o->st->names[i] = hs_corr_frame_name(&frames[i], o->lines);
+    if (!o->st->names[i])
+      return 1;
+    o->st->nnames++;
+  }
+  if (!n) {
+    o->st->names[0] = strdup("[no frames]");
+    if (!o->st->names[0])
+      return 1;
+    o->st->nnames = 1;
+  }
+  return 0;
+}
+
+int hs_corr_coll_resolve(hs_corr_coll *c, char *err, size_t errlen) {
+  /* A stack id has the same frames for CPU and wall: copy the names. */
+  hs_kvmap done;
+  hs_kvmap_init(&done);
+  int rc = HS_STORE_OK;
+  for (size_t i = 0; i < c->n && rc == HS_STORE_OK; i++) {
+    hs_corr_stack *st = &c->v[i];
+    if (st->names)
+      continue;
+    hs_kv_slot *sl = hs_kvmap_get(&done, &st->stack_id, sizeof st->stack_id);
+    if (sl) {
+      const hs_corr_stack *o = &c->v[sl->val];
+      st->names = calloc(o->nnames, sizeof *st->names);
+      if (!st->names) {
+        rc = oom(err, errlen);
+        break;
+      }
+      for (size_t k = 0; k < o->nnames; k++) {
+        if (!(st->names[k] = strdup(o->names[k]))) {
+          rc = oom(err, errlen);
+          break;
+        }
+        st->nnames++;
+      }
+      continue;
+    }
+    names_out no = {st, c->lines};
+    rc = hs_store_stack(c->store, st->stack_id, names_cb, &no, err, errlen);
+    if (rc > 0)
+      rc = oom(err, errlen);
+    if (rc == HS_STORE_OK &&
+        !hs_kvmap_put(&done, &st->stack_id, sizeof st->stack_id, (int64_t)i,
+                      NULL))
+      rc = oom(err, errlen);
+  }
+  hs_kvmap_free(&done);
+  return rc;
+}
+
+/* ---------------------------------------------------------- profiles */
+
+static void flame_free(hs_corr_flame *f) {
+  for (size_t i = 0; i < f->nchildren; i++)
+    flame_free(&f->children[i]);
+  free(f->children);
+  free(f->name);
+  memset(f, 0, sizeof *f);
+}
+
+static void profile_free(hs_corr_profile *p) {
+  for (size_t i = 0; i < p->nfuncs; i++)
+    free(p->funcs[i].name);
+  free(p->funcs);
+  flame_free(&p->flame);
+  int type = p->type;
+  memset(p, 0, sizeof *p);
+  p->type = type;
+}
+
+static hs_corr_flame *flame_child(hs_corr_flame *f, const char *name) {
+  for (size_t i = 0; i < f->nchildren; i++)
+    if (!strcmp(f->children[i].name, name))
+      return &f->children[i];
+  if (f->nchildren == f->cap) {
+    size_t nc = f->cap ? f->cap * 2 : 4;
+    hs_corr_flame *nv = realloc(f->children, nc * sizeof *nv);
+    if (!nv)
+      return NULL;
+    f->children = nv;
+    f->cap = nc;
+  }
+  hs_corr_flame *c = &f->children[f->nchildren];
+  memset(c, 0, sizeof *c);
+  if (!(c->name = strdup(name)))
+    return NULL;
+  f->nchildren++;
+  return c;
+}
+
+static int cmp_flame(const void *a, const void *b) {
+  const hs_corr_flame *x = a, *y = b;
+  if (x->value != y->value)
+    return x->value > y->value ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+static void flame_sort(hs_corr_flame *f) {
+  if (f->nchildren > 1)
+    qsort(f->children, f->nchildren, sizeof *f->children, cmp_flame);
+  for (size_t i = 0; i < f->nchildren; i++)
+    flame_sort(&f->children[i]);
+}
+
+static int cmp_func(const void *a, const void *b) {
+  const hs_corr_func *x = a, *y = b;
+  if (x->self != y->self)
+    return x->self > y->self ? -1 : 1;
+  if (x->total != y->total)
+    return x->total > y->total ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+/* Self and total per function name, all of them (top = 0) or the top
+ * ones, and the flame tree, from the collected stacks of one type. */
+static int build_profile(const hs_corr_coll *c, int type, size_t top, int flame,
+                         hs_corr_profile *p) {
+  memset(p, 0, sizeof *p);
+  p->type = type;
+  hs_kvmap idx;
+  hs_kvmap_init(&idx);
+  size_t cap = 0;
+  int rc = -1;
+  if (flame && !(p->flame.name = strdup("root")))
+    goto out;
+  for (size_t i = 0; i < c->n; i++) {
+    const hs_corr_stack *st = &c->v[i];
+    if (st->type != type)
+      continue;
+    p->total += st->value;
+    p->samples += st->count;
+    for (size_t k = 0; k < st->nnames; k++) {
+      const char *nm = st->names[k];
+      /* Recursion: a function counts once per stack in its total. */
+      int again = 0;
+      for (size_t j = 0; j < k && !again; j++)
+        again = !strcmp(st->names[j], nm);
+      int added;
+      hs_kv_slot *sl =
+          hs_kvmap_put(&idx, nm, strlen(nm), (int64_t)p->nfuncs, &added);
+      if (!sl)
+        goto out;
+      if (added) {
+        if (p->nfuncs == cap) {
+          size_t nc = cap ? cap * 2 : 64;
+          hs_corr_func *nv = realloc(p->funcs, nc * sizeof *nv);
+          if (!nv)
+            goto out;
+          p->funcs = nv;
+          cap = nc;
+        }
+        hs_corr_func *f = &p->funcs[p->nfuncs];
+        memset(f, 0, sizeof *f);
+        if (!(f->name = strdup(nm)))
+          goto out;
+        p->nfuncs++;
+      }
+      hs_corr_func *f = &p->funcs[sl->val];
+      if (k == 0)
+        f->self += st->value;
+      if (!again)
+        f->total += st->value;
+    }
+    if (flame) {
+      hs_corr_flame *node = &p->flame;
+      node->value += st->value;
+      for (size_t k = st->nnames; k-- > 0;) {
+        if (!(node = flame_child(node, st->names[k])))
+          goto out;
+        node->value += st->value;
+      }
+    }
+  }
+  for (size_t i = 0; i < p->nfuncs; i++) {
+    hs_corr_func *f = &p->funcs[i];
+    f->self_pct = p->total ? 100.0 * (double)f->self / (double)p->total : 0;
+    f->total_pct = p->total ? 100.0 * (double)f->total / (double)p->total : 0;
+  }
+  if (p->nfuncs > 1)
+    qsort(p->funcs, p->nfuncs, sizeof *p->funcs, cmp_func);
+  if (top && p->nfuncs > top) {
+    for (size_t i = top; i < p->nfuncs; i++)
+      free(p->funcs[i].name);
+    p->nfuncs = top;
+  }
+  if (flame)
+    flame_sort(&p->flame);
+  rc = 0;
+out:
+  hs_kvmap_free(&idx);
+  if (rc < 0)
+    profile_free(p);
+  return rc;
+}
+
+static void flame_json(hs_buf *b, const hs_corr_flame *f) {
+  hs_buf_puts(b, "{\"name\":");
+  hs_json_str(b, f->name ? f->name : "root");
+  hs_buf_printf(b, ",\"value\":%lld,\"children\":[", (long long)f->value);
+  for (size_t i = 0; i < f->nchildren; i++) {
+    if (i)
+      hs_buf_putc(b, ',');
+    flame_json(b, &f->children[i]);
+  }
+  hs_buf_puts(b, "]}");
+}
+
+/* requests > 0 adds per-request values. */
+static void profile_json(hs_buf *b, const hs_corr_profile *p,
+                         int64_t requests) {
+  hs_buf_printf(b, "{\"type\":\"%s\",\"total_ns\":%lld,\"samples\":%lld,",
+                p->type == HS_PT_CPU ? "cpu" : "wall", (long long)p->total,
+                (long long)p->samples);
+  if (requests > 0) {
+    hs_buf_puts(b, "\"total_per_request_ns\":");
+    hs_json_double(b, (double)p->total / (double)requests);
+    hs_buf_putc(b, ',');
+  }
+  hs_buf_puts(b, "\"functions\":[");
+  for (size_t i = 0; i < p->nfuncs; i++) {
+    const hs_corr_func *f = &p->funcs[i];
+    hs_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+    hs_json_str(b, f->name);
+    hs_buf_printf(b, ",\"self_ns\":%lld,\"total_ns\":%lld,\"self_pct\":",
+                  (long long)f->self, (long long)f->total);
+    hs_json_double(b, f->self_pct);
+    hs_buf_puts(b, ",\"total_pct\":");
+    hs_json_double(b, f->total_pct);
+    if (requests > 0) {
+      hs_buf_puts(b, ",\"self_per_request_ns\":");
+      hs_json_double(b, (double)f->self / (double)requests);
+      hs_buf_puts(b, ",\"total_per_request_ns\":");
+      hs_json_double(b, (double)f->total / (double)requests);
+    }
+    hs_buf_putc(b, '}');
+  }
+  hs_buf_puts(b, "],\"flame\":");
+  flame_json(b, &p->flame);
+  hs_buf_putc(b, '}');
+}
+
+/* ---------------------------------------------------------- verdict */
+
+const char *hs_corr_verdict(int64_t cpu_ns, int64_t wall_ns, double *ratio) {
+  double r = 0;
+  const char *v;
+  if (cpu_ns <= 0 && wall_ns <= 0) {
+    v = "no-samples";
+  } else if (wall_ns <= 0) {
+    r = INFINITY;
+    v = "cpu-bound";
+  } else {
+    r = (double)cpu_ns / (double)wall_ns;
+    v = r >= 0.5 ? "cpu-bound" : r <= 0.1 ? "waiting" : "mixed";
+  }
+  if (ratio)
+    *ratio = r;
+  return v;
+}
+
+/* ---------------------------------------------------------- span */
+
+typedef struct one_span {
+  hs_corr_span *span;
+  int found, oom;
+} one_span;
+
+static int first_span_cb(void *arg, const hs_store_span *p) {
+  one_span *o = arg;
+  /* The same span id in two traces (64-bit collision): the first wins. */
+  if (o->found)
+    return 0;
+  hs_corr_span *d = o->span;
+  memset(d, 0, sizeof *d);
+  d->trace_id_high = p->trace_id_high;
+  d->trace_id_low = p->trace_id_low;
+  d->span_id = p->span_id;
+  d->parent_id = p->parent_id;
+  d->kind = p->kind;
+  d->error = p->error;
+  d->start_ns = p->start_ns;
+  d->duration_ns = p->duration_ns;
+  d->service = strdup(p->service);
+  d->name = strdup(p->name);
+  d->resource = strdup(p->resource);
+  d->type = strdup(p->type);
+  d->attrs_json = strdup(p->attrs_json);
+  o->found = 1;
+  if (!d->service || !d->name || !d->resource || !d->type || !d->attrs_json) {
+    o->oom = 1;
+    return 1;
+  }
+  return 0;
+}
+
+typedef struct link {
+  uint64_t id, parent;
+} link;
+
+typedef struct links {
+  link *v;
+  size_t n, cap;
+  int oom;
+} links;
+
+static int link_cb(void *arg, const hs_store_span *p) {
+  links *l = arg;
+  if (l->n == l->cap) {
+    size_t nc = l->cap ? l->cap * 2 : 64;
+    link *nv = realloc(l->v, nc * sizeof *nv);
+    if (!nv) {
+      l->oom = 1;
+      return 1;
+    }
+    l->v = nv;
+    l->cap = nc;
+  }
+  l->v[l->n].id = p->span_id;
+  l->v[l->n++].parent = p->parent_id;
+  return 0;
+}
+
+int hs_corr_span_ids(hs_store *s, uint64_t span_id, int with_children,
+                     hs_corr_span *span, uint64_t **ids, size_t *n, char *err,
+                     size_t errlen) {
+  *ids = NULL;
+  *n = 0;
+  memset(span, 0, sizeof *span);
+  one_span o = {span, 0, 0};
+  int rc = hs_store_find_span(s, span_id, first_span_cb, &o, err, errlen);
+  if (o.oom)
+    rc = oom(err, errlen);
+  if (rc == HS_STORE_NOTFOUND)
+    seterr(err, errlen, "span %016llx not found", (unsigned long long)span_id);
+  if (rc != HS_STORE_OK) {
+    hs_corr_span_clear(span);
+    return rc;
+  }
+  links l;
+  memset(&l, 0, sizeof l);
+  if (with_children) {
+    rc = hs_store_trace_spans(s, span->trace_id_high, span->trace_id_low,
+                              link_cb, &l, err, errlen);
+    if (l.oom)
+      rc = oom(err, errlen);
+  }
+  uint64_t *v = NULL;
+  size_t m = 0;
+  if (rc == HS_STORE_OK) {
+    v = malloc((l.n + 1) * sizeof *v);
+    if (!v)
+      rc = oom(err, errlen);
+  }
+  if (rc == HS_STORE_OK) {
+    /* Breadth-first over parent ids: v[0..m) is the subtree found so far;
+     * each pass adds the spans whose parent is in it (ids within a trace
+     * are unique, so each is added once). Quadratic in the trace's span
+     * count, which is small (a trace is one request). */
+    v[m++] = span_id;
+    char *in = calloc(l.n + 1, 1);
+    if (!in) {
+      rc = oom(err, errlen);
+    } else {
+      for (size_t scan = 0; scan < m; scan++)
+        for (size_t i = 0; i < l.n; i++)
+          if (!in[i] && l.v[i].parent == v[scan] && l.v[i].id != span_id &&
+              l.v[i].id != l.v[i].parent) {
+            in[i] = 1;
+            v[m++] = l.v[i].id;
+          }
+      free(in);
+    }
+  }
+  free(l.v);
+  if (rc != HS_STORE_OK) {
+    free(v);
+    hs_corr_span_clear(span);
+    return rc;
+  }
+  *ids = v;
+  *n = m;
+  return HS_STORE_OK;
+}
+
+int hs_corr_span_hotspots(hs_store *s, uint64_t span_id, const hs_corr_opts *o,
+                          hs_corr_hotspots *out, char *err, size_t errlen) {
+  hs_corr_opts opts;
+  memset(&opts, 0, sizeof opts);
+  if (o)
+    opts = *o;
+  size_t top = opts.top ? opts.top : DEFAULT_TOP;
+  memset(out, 0, sizeof *out);
+  out->cpu.type = HS_PT_CPU;
+  out->wall.type = HS_PT_WALL;
+  uint64_t *ids;
+  size_t n;
+  int rc = hs_corr_span_ids(s, span_id, opts.with_children, &out->span, &ids,
+                            &n, err, errlen);
+  if (rc != HS_STORE_OK)
+    return rc;
+  out->with_children = opts.with_children;
+  out->nspans = n;
+  hs_corr_coll c;
+  hs_corr_coll_init(&c, s, opts.lines);
+  hs_store_sample_sel sel;
+  memset(&sel, 0, sizeof sel);
+  sel.span_ids = ids;
+  sel.nspan_ids = n;
+  rc = hs_corr_coll_add(&c, &sel, err, errlen);
+  if (rc == HS_STORE_OK)
+    rc = hs_corr_coll_resolve(&c, err, errlen);
+  if (rc == HS_STORE_OK &&
+      (build_profile(&c, HS_PT_CPU, top, 1, &out->cpu) < 0 ||
+       build_profile(&c, HS_PT_WALL, top, 1, &out->wall) < 0))
+    rc = oom(err, errlen);
+  hs_corr_coll_free(&c);
+  free(ids);
+  if (rc != HS_STORE_OK) {
+    hs_corr_hotspots_free(out);
+    return rc;
+  }
+  int64_t wall = out->wall.total;
+  if (wall <= 0 && out->cpu.total > 0) {
+    wall = out->span.duration_ns;
+    out->wall_from_duration = 1;
+  }
+  out->verdict = hs_corr_verdict(out->cpu.total, wall, &out->cpu_wall_ratio);
+  return HS_STORE_OK;
+}
+
+void hs_corr_hotspots_free(hs_corr_hotspots *r) {
+  if (!r)
+    return;
+  hs_corr_span_clear(&r->span);
+  profile_free(&r->cpu);
+  profile_free(&r->wall);
+  memset(r, 0, sizeof *r);
+}
+
+static void hexid(hs_buf *b, const char *key, uint64_t hi, uint64_t lo,
+                  int wide) {
+  hs_json_str(b, key);
+  hs_buf_puts(b, ":\"");
+  if (wide)
+    hs_json_hex64(b, hi);
+  hs_json_hex64(b, lo);
+  hs_buf_putc(b, '"');
+}
+
+void hs_corr_hotspots_json(const hs_corr_hotspots *r, hs_buf *b) {
+  hs_buf_putc(b, '{');
+  hexid(b, "trace_id", r->span.trace_id_high, r->span.trace_id_low, 1);
+  hs_buf_putc(b, ',');
+  hexid(b, "span_id", 0, r->span.span_id, 0);
+  hs_buf_puts(b, ",\"service\":");
+  hs_json_str(b, r->span.service);
+  hs_buf_puts(b, ",\"name\":");
+  hs_json_str(b, r->span.name);
+  hs_buf_puts(b, ",\"resource\":");
+  hs_json_str(b, r->span.resource);
+  hs_buf_printf(b,
+                ",\"duration_ns\":%lld,\"with_children\":%s,\"spans\":%zu,"
+                "\"verdict\":",
+                (long long)r->span.duration_ns,
+                r->with_children ? "true" : "false", r->nspans);
+  hs_json_str(b, r->verdict ? r->verdict : "no-samples");
+  hs_buf_puts(b, ",\"cpu_wall_ratio\":");
+  hs_json_double(b, r->cpu_wall_ratio);
+  hs_buf_printf(b, ",\"wall_basis\":\"%s\",\"cpu\":",
+                r->wall_from_duration ? "duration" : "samples");
+  profile_json(b, &r->cpu, 0);
+  hs_buf_puts(b, ",\"wall\":");
+  profile_json(b, &r->wall, 0);
+  hs_buf_putc(b, '}');
+}
+
+/* ---------------------------------------------------------- endpoint */
+
+typedef struct counter {
+  int64_t n;
+} counter;
+
+static int count_cb(void *arg, const hs_store_trace *t) {
+  (void)t;
+  ((counter *)arg)->n++;
+  return 0;
+}
+
+static int endpoint_requests(hs_store *s, const char *service,
+                             const char *endpoint, int64_t from, int64_t to,
+                             int64_t *n, char *err, size_t errlen) {
+  hs_store_trace_filter f;
+  memset(&f, 0, sizeof f);
+  f.service = service;
+  f.endpoint = endpoint;
+  f.from_ns = from;
+  f.to_ns = to;
+  counter c = {0};
+  int rc = hs_store_traces(s, &f, count_cb, &c, err, errlen);
+  *n = c.n;
+  return rc;
+}
+
+static int endpoint_coll(const char *service, const char *endpoint,
+                         int64_t from, int64_t to, int type, hs_corr_coll *c,
+                         char *err, size_t errlen) {
+  hs_store_sample_sel sel;
+  memset(&sel, 0, sizeof sel);
+  sel.service = service;
+  sel.endpoint = endpoint;
+  sel.from_ns = from;
+  sel.to_ns = to;
+  sel.type = type;
+  int rc = hs_corr_coll_add(c, &sel, err, errlen);
+  return rc == HS_STORE_OK ? hs_corr_coll_resolve(c, err, errlen) : rc;
+}
+
+int hs_corr_endpoint_profile_query(hs_store *s, const char *service,
+                                   const char *endpoint, int64_t from_ns,
+                                   int64_t to_ns, const hs_corr_opts *o,
+                                   hs_corr_endpoint_profile *out, char *err,
+                                   size_t errlen) {
+  memset(out, 0, sizeof *out);
+  out->cpu.type = HS_PT_CPU;
+  out->wall.type = HS_PT_WALL;
+  if (!endpoint) {
+    seterr(err, errlen, "no endpoint given");
+    return HS_STORE_ERR;
+  }
+  size_t top = o && o->top ? o->top : DEFAULT_TOP;
+  out->from_ns = from_ns;
+  out->to_ns = to_ns;
+  out->endpoint = strdup(endpoint);
+  if (!out->endpoint || (service && !(out->service = strdup(service))))
+    return oom(err, errlen);
+  int rc = endpoint_requests(s, service, endpoint, from_ns, to_ns,
+                             &out->requests, err, errlen);
+  hs_corr_coll c;
+  hs_corr_coll_init(&c, s, o ? o->lines : 0);
+  if (rc == HS_STORE_OK)
+    rc = endpoint_coll(service, endpoint, from_ns, to_ns, 0, &c, err, errlen);
+  if (rc == HS_STORE_OK &&
+      (build_profile(&c, HS_PT_CPU, top, 1, &out->cpu) < 0 ||
+       build_profile(&c, HS_PT_WALL, top, 1, &out->wall) < 0))
+    rc = oom(err, errlen);
+  hs_corr_coll_free(&c);
+  if (rc == HS_STORE_OK && !out->requests && !out->cpu.samples &&
+      !out->wall.samples) {
+    seterr(err, errlen, "endpoint %s%s%s: no requests or samples in range",
+           service ? service : "", service ? " " : "", endpoint);
+    rc = HS_STORE_NOTFOUND;
+  }
+  if (rc != HS_STORE_OK)
+    hs_corr_endpoint_profile_free(out);
+  return rc;
+}
+
+void hs_corr_endpoint_profile_free(hs_corr_endpoint_profile *r) {
+  if (!r)
+    return;
+  free(r->service);
+  free(r->endpoint);
+  profile_free(&r->cpu);
+  profile_free(&r->wall);
+  memset(r, 0, sizeof *r);
+}
+
+void hs_corr_endpoint_profile_json(const hs_corr_endpoint_profile *r,
+                                   hs_buf *b) {
+  hs_buf_puts(b, "{\"service\":");
+  hs_json_str(b, r->service);
+  hs_buf_puts(b, ",\"endpoint\":");
+  hs_json_str(b, r->endpoint);
+  hs_buf_printf(b,
+                ",\"from_ns\":%lld,\"to_ns\":%lld,\"requests\":%lld,"
+                "\"cpu\":",
+                (long long)r->from_ns, (long long)r->to_ns,
+                (long long)r->requests);
+  profile_json(b, &r->cpu, r->requests);
+  hs_buf_puts(b, ",\"wall\":");
+  profile_json(b, &r->wall, r->requests);
+  hs_buf_putc(b, '}');
+}
+
+/* ---------------------------------------------------------- diff */
+
+static int cmp_diff(const void *a, const void *b) {
+  const hs_corr_diff_row *x = a, *y = b;
+  if (x->delta_self != y->delta_self)
+    return x->delta_self > y->delta_self ? -1 : 1;
+  if (x->delta_total != y->delta_total)
+    return x->delta_total > y->delta_total ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+int hs_corr_endpoint_diff(hs_store *s, const char *service,
+                          const char *endpoint, int type, int64_t before_from,
+                          int64_t before_to, int64_t after_from,
+                          int64_t after_to, const hs_corr_opts *o,
+                          hs_corr_diff *out, char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  if (!endpoint || (type != HS_PT_CPU && type != HS_PT_WALL)) {
+    seterr(err, errlen, "diff needs an endpoint and a type (cpu or wall)");
+    return HS_STORE_ERR;
+  }
+  size_t top = o && o->top ? o->top : DEFAULT_TOP;
+  out->type = type;
+  out->before_from = before_from;
+  out->before_to = before_to;
+  out->after_from = after_from;
+  out->after_to = after_to;
+  out->endpoint = strdup(endpoint);
+  if (!out->endpoint || (service && !(out->service = strdup(service))))
+    return oom(err, errlen);
+  hs_corr_coll cb, ca;
+  hs_corr_coll_init(&cb, s, o ? o->lines : 0);
+  hs_corr_coll_init(&ca, s, o ? o->lines : 0);
+  hs_corr_profile pb, pa;
+  memset(&pb, 0, sizeof pb);
+  memset(&pa, 0, sizeof pa);
+  hs_kvmap idx;
+  hs_kvmap_init(&idx);
+  int rc = endpoint_requests(s, service, endpoint, before_from, before_to,
+                             &out->before_requests, err, errlen);
+  if (rc == HS_STORE_OK)
+    rc = endpoint_requests(s, service, endpoint, after_from, after_to,
+                           &out->after_requests, err, errlen);
+  if (rc == HS_STORE_OK)
+    rc = endpoint_coll(service, endpoint, before_from, before_to, type, &cb,
+                       err, errlen);
+  if (rc == HS_STORE_OK)
+    rc = endpoint_coll(service, endpoint, after_from, after_to, type, &ca, err,
+                       errlen);
+  if (rc == HS_STORE_OK && (build_profile(&cb, type, 0, 0, &pb) < 0 ||
+                            build_profile(&ca, type, 0, 0, &pa) < 0))
+    rc = oom(err, errlen);
+  double nb = out->before_requests > 0 ? (double)out->before_requests : 1;
+  double na = out->after_requests > 0 ? (double)out->after_requests : 1;
+  /* Union of both ranges' functions. */
+  out->rows = calloc(pb.nfuncs + pa.nfuncs + 1, sizeof *out->rows);
+  if (rc == HS_STORE_OK && !out->rows)
+    rc = oom(err, errlen);
+  for (int side = 0; rc == HS_STORE_OK && side < 2; side++) {
+    const hs_corr_profile *p = side ? &pa : &pb;
+    for (size_t i = 0; i < p->nfuncs; i++) {
+      const hs_corr_func *f = &p->funcs[i];
+      int added;
+      hs_kv_slot *sl =
+          hs_kvmap_put(&idx, f->name, strlen(f->name), (int64_t)out->n, &added);
+      if (!sl) {
+        rc = oom(err, errlen);
+        break;
+      }
+      hs_corr_diff_row *r = &out->rows[sl->val];
+      if (added) {
+        if (!(r->name = strdup(f->name))) {
+          rc = oom(err, errlen);
+          break;
+        }
+        out->n++;
+      }
+      if (side) {
+        r->after_self = (double)f->self / na;
+        r->after_total = (double)f->total / na;
+      } else {
+        r->before_self = (double)f->self / nb;
+        r->before_total = (double)f->total / nb;
+      }
+    }
+  }
+  if (rc == HS_STORE_OK) {
+    for (size_t i = 0; i < out->n; i++) {
+      out->rows[i].delta_self =
+          out->rows[i].after_self - out->rows[i].before_self;
+      out->rows[i].delta_total =
+          out->rows[i].after_total - out->rows[i].before_total;
+    }
+    qsort(out->rows, out->n, sizeof *out->rows, cmp_diff);
+    if (out->n > top) {
+      for (size_t i = top; i < out->n; i++)
+        free(out->rows[i].name);
+      out->n = top;
+    }
+  }
+  hs_kvmap_free(&idx);
+  profile_free(&pb);
+  profile_free(&pa);
+  hs_corr_coll_free(&cb);
+  hs_corr_coll_free(&ca);
+  if (rc != HS_STORE_OK)
+    hs_corr_diff_free(out);
+  return rc;
+}
+
+void hs_corr_diff_free(hs_corr_diff *r) {
+  if (!r)
+    return;
+  free(r->service);
+  free(r->endpoint);
+  for (size_t i = 0; i < r->n; i++)
+    free(r->rows[i].name);
+  free(r->rows);
+  memset(r, 0, sizeof *r);
+}
+
+void hs_corr_diff_json(const hs_corr_diff *r, hs_buf *b) {
+  hs_buf_puts(b, "{\"service\":");
+  hs_json_str(b, r->service);
+  hs_buf_puts(b, ",\"endpoint\":");
+  hs_json_str(b, r->endpoint);
+  hs_buf_printf(b,
+                ",\"type\":\"%s\",\"before\":{\"from_ns\":%lld,\"to_ns\":"
+                "%lld,\"requests\":%lld},\"after\":{\"from_ns\":%lld,"
+                "\"to_ns\":%lld,\"requests\":%lld},\"functions\":[",
+                r->type == HS_PT_CPU ? "cpu" : "wall",
+                (long long)r->before_from, (long long)r->before_to,
+                (long long)r->before_requests, (long long)r->after_from,
+                (long long)r->after_to, (long long)r->after_requests);
+  for (size_t i = 0; i < r->n; i++) {
+    const hs_corr_diff_row *d = &r->rows[i];
+    hs_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+    hs_json_str(b, d->name);
+    const char *keys[] = {"before_self_ns", "after_self_ns",
+                          "delta_self_ns",  "before_total_ns",
+                          "after_total_ns", "delta_total_ns"};
+    double vals[] = {d->before_self,  d->after_self,  d->delta_self,
+                     d->before_total, d->after_total, d->delta_total};
+    for (int k = 0; k < 6; k++) {
+      hs_buf_printf(b, ",\"%s\":", keys[k]);
+      hs_json_double(b, vals[k]);
+    }
+    hs_buf_putc(b, '}');
+  }
+  hs_buf_puts(b, "]}");
+}

@@ -44,6 +44,8 @@ int hs_agent_parse_rfc3339(const char *s, size_t n, int64_t *ns) {
   if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
       se > 60)
     return -1;
+  if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+    return -1;
   size_t i = 19;
   int64_t frac = 0;
   if (i < n && s[i] == '.') {
@@ -77,7 +79,10 @@ int hs_agent_parse_rfc3339(const char *s, size_t n, int64_t *ns) {
     return -1;
   int64_t secs =
       days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off;
-  *ns = secs * 1000000000 + frac;
+  /* Unix nanoseconds in 64 bits cover the years 1678 to 2262. */
+  if (__builtin_mul_overflow(secs, (int64_t)1000000000, &secs) ||
+      __builtin_add_overflow(secs, frac, ns))
+    return -1;
   return 0;
 }
 

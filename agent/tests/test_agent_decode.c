@@ -798,10 +798,14 @@ static void test_rfc3339(void **state) {
   const char *s = "2023-11-14T23:13:20.000000001+01:00";
   assert_int_equal(hs_agent_parse_rfc3339(s, strlen(s), &ns), 0);
   assert_int_equal(ns, 1700000000000000001LL);
-  const char *bad[] = {"2023-13-01T00:00:00Z", "2023-11-14T22:13:20",
-                       "2023-11-14 22:13", "2023-02-30T00:00:00Z",
-                       "2023-11-14T22:13:20.Z"};
-  for (size_t i = 0; i < 5; i++)
+  assert_int_equal(hs_agent_parse_rfc3339("2024-02-29T00:00:00Z", 20, &ns),
+                   0);
+  assert_int_equal(ns, 1709164800000000000LL);
+  const char *bad[] = {"2023-13-01T00:00:00Z",  "2023-11-14T22:13:20",
+                       "2023-11-14 22:13",      "2023-02-30T00:00:00Z",
+                       "2023-11-14T22:13:20.Z", "2023-02-29T00:00:00Z",
+                       "0000-01-01T00:00:00Z",  "9999-12-31T23:59:59Z"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     assert_int_equal(hs_agent_parse_rfc3339(bad[i], strlen(bad[i]), &ns), -1);
 }
 

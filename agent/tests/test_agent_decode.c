@@ -798,8 +798,7 @@ static void test_rfc3339(void **state) {
   const char *s = "2023-11-14T23:13:20.000000001+01:00";
   assert_int_equal(hs_agent_parse_rfc3339(s, strlen(s), &ns), 0);
   assert_int_equal(ns, 1700000000000000001LL);
-  assert_int_equal(hs_agent_parse_rfc3339("2024-02-29T00:00:00Z", 20, &ns),
-                   0);
+  assert_int_equal(hs_agent_parse_rfc3339("2024-02-29T00:00:00Z", 20, &ns), 0);
   assert_int_equal(ns, 1709164800000000000LL);
   const char *bad[] = {"2023-13-01T00:00:00Z",  "2023-11-14T22:13:20",
                        "2023-11-14 22:13",      "2023-02-30T00:00:00Z",

@@ -25,7 +25,8 @@ esac
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${HOTSPAN_FUZZ_BUILD_DIR:-$src/build-fuzz}
 jobs=${HOTSPAN_FUZZ_JOBS:-2}
-targets="fuzz_extract_datadog fuzz_extract_tracecontext fuzz_extract_b3multi fuzz_extract_b3"
+targets="fuzz_extract_datadog fuzz_extract_tracecontext fuzz_extract_b3multi fuzz_extract_b3
+fuzz_agent_dd_msgpack fuzz_agent_pprof fuzz_agent_dd_profile fuzz_agent_pyroscope"
 
 cmake -S "$src" -B "$build" \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
@@ -41,10 +42,14 @@ for t in $targets; do
   mkdir -p "$corpus" "$artifacts"
   echo "== $t: ${secs}s"
   # -max_len: headers beyond a few KB only repeat what the codecs already
-  # reject by length; longer inputs just slow the search down.
-  if ! "$build/fuzz/$t" -max_total_time="$secs" -max_len=4096 \
+  # reject by length; longer inputs just slow the search down. The agent's
+  # decoders take payloads, which need more room, and no header dictionary.
+  case $t in
+  fuzz_agent_*) opts=(-max_len=65536) ;;
+  *) opts=(-max_len=4096 -dict="$src/fuzz/propagation.dict") ;;
+  esac
+  if ! "$build/fuzz/$t" -max_total_time="$secs" "${opts[@]}" \
     -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 \
-    -dict="$src/fuzz/propagation.dict" \
     -artifact_prefix="$artifacts/" \
     "$corpus" "$src/fuzz/corpus/$t" 2>"$build/fuzz-$t.log"; then
     echo "!! $t failed; log: $build/fuzz-$t.log" >&2

@@ -1,0 +1,165 @@
+/* Per-request arena and small helpers shared by the decoders. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/ingest.h"
+
+struct hs_agent_chunk {
+  struct hs_agent_chunk *next;
+  size_t size; /* usable bytes after the header */
+  size_t used;
+  /* 16-byte alignment for the data that follows */
+  _Alignas(16) unsigned char data[];
+};
+
+#define CHUNK_MIN ((size_t)64 << 10)
+
+void hs_agent_limits_resolve(const hs_agent_limits *in, hs_agent_limits *out) {
+  hs_agent_limits l = {0, 0};
+  if (in)
+    l = *in;
+  if (!l.max_inflated)
+    l.max_inflated = HS_AGENT_DEFAULT_MAX_INFLATED;
+  if (!l.max_memory)
+    l.max_memory = HS_AGENT_DEFAULT_MAX_MEMORY;
+  *out = l;
+}
+
+void hs_agent_arena_init(hs_agent_arena *a, size_t max) {
+  a->head = NULL;
+  a->total = 0;
+  a->max = max ? max : HS_AGENT_DEFAULT_MAX_MEMORY;
+  a->failed = 0;
+}
+
+void *hs_agent_arena_alloc(hs_agent_arena *a, size_t n) {
+  size_t need = (n + 15) & ~(size_t)15;
+  if (need < n) {
+    a->failed = HS_AGENT_ETOOBIG;
+    return NULL;
+  }
+  struct hs_agent_chunk *c = a->head;
+  if (!c || c->size - c->used < need) {
+    size_t size = need > CHUNK_MIN ? need : CHUNK_MIN;
+    if (size > a->max || a->total > a->max - size) {
+      a->failed = HS_AGENT_ETOOBIG;
+      return NULL;
+    }
+    c = malloc(sizeof(*c) + size);
+    if (!c) {
+      a->failed = HS_AGENT_ENOMEM;
+      return NULL;
+    }
+    c->size = size;
+    c->used = 0;
+    c->next = a->head;
+    a->head = c;
+    a->total += size;
+  }
+  void *p = c->data + c->used;
+  c->used += need;
+  memset(p, 0, n);
+  return p;
+}
+
+void *hs_agent_arena_array(hs_agent_arena *a, size_t n, size_t sz) {
+  if (sz && n > (size_t)-1 / sz) {
+    a->failed = HS_AGENT_ETOOBIG;
+    return NULL;
+  }
+  return hs_agent_arena_alloc(a, n * sz);
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if
+ * invalid. Overlong forms, surrogates and code points past U+10FFFF are
+ * invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  unsigned char c = s[0];
+  if (c >= 0x01 && c < 0x80)
+    return 1;
+  size_t len;
+  unsigned min;
+  unsigned cp;
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2, min = 0x80, cp = c & 0x1f;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3, min = 0x800, cp = c & 0x0f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4, min = 0x10000, cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (n < len)
+    return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[i] & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return len;
+}
+
+char *hs_agent_arena_utf8(hs_agent_arena *a, const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t out = 0;
+  for (size_t i = 0; i < n;) {
+    size_t k = utf8_seq(u + i, n - i);
+    out += k ? k : 3;
+    i += k ? k : 1;
+  }
+  char *d = hs_agent_arena_alloc(a, out + 1);
+  if (!d)
+    return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < n;) {
+    size_t k = utf8_seq(u + i, n - i);
+    if (k) {
+      memcpy(d + o, s + i, k);
+      o += k;
+      i += k;
+    } else {
+      memcpy(d + o, "\xef\xbf\xbd", 3);
+      o += 3;
+      i++;
+    }
+  }
+  d[o] = 0;
+  return d;
+}
+
+void hs_agent_arena_free(hs_agent_arena *a) {
+  struct hs_agent_chunk *c = a->head;
+  while (c) {
+    struct hs_agent_chunk *next = c->next;
+    free(c);
+    c = next;
+  }
+  a->head = NULL;
+  a->total = 0;
+}
+
+void hs_agent_decoded_init(hs_agent_decoded *d, const hs_agent_limits *lim) {
+  hs_agent_limits l;
+  hs_agent_limits_resolve(lim, &l);
+  memset(&d->batch, 0, sizeof(d->batch));
+  hs_agent_arena_init(&d->arena, l.max_memory);
+}
+
+void hs_agent_decoded_free(hs_agent_decoded *d) {
+  hs_agent_arena_free(&d->arena);
+  memset(&d->batch, 0, sizeof(d->batch));
+}
+
+int hs_agent_fail(char *err, size_t errlen, int code, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}

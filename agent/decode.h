@@ -1,0 +1,53 @@
+/* The agent's protocol decoders: request bytes in, an hs_ing_batch out
+ * (see agent/ingest.h for the arena, result codes and limits).
+ *
+ * Each function decodes into d (initialised by the caller with
+ * hs_agent_decoded_init, freed by the caller with hs_agent_decoded_free,
+ * also after an error), returns HS_AGENT_OK or a negative HS_AGENT_E* code
+ * with a one-line message in err. lim may be NULL (defaults). They never
+ * read past len, never crash on any input and are thread-safe (no shared
+ * state). */
+#ifndef HS_AGENT_DECODE_H
+#define HS_AGENT_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/ingest.h"
+
+/* Datadog Agent API v0.4 traces: a msgpack array of traces, each an array
+ * of span maps. Appends the spans to d->batch. */
+int hs_agent_decode_dd_msgpack(const uint8_t *data, size_t len,
+                               const hs_agent_limits *lim, hs_agent_decoded *d,
+                               char *err, size_t errlen);
+
+/* One pprof profile (perftools.profiles.Profile), plain or gzip/zstd
+ * compressed. Appends CPU and wall samples to d->batch; a pprof sample
+ * with both a CPU and a wall value gives two samples. Sets
+ * d->batch.profile_start_ns/end_ns from time_nanos/duration_nanos when
+ * they are still 0. */
+int hs_agent_decode_pprof(const uint8_t *data, size_t len,
+                          const hs_agent_limits *lim, hs_agent_decoded *d,
+                          char *err, size_t errlen);
+
+/* Datadog profile upload (POST /profiling/v1/input): multipart/form-data
+ * with an "event" part (event.json) and one part per attachment.
+ * content_type is the request's Content-Type (carries the boundary). */
+int hs_agent_decode_dd_profile(const char *content_type, const uint8_t *data,
+                               size_t len, const hs_agent_limits *lim,
+                               hs_agent_decoded *d, char *err, size_t errlen);
+
+/* Pyroscope ingest (POST /ingest?name=app.cpu{k=v}&from=&until=&format=
+ * pprof): query is the raw query string (without '?'); the body is a pprof
+ * profile, or multipart/form-data with a "profile" part when content_type
+ * says so (content_type may be NULL). */
+int hs_agent_decode_pyroscope(const char *query, const char *content_type,
+                              const uint8_t *data, size_t len,
+                              const hs_agent_limits *lim, hs_agent_decoded *d,
+                              char *err, size_t errlen);
+
+/* Parses an RFC 3339 timestamp ("2024-05-01T12:00:00.5Z", offsets
+ * allowed) into Unix nanoseconds; 0 ok, -1 malformed. */
+int hs_agent_parse_rfc3339(const char *s, size_t len, int64_t *ns);
+
+#endif

@@ -45,6 +45,8 @@ PACKAGES=(
   # hotspan-agent: HTTP server and store
   libuv1-dev
   libsqlite3-dev
+  libhttp-parser-dev
+  libzstd-dev
   # Symbolization tests: strip/objcopy for separate debug files, dwz for
   # DWARF alt files
   binutils

@@ -75,6 +75,7 @@ typedef struct hs_target_stats {
   uint64_t bytes_queued;     /* right now, queued or in flight */
   long last_status;          /* last HTTP status, 0 if none */
   char last_error[128];      /* last failure, "" if none */
+  uint64_t dropped_nomem;    /* payloads dropped: out of memory */
 } hs_target_stats;
 
 /* Creates a target (starts the transport thread if needed). Returns NULL

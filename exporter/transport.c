@@ -435,14 +435,25 @@ static void finish_xfer(CURLM *m, hs_target *t, xfer *x, CURLcode res,
   else
     snprintf(err, sizeof err, "HTTP status %ld", status);
 
-  int final = 1, answered = res == CURLE_OK;
+  int answered = res == CURLE_OK;
+  int ok = answered && status >= 200 && status <= 299;
+  int retryable = !answered || status_retryable(t->policy, status);
+  /* x->p and attempts are only changed by this thread. */
+  int will_retry = !ok && retryable && x->p->attempts < t->max_attempts;
+  /* The answer is handed over before the payload counts as done, so that a
+   * flush that returned has seen every callback. */
+  if (answered && !will_retry && t->on_response != NULL)
+    t->on_response(t->response_arg, status, x->resp_len ? x->resp : NULL,
+                   x->resp_len);
+
+  int final = 1;
   pthread_mutex_lock(&t->lock);
   payload *p = x->p;
   x->p = NULL;
   t->ninflight--;
   if (answered)
     t->st.last_status = status;
-  if (answered && status >= 200 && status <= 299) {
+  if (ok) {
     t->st.payloads_sent++;
     t->st.items_sent += p->items;
     t->st.bytes_sent += p->len;
@@ -457,10 +468,9 @@ static void finish_xfer(CURLM *m, hs_target *t, xfer *x, CURLcode res,
     }
   } else {
     copy_trunc(t->st.last_error, sizeof t->st.last_error, err);
-    int retryable = !answered || status_retryable(t->policy, status);
     if (t->closing) {
       count_drop(t, &t->st.dropped_shutdown, p);
-    } else if (retryable && p->attempts < t->max_attempts) {
+    } else if (will_retry) {
       final = 0;
       uint64_t ready =
           hs_now_mono_ns() + retry_delay(t, p->attempts, retry_after, rng);
@@ -476,8 +486,6 @@ static void finish_xfer(CURLM *m, hs_target *t, xfer *x, CURLcode res,
   }
   if (final)
     t->st.bytes_queued -= p->len;
-  hs_target_response_fn fn = t->on_response;
-  void *arg = t->response_arg;
   pthread_cond_broadcast(&t->cond);
   pthread_mutex_unlock(&t->lock);
 
@@ -485,8 +493,6 @@ static void finish_xfer(CURLM *m, hs_target *t, xfer *x, CURLcode res,
     hs_log(HS_LOG_WARN, "%s", warn);
   if (info[0])
     hs_log(HS_LOG_INFO, "%s", info);
-  if (final && answered && fn != NULL)
-    fn(arg, status, x->resp_len ? x->resp : NULL, x->resp_len);
   if (final)
     payload_free(p);
 }

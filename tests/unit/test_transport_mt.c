@@ -32,12 +32,20 @@
 #define PYTHON "/usr/bin/python3"
 #define SCRIPT HS_SOURCE_DIR "/tests/tools/fake_backend.py"
 
-/* Children of the fork test start the transport thread again; ThreadSanitizer
- * would otherwise refuse threads after a multi-threaded fork. */
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void) {
-  return "die_after_fork=0";
-}
+/* ThreadSanitizer cannot follow a child of a multi-threaded process that
+ * starts threads (it reports the child's new thread as a duplicate of the
+ * parent's): under it, fork children check what they inherited and free
+ * their targets, without sending (which starts a thread). */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
 
 /* ---------------------------------------------------------- the backend */
 
@@ -794,13 +802,18 @@ static void test_fork(void **state) {
         hs_target_get_stats(parent_t, &st);
         if (st.bytes_queued != 0 || st.payloads_sent != 0)
           _exit(2); /* the parent's payloads are not the child's */
-        if (hs_target_send(child_t, dup_body("c"), 1, NULL, 1) != HOTSPAN_OK)
-          _exit(3);
-        if (hs_target_flush(child_t, 10000) != HOTSPAN_OK)
-          _exit(4);
-        hs_target_get_stats(child_t, &st);
-        if (st.payloads_sent != 1)
-          _exit(5);
+        hs_target_get_stats(down_t, &st);
+        if (st.bytes_queued != 0 || st.retries != 0)
+          _exit(6);
+        if (!UNDER_TSAN) {
+          if (hs_target_send(child_t, dup_body("c"), 1, NULL, 1) != HOTSPAN_OK)
+            _exit(3);
+          if (hs_target_flush(child_t, 10000) != HOTSPAN_OK)
+            _exit(4);
+          hs_target_get_stats(child_t, &st);
+          if (st.payloads_sent != 1)
+            _exit(5);
+        }
         hs_target_free(down_t, 0);
         hs_target_free(parent_t, 100);
         hs_target_free(child_t, 1000);
@@ -820,7 +833,7 @@ static void test_fork(void **state) {
   hs_target_get_stats(parent_t, &st);
   assert_int_equal(st.payloads_sent, FORKS);
   /* Every child delivered its own payload; none sent the parent's. */
-  assert_int_equal(path_count(&b, "/fork-child"), FORKS);
+  assert_int_equal(path_count(&b, "/fork-child"), UNDER_TSAN ? 0 : FORKS);
   assert_int_equal(path_count(&b, "/fork-parent"), FORKS);
   hs_target_get_stats(down_t, &st);
   assert_true(st.retries > 0);

@@ -36,8 +36,10 @@ enum hs_retry_policy {
 };
 
 /* Called on the transport thread with the final answer for a payload that
- * got an HTTP response (any status; body may be NULL/0), e.g. to read
- * Datadog's rate_by_service or OTLP's partial_success. */
+ * got an HTTP response (any status; body may be NULL/0; at most 64 KiB of
+ * it), e.g. to read Datadog's rate_by_service or OTLP's partial_success.
+ * It runs before the payload counts as done: once hs_target_flush returned
+ * HOTSPAN_OK, the callbacks of the flushed payloads have run. */
 typedef void (*hs_target_response_fn)(void *arg, long status, const char *body,
                                       size_t len);
 
@@ -75,6 +77,7 @@ typedef struct hs_target_stats {
   uint64_t bytes_queued;     /* right now, queued or in flight */
   long last_status;          /* last HTTP status, 0 if none */
   char last_error[128];      /* last failure, "" if none */
+  uint64_t dropped_nomem;    /* payloads dropped: out of memory */
 } hs_target_stats;
 
 /* Creates a target (starts the transport thread if needed). Returns NULL
@@ -85,7 +88,10 @@ hs_target *hs_target_new(const hs_target_config *cfg);
  * whatever happens), extra headers for this request ("Name: value",
  * NULL-terminated, copied; may be NULL), items = spans or profiles inside
  * (for counters). Never blocks on I/O. Returns HOTSPAN_OK, or
- * HOTSPAN_EFULL when dropped for the byte budget, HOTSPAN_EINVAL. */
+ * HOTSPAN_EFULL when dropped for the byte budget, HOTSPAN_ENOMEM (dropped,
+ * counted in dropped_nomem), HOTSPAN_ESTATE (the target is being freed),
+ * HOTSPAN_EINVAL (NULL target, NULL body with len > 0, a header that is not
+ * one "Name: value" line). */
 int hs_target_send(hs_target *t, char *body, size_t len,
                    const char *const *headers, uint32_t items);
 

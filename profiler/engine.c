@@ -67,6 +67,11 @@ static hs_symbolizer *symbolizer;
 static uint64_t period_start_unix;
 static _Atomic int agg_in_profiles; /* aggregator is touching profiles */
 
+/* Threads of other parts of the library (the exporter's transport
+ * thread) that must never be registered; see hs_prof_exclude_self. */
+#define MAX_EXCLUDED 8
+static _Atomic pid_t excluded[MAX_EXCLUDED];
+
 static _Atomic(hs_prof_sample_hook) sample_hook;
 static void *_Atomic sample_hook_arg;
 static _Atomic(hs_prof_profile_sink) profile_sink;
@@ -253,6 +258,8 @@ static void self_stack(hs_prof_slot *s) {
   pthread_attr_destroy(&attr);
 }
 
+static int is_internal(pid_t tid);
+
 static int register_self_locked(pid_t tid, hs_prof_slot **out) {
   hs_prof_slot *s = slot_by_tid(tid);
   if (s != NULL && atomic_load(&s->state) == SLOT_ACTIVE) {
@@ -318,7 +325,7 @@ int hs_prof_register_self(void) {
   if (!atomic_load(&running))
     return HOTSPAN_ESTATE;
   pid_t tid = gettid_();
-  if (tid == atomic_load(&agg_tid) || tid == atomic_load(&wall_tid))
+  if (is_internal(tid))
     return HOTSPAN_EINVAL;
   hs_prof_slot *s = NULL;
   pthread_mutex_lock(&reg_lock);
@@ -346,6 +353,28 @@ int hs_prof_unregister_self(void) {
   if (rc == HOTSPAN_OK) /* the exit handler frees the parked slot */
     pthread_setspecific(exit_key, s);
   return rc;
+}
+
+int hs_prof_exclude_self(void) {
+  pid_t tid = gettid_();
+  int ok = 0;
+  for (int i = 0; i < MAX_EXCLUDED && !ok; i++) {
+    pid_t zero = 0;
+    ok = atomic_load(&excluded[i]) == tid ||
+         atomic_compare_exchange_strong(&excluded[i], &zero, tid);
+  }
+  /* Registered before it was excluded (by the pthread_create wrapper or a
+   * scan): give the slot up. */
+  (void)hs_prof_unregister_self();
+  return ok ? HOTSPAN_OK : HOTSPAN_EFULL;
+}
+
+void hs_prof_exclude_end(void) {
+  pid_t tid = gettid_();
+  for (int i = 0; i < MAX_EXCLUDED; i++) {
+    pid_t mine = tid;
+    atomic_compare_exchange_strong(&excluded[i], &mine, 0);
+  }
 }
 
 void hs_prof_on_thread_start(void) {
@@ -481,7 +510,12 @@ static int export_period(int final) {
  * Thread discovery, reaping, names, stack bounds (aggregator, 1/s). */
 
 static int is_internal(pid_t tid) {
-  return tid == atomic_load(&agg_tid) || tid == atomic_load(&wall_tid);
+  if (tid == atomic_load(&agg_tid) || tid == atomic_load(&wall_tid))
+    return 1;
+  for (int i = 0; i < MAX_EXCLUDED; i++)
+    if (atomic_load(&excluded[i]) == tid)
+      return 1;
+  return 0;
 }
 
 static int cmp_tid(const void *a, const void *b) {
@@ -1108,6 +1142,8 @@ static void atfork_child(void) {
   agg_started = wall_started = 0;
   atomic_store(&agg_tid, 0);
   atomic_store(&wall_tid, 0);
+  for (int i = 0; i < MAX_EXCLUDED; i++) /* those threads stayed behind */
+    atomic_store(&excluded[i], 0);
   if (!atomic_load(&running)) {
     pthread_mutex_unlock(&reg_lock);
     pthread_mutex_unlock(&life_lock);

@@ -108,13 +108,15 @@ size_t hs_endpoint_counts_drain(hs_endpoint_count_fn fn, void *arg) {
       break;
     if (atomic_load_explicit(&requests[i], memory_order_relaxed) == 0)
       continue;
-    uint64_t c = atomic_exchange_explicit(&requests[i], 0, memory_order_relaxed);
+    uint64_t c =
+        atomic_exchange_explicit(&requests[i], 0, memory_order_relaxed);
     if (c != 0 && fn != NULL) {
       fn(name, c, arg);
       n++;
     }
   }
-  uint64_t other = atomic_exchange_explicit(&requests[0], 0, memory_order_relaxed);
+  uint64_t other =
+      atomic_exchange_explicit(&requests[0], 0, memory_order_relaxed);
   if (other != 0 && fn != NULL) {
     fn(hs_endpoint_name(HS_ENDPOINT_OVERFLOW), other, arg);
     n++;

@@ -100,8 +100,8 @@ int hs_agent_url_parse(const char *url, hs_agent_url *out, char *err,
     snprintf(out->base, sizeof out->base, "%s%.*s:%u%.*s", scheme, (int)hlen,
              host, port, (int)plen, path);
   else
-    snprintf(out->base, sizeof out->base, "%s%.*s%.*s", scheme, (int)hlen,
-             host, (int)plen, path);
+    snprintf(out->base, sizeof out->base, "%s%.*s%.*s", scheme, (int)hlen, host,
+             (int)plen, path);
   return 0;
 }
 
@@ -112,11 +112,12 @@ void hs_agent_url_resolve(const char *url, const char *url_name,
   if (url != NULL && *url != '\0') {
     if (hs_agent_url_parse(url, out, err, sizeof err) == 0)
       return;
-    hs_log(HS_LOG_WARN, "ignoring %s=\"%.128s\": %s", url_name ? url_name : "url",
-           url, err);
+    hs_log(HS_LOG_WARN, "ignoring %s=\"%.128s\": %s",
+           url_name ? url_name : "url", url, err);
   }
   unsigned p = DEFAULT_PORT;
-  if (port != NULL && *port != '\0' && parse_port(port, strlen(port), &p) != 0) {
+  if (port != NULL && *port != '\0' &&
+      parse_port(port, strlen(port), &p) != 0) {
     hs_log(HS_LOG_WARN, "ignoring %s=\"%.32s\": not a port in 1..65535",
            port_name ? port_name : "port", port);
     p = DEFAULT_PORT;

@@ -79,9 +79,8 @@ void hs_dd_tags_profiler(hs_buf *b, const hs_dd_profile_meta *m) {
   hs_buf_free(&t);
 }
 
-void hs_dd_event_json(hs_buf *b, const hs_dd_profile_meta *m,
-                      uint64_t start_ns, uint64_t end_ns,
-                      const hs_dd_attachment *att, size_t natt,
+void hs_dd_event_json(hs_buf *b, const hs_dd_profile_meta *m, uint64_t start_ns,
+                      uint64_t end_ns, const hs_dd_attachment *att, size_t natt,
                       const hs_dd_endpoint_count *ec, size_t nec) {
   char ts[40];
   hs_buf_puts(b, "{\"attachments\":[");
@@ -184,9 +183,9 @@ static int name_ok(const char *s) {
 
 int hs_dd_profile_build(const hs_dd_profile_meta *m, uint64_t start_ns,
                         uint64_t end_ns, const hs_dd_attachment *att,
-                        size_t natt, const hs_dd_endpoint_count *ec,
-                        size_t nec, const char *boundary, hs_buf *body,
-                        char *content_type, size_t cap) {
+                        size_t natt, const hs_dd_endpoint_count *ec, size_t nec,
+                        const char *boundary, hs_buf *body, char *content_type,
+                        size_t cap) {
   if (m == NULL || att == NULL || natt == 0 || body == NULL ||
       content_type == NULL || cap < 96 || (nec > 0 && ec == NULL))
     return HOTSPAN_EINVAL;

@@ -55,10 +55,11 @@ typedef struct hs_dd_profile_meta {
  * the length, or 0 if out is too small. */
 size_t hs_rfc3339(uint64_t unix_ns, char *out, size_t cap);
 
-/* Appends "key:value" to b (after a ',' when b is not empty), sanitized for Datadog's tags format: ',' (the
- * separator of tags_profiler), whitespace and control bytes become '_', and
- * the tag is cut at HS_DD_TAG_MAX bytes (never inside a UTF-8 sequence).
- * An empty key or value appends nothing and returns 0; else returns 1. */
+/* Appends "key:value" to b (after a ',' when b is not empty), sanitized for
+ * Datadog's tags format: ',' (the separator of tags_profiler), whitespace and
+ * control bytes become '_', and the tag is cut at HS_DD_TAG_MAX bytes (never
+ * inside a UTF-8 sequence). An empty key or value appends nothing and returns
+ * 0; else returns 1. */
 int hs_dd_tag_append(hs_buf *b, const char *key, const char *value);
 
 /* Appends the tags_profiler string of m to b: service, env, version, host,
@@ -66,9 +67,8 @@ int hs_dd_tag_append(hs_buf *b, const char *key, const char *value);
 void hs_dd_tags_profiler(hs_buf *b, const hs_dd_profile_meta *m);
 
 /* Appends the event.json object to b. */
-void hs_dd_event_json(hs_buf *b, const hs_dd_profile_meta *m,
-                      uint64_t start_ns, uint64_t end_ns,
-                      const hs_dd_attachment *att, size_t natt,
+void hs_dd_event_json(hs_buf *b, const hs_dd_profile_meta *m, uint64_t start_ns,
+                      uint64_t end_ns, const hs_dd_attachment *att, size_t natt,
                       const hs_dd_endpoint_count *ec, size_t nec);
 
 /* Builds the whole body into body (appended) and the request's
@@ -80,8 +80,8 @@ void hs_dd_event_json(hs_buf *b, const hs_dd_profile_meta *m,
  * small), HOTSPAN_ENOMEM or HOTSPAN_ETOOBIG (body's cap). */
 int hs_dd_profile_build(const hs_dd_profile_meta *m, uint64_t start_ns,
                         uint64_t end_ns, const hs_dd_attachment *att,
-                        size_t natt, const hs_dd_endpoint_count *ec,
-                        size_t nec, const char *boundary, hs_buf *body,
-                        char *content_type, size_t cap);
+                        size_t natt, const hs_dd_endpoint_count *ec, size_t nec,
+                        const char *boundary, hs_buf *body, char *content_type,
+                        size_t cap);
 
 #endif

@@ -302,8 +302,8 @@ static void send_dd(hs_profexp *x, const hs_dd_attachment *att, size_t natt,
     x->counts.send_errors++;
 }
 
-static void send_pyro(hs_profexp *x, int type, const uint8_t *data,
-                      size_t len, uint64_t start, uint64_t end) {
+static void send_pyro(hs_profexp *x, int type, const uint8_t *data, size_t len,
+                      uint64_t start, uint64_t end) {
   int cpu = type == HS_PROFILE_CPU;
   /* Series labels: env and version when set, then the user's tags. */
   size_t n = 0;
@@ -334,8 +334,8 @@ static void send_pyro(hs_profexp *x, int type, const uint8_t *data,
   memcpy(body, data, len);
   const char *hdrs[] = {"Content-Type: application/octet-stream", NULL};
   x->counts.pyro_requests++;
-  if (x->send(x->arg, HS_PROFEXP_PYROSCOPE, body, len, hdrs,
-              hs_buf_cstr(&url), 1) != HOTSPAN_OK)
+  if (x->send(x->arg, HS_PROFEXP_PYROSCOPE, body, len, hdrs, hs_buf_cstr(&url),
+              1) != HOTSPAN_OK)
     x->counts.send_errors++;
   hs_buf_free(&url);
 }
@@ -472,8 +472,7 @@ int hs_profexp_start(int use_env, uint64_t cpu_period_ns,
       g_dd = hs_target_new(&tc);
     }
     if (g_dd == NULL) {
-      hs_log(HS_LOG_WARN, "profiles: no Datadog target for %s",
-             c.agent.base);
+      hs_log(HS_LOG_WARN, "profiles: no Datadog target for %s", c.agent.base);
       c.exporters &= ~(unsigned)HS_PROFEXP_DATADOG;
     }
   }

@@ -102,11 +102,11 @@ void hs_profexp_flush(hs_profexp *x);
 
 /* Counters of requests built and dropped here (before the transport). */
 typedef struct hs_profexp_counts {
-  uint64_t dd_uploads;      /* Datadog uploads handed to the sender */
-  uint64_t dd_unpaired;     /* of those, with one profile only */
-  uint64_t pyro_requests;   /* Pyroscope requests handed to the sender */
-  uint64_t build_errors;    /* requests not built (memory, size) */
-  uint64_t send_errors;     /* sender refused (budget full...) */
+  uint64_t dd_uploads;    /* Datadog uploads handed to the sender */
+  uint64_t dd_unpaired;   /* of those, with one profile only */
+  uint64_t pyro_requests; /* Pyroscope requests handed to the sender */
+  uint64_t build_errors;  /* requests not built (memory, size) */
+  uint64_t send_errors;   /* sender refused (budget full...) */
 } hs_profexp_counts;
 void hs_profexp_get_counts(hs_profexp *x, hs_profexp_counts *out);
 

@@ -19,8 +19,7 @@ void hs_pct_encode(hs_buf *b, const char *s) {
 }
 
 static int name_special(unsigned char c) {
-  return c == '{' || c == '}' || c == ',' || c == '=' || c <= 0x20 ||
-         c == 0x7f;
+  return c == '{' || c == '}' || c == ',' || c == '=' || c <= 0x20 || c == 0x7f;
 }
 
 static void put_clean(hs_buf *b, const char *s) {
@@ -102,7 +101,10 @@ int hs_basic_auth_header(const char *user, const char *password, char *out,
   memcpy(out, prefix, sizeof prefix - 1);
   char *o = out + sizeof prefix - 1;
   /* Reads byte i of "user:password" without building it. */
-#define AT(i) ((i) < ul ? (unsigned char)user[i] : (i) == ul ? ':' : (unsigned char)password[(i) - ul - 1])
+#define AT(i)                                                                  \
+  ((i) < ul    ? (unsigned char)user[i]                                        \
+   : (i) == ul ? ':'                                                           \
+               : (unsigned char)password[(i)-ul - 1])
   for (size_t i = 0; i < n; i += 3) {
     uint32_t v = (uint32_t)AT(i) << 16;
     if (i + 1 < n)

@@ -272,9 +272,9 @@ static void test_multipart_random_boundary_and_errors(void **state) {
   hs_buf_init(&small, 300);
   uint8_t *big = calloc(1, 4096);
   hs_dd_attachment ba = {"cpu.pprof", big, 4096};
-  assert_int_equal(
-      hs_dd_profile_build(meta(), T0, T0, &ba, 1, NULL, 0, NULL, &small, ct, 128),
-      HOTSPAN_ETOOBIG);
+  assert_int_equal(hs_dd_profile_build(meta(), T0, T0, &ba, 1, NULL, 0, NULL,
+                                       &small, ct, 128),
+                   HOTSPAN_ETOOBIG);
   free(big);
   hs_buf_free(&small);
   hs_buf_free(&b);
@@ -311,8 +311,8 @@ static void test_endpoint_counts(void **state) {
   for (int i = 0; i < 12; i++)
     hs_endpoint_count_request(a);
   hs_endpoint_count_request(b);
-  hs_endpoint_count_request(0);          /* no endpoint: ignored */
-  hs_endpoint_count_request(999999);     /* unknown id: ignored */
+  hs_endpoint_count_request(0);      /* no endpoint: ignored */
+  hs_endpoint_count_request(999999); /* unknown id: ignored */
   hs_endpoint_count_request(HS_ENDPOINT_OVERFLOW);
   seen_counts s;
   memset(&s, 0, sizeof s);
@@ -335,16 +335,16 @@ static void test_pct_encode(void **state) {
   hs_buf b;
   hs_buf_init(&b, 0);
   hs_pct_encode(&b, "a.b_c-d~e {k=v,x=y} /?&#%+\xc3\xa9");
-  assert_string_equal(hs_buf_cstr(&b), "a.b_c-d~e%20%7Bk%3Dv%2Cx%3Dy%7D%20%2F%3F%26%23%25%2B%C3%A9");
+  assert_string_equal(
+      hs_buf_cstr(&b),
+      "a.b_c-d~e%20%7Bk%3Dv%2Cx%3Dy%7D%20%2F%3F%26%23%25%2B%C3%A9");
   hs_buf_free(&b);
 }
 
 static void test_pyroscope_name_and_url(void **state) {
   (void)state;
-  hs_profile_tag tags[] = {{"env", "prod"},
-                           {"bad key!", "v,{x}=y"},
-                           {"9lives", "z"},
-                           {"empty", ""}};
+  hs_profile_tag tags[] = {
+      {"env", "prod"}, {"bad key!", "v,{x}=y"}, {"9lives", "z"}, {"empty", ""}};
   hs_buf b;
   hs_buf_init(&b, 0);
   hs_pyroscope_name(&b, "my app{1}", "cpu", tags, 4);
@@ -374,10 +374,10 @@ static void test_pyroscope_name_and_url(void **state) {
   hs_pyroscope_url(&b, "http://p", "a", "cpu", NULL, 0, T0, T0 + 2000000000ull,
                    0);
   assert_non_null(strstr(hs_buf_cstr(&b), "&until=1741944415&"));
-  assert_int_equal(
-      hs_pyroscope_url(&b, "", "a", "cpu", NULL, 0, T0, T0, 0), -1);
-  assert_int_equal(
-      hs_pyroscope_url(&b, NULL, "a", "cpu", NULL, 0, T0, T0, 0), -1);
+  assert_int_equal(hs_pyroscope_url(&b, "", "a", "cpu", NULL, 0, T0, T0, 0),
+                   -1);
+  assert_int_equal(hs_pyroscope_url(&b, NULL, "a", "cpu", NULL, 0, T0, T0, 0),
+                   -1);
   hs_buf_free(&b);
 }
 
@@ -449,9 +449,8 @@ static void test_agent_url_parse(void **state) {
   char u[256];
   const char *up = "x";
   hs_agent_url_parse("http://h:1/p", &a, NULL, 0);
-  assert_int_equal(hs_agent_url_endpoint(&a, "/profiling/v1/input", u,
-                                         sizeof u, &up),
-                   0);
+  assert_int_equal(
+      hs_agent_url_endpoint(&a, "/profiling/v1/input", u, sizeof u, &up), 0);
   assert_string_equal(u, "http://h:1/p/profiling/v1/input");
   assert_null(up);
   hs_agent_url_parse("unix:///s.sock", &a, NULL, 0);
@@ -551,8 +550,8 @@ static hs_json_doc *event_of(const req *r) {
   const char *start = memmem(r->body, r->len, "\r\n\r\n", 4);
   assert_non_null(start);
   start += 4;
-  const char *end = memmem(start, r->len - (size_t)(start - r->body), "\r\n--",
-                           4);
+  const char *end =
+      memmem(start, r->len - (size_t)(start - r->body), "\r\n--", 4);
   assert_non_null(end);
   return parse_json(start, (size_t)(end - start));
 }
@@ -608,9 +607,8 @@ static void test_exporter_pairing(void **state) {
   assert_string_equal(jstr(root, "end"), "2025-03-14T09:27:53.000000Z");
   uint64_t n = 0;
   assert_int_equal(
-      hs_json_as_u64(hs_json_get(hs_json_get(root, "endpoint_counts"),
-                                 "GET /pair"),
-                     &n),
+      hs_json_as_u64(
+          hs_json_get(hs_json_get(root, "endpoint_counts"), "GET /pair"), &n),
       0);
   assert_int_equal(n, 5);
   hs_json_free(d);
@@ -629,14 +627,16 @@ static void test_exporter_pairing(void **state) {
   hs_profexp_on_profile(x, HS_PROFILE_WALL, p2, 3, t2, t2 + 1000);
   assert_int_equal(cap.n, 3);
   d = event_of(&cap.r[1]);
-  assert_string_equal(
-      hs_json_get(hs_json_root(d), "attachments")->u.array.items[0].u.string.ptr,
-      "cpu.pprof");
+  assert_string_equal(hs_json_get(hs_json_root(d), "attachments")
+                          ->u.array.items[0]
+                          .u.string.ptr,
+                      "cpu.pprof");
   hs_json_free(d);
   d = event_of(&cap.r[2]);
-  assert_string_equal(
-      hs_json_get(hs_json_root(d), "attachments")->u.array.items[0].u.string.ptr,
-      "wall.pprof");
+  assert_string_equal(hs_json_get(hs_json_root(d), "attachments")
+                          ->u.array.items[0]
+                          .u.string.ptr,
+                      "wall.pprof");
   hs_json_free(d);
   capture_free(&cap);
 
@@ -722,15 +722,30 @@ static void test_parse_exporters(void **state) {
 }
 
 static void clear_env(void) {
-  static const char *const vars[] = {
-      "HOTSPAN_PROFILING_EXPORTERS", "HOTSPAN_SERVICE", "DD_SERVICE",
-      "DD_ENV", "DD_VERSION", "DD_TAGS", "HOTSPAN_TAGS", "HOTSPAN_ENV",
-      "HOTSPAN_VERSION", "DD_TRACE_AGENT_URL", "HOTSPAN_AGENT_URL",
-      "DD_AGENT_HOST", "DD_TRACE_AGENT_PORT", "PYROSCOPE_SERVER_ADDRESS",
-      "HOTSPAN_PYROSCOPE_URL", "PYROSCOPE_APPLICATION_NAME",
-      "HOTSPAN_PYROSCOPE_APP_NAME", "PYROSCOPE_TENANT_ID",
-      "HOTSPAN_PROFILING_FLUSH_TIMEOUT_MS", "DD_HOSTNAME", "HOTSPAN_HOSTNAME",
-      "OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME", NULL};
+  static const char *const vars[] = {"HOTSPAN_PROFILING_EXPORTERS",
+                                     "HOTSPAN_SERVICE",
+                                     "DD_SERVICE",
+                                     "DD_ENV",
+                                     "DD_VERSION",
+                                     "DD_TAGS",
+                                     "HOTSPAN_TAGS",
+                                     "HOTSPAN_ENV",
+                                     "HOTSPAN_VERSION",
+                                     "DD_TRACE_AGENT_URL",
+                                     "HOTSPAN_AGENT_URL",
+                                     "DD_AGENT_HOST",
+                                     "DD_TRACE_AGENT_PORT",
+                                     "PYROSCOPE_SERVER_ADDRESS",
+                                     "HOTSPAN_PYROSCOPE_URL",
+                                     "PYROSCOPE_APPLICATION_NAME",
+                                     "HOTSPAN_PYROSCOPE_APP_NAME",
+                                     "PYROSCOPE_TENANT_ID",
+                                     "HOTSPAN_PROFILING_FLUSH_TIMEOUT_MS",
+                                     "DD_HOSTNAME",
+                                     "HOTSPAN_HOSTNAME",
+                                     "OTEL_RESOURCE_ATTRIBUTES",
+                                     "OTEL_SERVICE_NAME",
+                                     NULL};
   for (const char *const *v = vars; *v; v++)
     unsetenv(*v);
 }

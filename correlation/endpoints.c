@@ -14,6 +14,9 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint32_t table[TABLE_SIZE]; /* 0 = empty, else id; set once */
 static _Atomic(const char *) names[HS_ENDPOINT_MAX + 1];
 static uint32_t count;
+/* Requests per id since the last drain; [0] is the overflow id's. 32 KiB
+ * of zeroed memory, no allocation. */
+static _Atomic uint64_t requests[HS_ENDPOINT_MAX + 1];
 
 static uint64_t hash(const char *s, size_t n) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -82,4 +85,41 @@ const char *hs_endpoint_name(uint32_t id) {
   if (id == 0 || id > HS_ENDPOINT_MAX)
     return NULL;
   return atomic_load_explicit(&names[id], memory_order_acquire);
+}
+
+void hs_endpoint_count_request(uint32_t id) {
+  size_t slot;
+  if (id == HS_ENDPOINT_OVERFLOW)
+    slot = 0;
+  else if (id >= 1 && id <= HS_ENDPOINT_MAX)
+    slot = id;
+  else
+    return;
+  atomic_fetch_add_explicit(&requests[slot], 1, memory_order_relaxed);
+}
+
+size_t hs_endpoint_counts_drain(hs_endpoint_count_fn fn, void *arg) {
+  size_t n = 0;
+  for (uint32_t i = 1; i <= HS_ENDPOINT_MAX; i++) {
+    /* Ids are handed out in order: the first id without a name ends the
+     * used range (a slot is only counted after its name was published). */
+    const char *name = atomic_load_explicit(&names[i], memory_order_acquire);
+    if (name == NULL)
+      break;
+    if (atomic_load_explicit(&requests[i], memory_order_relaxed) == 0)
+      continue;
+    uint64_t c =
+        atomic_exchange_explicit(&requests[i], 0, memory_order_relaxed);
+    if (c != 0 && fn != NULL) {
+      fn(name, c, arg);
+      n++;
+    }
+  }
+  uint64_t other =
+      atomic_exchange_explicit(&requests[0], 0, memory_order_relaxed);
+  if (other != 0 && fn != NULL) {
+    fn(hs_endpoint_name(HS_ENDPOINT_OVERFLOW), other, arg);
+    n++;
+  }
+  return n;
 }

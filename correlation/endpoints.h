@@ -24,4 +24,23 @@ uint32_t hs_endpoint_intern(const char *name, size_t len);
  * valid for the life of the process. */
 const char *hs_endpoint_name(uint32_t id);
 
+/* Request counts per endpoint, for the profiles' endpoint_counts (Datadog
+ * Endpoint Profiling divides a profile by the requests of each endpoint).
+ *
+ * hs_endpoint_count_request adds one request to id's counter: one relaxed
+ * atomic add on the id's own slot, no lock, so every local root span can
+ * call it when it finishes. 0 and unknown ids are ignored; the overflow id
+ * counts under "other". Thread-safe; async-signal-safe. */
+void hs_endpoint_count_request(uint32_t id);
+
+/* Takes every nonzero counter and resets it to 0 (an atomic exchange per
+ * slot, so a request counted meanwhile lands in this snapshot or the next,
+ * never in neither). Calls fn(name, count, arg) for each, in id order;
+ * names stay valid for the life of the process. Returns the number of
+ * endpoints reported. Thread-safe (concurrent drains split the counts
+ * between them); not async-signal-safe only because fn may not be. */
+typedef void (*hs_endpoint_count_fn)(const char *name, uint64_t count,
+                                     void *arg);
+size_t hs_endpoint_counts_drain(hs_endpoint_count_fn fn, void *arg);
+
 #endif

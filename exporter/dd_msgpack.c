@@ -731,6 +731,14 @@ void hs_dd_encoder_free(hs_dd_encoder *e) {
   e->nslots = 0;
 }
 
+void hs_dd_encoder_abandon(hs_dd_encoder *e) {
+  const hs_tracer_settings *st = e->st;
+  size_t max = e->out.max;
+  /* Forget, do not free: another thread may have been using these
+   * buffers in the parent when the process forked. */
+  hs_dd_encoder_init(e, st, max);
+}
+
 void hs_dd_encoder_begin(hs_dd_encoder *e) {
   hs_buf_reset(&e->out);
   /* array32 header, count filled in by finish */

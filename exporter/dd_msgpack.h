@@ -56,6 +56,11 @@ void hs_dd_encoder_init(hs_dd_encoder *e, const hs_tracer_settings *st,
 /* Frees e's memory (not st). NULL-safe. */
 void hs_dd_encoder_free(hs_dd_encoder *e);
 
+/* In a forked child: forgets e's buffers without freeing them (the
+ * parent's thread may have been using them at the fork) and starts empty,
+ * as after hs_dd_encoder_init with the same settings and cap. */
+void hs_dd_encoder_abandon(hs_dd_encoder *e);
+
 /* Starts an empty payload, dropping whatever was added since the last
  * finish. Keeps the buffer's memory when it has any. */
 void hs_dd_encoder_begin(hs_dd_encoder *e);

@@ -6,15 +6,14 @@
  */
 #include "exporter/dd_trace_sink.h"
 
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
-#include "common/env.h"
 #include "common/log.h"
+#include "exporter/agent_url.h"
 #include "exporter/dd_msgpack.h"
 #include "hotspan/error.h"
 #include "hotspan/version.h"
@@ -22,7 +21,6 @@
 #define DEFAULT_FLUSH_BYTES ((size_t)1 << 20)
 #define DEFAULT_FLUSH_AGE_MS 1000
 #define DEFAULT_MAX_PAYLOAD ((size_t)16 << 20)
-#define URL_MAX 1024
 
 typedef struct dd_sink {
   hs_sink base;
@@ -39,174 +37,6 @@ typedef struct dd_sink {
   _Atomic uint64_t rates_updates;
   _Atomic uint64_t rates_errors;
 } dd_sink;
-
-/* ------------------------------------------------------------ URL */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (err == NULL || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
-static int parse_port(const char *s, size_t n, unsigned *out) {
-  if (n == 0 || n > 5)
-    return -1;
-  unsigned v = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return -1;
-    v = v * 10 + (unsigned)(s[i] - '0');
-  }
-  if (v == 0 || v > 65535)
-    return -1;
-  *out = v;
-  return 0;
-}
-
-static int bad_host_char(char c) {
-  return (unsigned char)c <= ' ' || c == '/' || c == '@' || c == '?' ||
-         c == '#' || c == '\\' || c == 0x7f;
-}
-
-static int put_url(char *out, size_t outlen, char *err, size_t errlen,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int put_url(char *out, size_t outlen, char *err, size_t errlen,
-                   const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(out, outlen, fmt, ap);
-  va_end(ap);
-  if (n < 0 || (size_t)n >= outlen) {
-    set_err(err, errlen, "agent URL longer than %zu bytes", outlen - 1);
-    return HOTSPAN_ETOOBIG;
-  }
-  return HOTSPAN_OK;
-}
-
-/* http(s)://host[:port][/path]: host non-empty (an IPv6 address in
- * brackets), port 1..65535. The path is kept (a proxy may serve the agent
- * under one) without its trailing '/'. */
-static int check_http(const char *url, size_t scheme_len, char *out,
-                      size_t outlen, char *err, size_t errlen) {
-  const char *h = url + scheme_len;
-  const char *slash = strchr(h, '/');
-  size_t hp = slash ? (size_t)(slash - h) : strlen(h);
-  const char *hend = h + hp; /* end of host[:port] */
-  const char *colon = NULL;
-  if (hp > 0 && h[0] == '[') {
-    const char *rb = memchr(h, ']', hp);
-    if (rb == NULL || rb == h + 1) {
-      set_err(err, errlen, "DD_TRACE_AGENT_URL \"%s\": bad IPv6 host", url);
-      return HOTSPAN_ECONFIG;
-    }
-    if (rb + 1 < hend) {
-      if (rb[1] != ':') {
-        set_err(err, errlen, "DD_TRACE_AGENT_URL \"%s\": bad host", url);
-        return HOTSPAN_ECONFIG;
-      }
-      colon = rb + 1;
-    }
-  } else {
-    colon = memchr(h, ':', hp);
-  }
-  size_t host_len = colon ? (size_t)(colon - h) : hp;
-  if (host_len == 0) {
-    set_err(err, errlen, "DD_TRACE_AGENT_URL \"%s\": no host", url);
-    return HOTSPAN_ECONFIG;
-  }
-  for (size_t i = 0; i < host_len; i++)
-    if (bad_host_char(h[i]) || (h[0] != '[' && h[i] == ':')) {
-      set_err(err, errlen,
-              "DD_TRACE_AGENT_URL \"%s\": invalid character in the host", url);
-      return HOTSPAN_ECONFIG;
-    }
-  unsigned port = 0;
-  if (colon != NULL &&
-      parse_port(colon + 1, (size_t)(hend - colon - 1), &port) != 0) {
-    set_err(err, errlen,
-            "DD_TRACE_AGENT_URL \"%s\": the port must be an integer from 1 "
-            "to 65535",
-            url);
-    return HOTSPAN_ECONFIG;
-  }
-  size_t len = strlen(url);
-  while (len > (size_t)(hend - url) && url[len - 1] == '/')
-    len--;
-  return put_url(out, outlen, err, errlen, "%.*s", (int)len, url);
-}
-
-int hs_dd_agent_url(const char *trace_agent_url, const char *agent_host,
-                    const char *agent_port, char *out, size_t outlen, char *err,
-                    size_t errlen) {
-  if (err != NULL && errlen > 0)
-    err[0] = '\0';
-  if (out == NULL || outlen == 0)
-    return HOTSPAN_EINVAL;
-  out[0] = '\0';
-  if (trace_agent_url != NULL && trace_agent_url[0] != '\0') {
-    const char *u = trace_agent_url;
-    if (strncmp(u, "unix://", 7) == 0) {
-      const char *path = u + 7;
-      if (path[0] != '/' || path[1] == '\0') {
-        set_err(err, errlen,
-                "DD_TRACE_AGENT_URL \"%s\": a unix socket URL needs an "
-                "absolute path (unix:///var/run/datadog/apm.socket)",
-                u);
-        return HOTSPAN_ECONFIG;
-      }
-      return put_url(out, outlen, err, errlen, "%s", u);
-    }
-    if (strncmp(u, "http://", 7) == 0)
-      return check_http(u, 7, out, outlen, err, errlen);
-    if (strncmp(u, "https://", 8) == 0)
-      return check_http(u, 8, out, outlen, err, errlen);
-    const char *sep = strstr(u, "://");
-    if (sep != NULL)
-      set_err(err, errlen,
-              "DD_TRACE_AGENT_URL \"%s\": unknown scheme \"%.*s\" (use "
-              "http://, https:// or unix://)",
-              u, (int)(sep - u) > 32 ? 32 : (int)(sep - u), u);
-    else
-      set_err(err, errlen,
-              "DD_TRACE_AGENT_URL \"%s\": not a URL (expected "
-              "http://host:port or unix:///path)",
-              u);
-    return HOTSPAN_ECONFIG;
-  }
-  const char *host =
-      (agent_host != NULL && agent_host[0] != '\0') ? agent_host : "localhost";
-  unsigned port = 8126;
-  if (agent_port != NULL && agent_port[0] != '\0' &&
-      parse_port(agent_port, strlen(agent_port), &port) != 0) {
-    set_err(err, errlen,
-            "DD_TRACE_AGENT_PORT \"%s\": must be an integer from 1 to 65535",
-            agent_port);
-    return HOTSPAN_ECONFIG;
-  }
-  int v6 = strchr(host, ':') != NULL && host[0] != '[';
-  for (const char *p = host; *p != '\0'; p++)
-    if (bad_host_char(*p)) {
-      set_err(err, errlen,
-              "DD_AGENT_HOST \"%s\": invalid character in the host name", host);
-      return HOTSPAN_ECONFIG;
-    }
-  return put_url(out, outlen, err, errlen,
-                 v6 ? "http://[%s]:%u" : "http://%s:%u", host, port);
-}
-
-int hs_dd_agent_url_from_env(char *out, size_t outlen, char *err,
-                             size_t errlen) {
-  return hs_dd_agent_url(
-      hs_env_get("DD_TRACE_AGENT_URL"), hs_env_get("DD_AGENT_HOST"),
-      hs_env_get("DD_TRACE_AGENT_PORT"), out, outlen, err, errlen);
-}
 
 /* ------------------------------------------------------------ sink */
 
@@ -256,9 +86,10 @@ static void dd_flush(hs_sink *self, int force) {
     send_payload(d);
 }
 
-static int dd_sync(hs_sink *self, int timeout_ms) {
+static int dd_sync(hs_sink *self, int timeout_ms, int final) {
   dd_sink *d = (dd_sink *)self;
-  return hs_target_flush(d->target, timeout_ms);
+  return final ? hs_target_drain(d->target, timeout_ms)
+               : hs_target_flush(d->target, timeout_ms);
 }
 
 static void dd_destroy(hs_sink *self) {
@@ -268,6 +99,29 @@ static void dd_destroy(hs_sink *self) {
   hs_target_free(d->target, 0);
   hs_dd_encoder_free(&d->enc);
   free(d);
+}
+
+static void dd_stats(hs_sink *self, hotspan_exporter_stats *out) {
+  dd_sink *d = (dd_sink *)self;
+  hs_target_public_stats(d->target, out);
+  uint64_t spans =
+      atomic_load_explicit(&d->spans_dropped, memory_order_relaxed);
+  out->dropped_encode = spans;
+  out->items_dropped += spans;
+}
+
+/* In a forked child: the parent's writer thread may have been inside the
+ * encoder, so its buffer is left alone (the parent's data; a leak of one
+ * payload per fork generation) and the child starts an empty one. The
+ * transport resets the target itself. */
+static void dd_after_fork_child(hs_sink *self) {
+  dd_sink *d = (dd_sink *)self;
+  hs_dd_encoder_abandon(&d->enc);
+  d->oldest_mono = 0;
+  atomic_store(&d->payloads_built, 0);
+  atomic_store(&d->payloads_refused, 0);
+  atomic_store(&d->chunks_dropped, 0);
+  atomic_store(&d->spans_dropped, 0);
 }
 
 /* On the transport thread. */
@@ -297,13 +151,22 @@ hs_sink *hs_dd_trace_sink_new(hotspan_tracer *t, const hs_dd_trace_options *o) {
     memset(&def, 0, sizeof def);
     o = &def;
   }
-  char base[URL_MAX], err[512];
-  int rc = o->agent_url != NULL
-               ? hs_dd_agent_url(o->agent_url, NULL, NULL, base, sizeof base,
-                                 err, sizeof err)
-               : hs_dd_agent_url_from_env(base, sizeof base, err, sizeof err);
-  if (rc != HOTSPAN_OK) {
-    hs_log(HS_LOG_ERROR, "datadog traces: %s", err);
+  hs_agent_url au;
+  if (o->agent_url != NULL) {
+    char err[256];
+    if (hs_agent_url_parse(o->agent_url, &au, err, sizeof err) != 0) {
+      hs_log(HS_LOG_ERROR, "datadog traces: agent URL \"%.200s\": %s",
+             o->agent_url, err);
+      return NULL;
+    }
+  } else {
+    hs_agent_url_from_env(&au);
+  }
+  char url[HS_AGENT_URL_MAX + sizeof HS_DD_TRACES_PATH];
+  const char *unix_path = NULL;
+  if (hs_agent_url_endpoint(&au, HS_DD_TRACES_PATH, url, sizeof url,
+                            &unix_path) != 0) {
+    hs_log(HS_LOG_ERROR, "datadog traces: agent URL too long");
     return NULL;
   }
   dd_sink *d = calloc(1, sizeof *d);
@@ -317,9 +180,6 @@ hs_sink *hs_dd_trace_sink_new(hotspan_tracer *t, const hs_dd_trace_options *o) {
   hs_dd_encoder_init(&d->enc, &t->settings,
                      o->max_payload ? o->max_payload : DEFAULT_MAX_PAYLOAD);
 
-  char url[URL_MAX + sizeof HS_DD_TRACES_PATH];
-  int is_unix = strncmp(base, "unix://", 7) == 0;
-  snprintf(url, sizeof url, "%s%s", base, is_unix ? "" : HS_DD_TRACES_PATH);
   /* The language version is the C standard the library was built with
    * (201112 for C11). Headers are copied by hs_target_new. */
   char lang_version[64];
@@ -336,7 +196,7 @@ hs_sink *hs_dd_trace_sink_new(hotspan_tracer *t, const hs_dd_trace_options *o) {
   memset(&tc, 0, sizeof tc);
   tc.name = "datadog-traces";
   tc.url = url;
-  tc.unix_path = is_unix ? HS_DD_TRACES_PATH : NULL;
+  tc.unix_path = unix_path;
   tc.headers = headers;
   tc.byte_budget = o->byte_budget;
   tc.timeout_ms = o->timeout_ms;
@@ -355,9 +215,10 @@ hs_sink *hs_dd_trace_sink_new(hotspan_tracer *t, const hs_dd_trace_options *o) {
   d->base.write = dd_write;
   d->base.flush = dd_flush;
   d->base.sync = dd_sync;
+  d->base.stats = dd_stats;
+  d->base.after_fork_child = dd_after_fork_child;
   d->base.destroy = dd_destroy;
-  hs_log(HS_LOG_DEBUG, "datadog traces: sending to %s%s", base,
-         HS_DD_TRACES_PATH);
+  hs_log(HS_LOG_DEBUG, "datadog traces: sending to %s", url);
   return &d->base;
 }
 

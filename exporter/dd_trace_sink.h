@@ -21,7 +21,7 @@
 
 typedef struct hs_dd_trace_options {
   /* http://host[:port], https://host[:port] or unix:///path/to.sock;
-   * NULL = from the environment (hs_dd_agent_url_from_env). */
+   * NULL = from the environment (exporter/agent_url.h). */
   const char *agent_url;
   size_t flush_bytes;  /* 0 = 1 MiB */
   int flush_age_ms;    /* 0 = 1000 */
@@ -41,22 +41,6 @@ typedef struct hs_dd_trace_sink_stats {
   uint64_t agent_rates_updates; /* agent answers that set the rates */
   uint64_t agent_rates_errors;  /* agent answers that could not be read */
 } hs_dd_trace_sink_stats;
-
-/* Resolves the agent's base URL from the values of DD_TRACE_AGENT_URL,
- * DD_AGENT_HOST and DD_TRACE_AGENT_PORT (each NULL or "" when unset): the
- * URL if given, else http://<host or localhost>:<port or 8126>. Writes the
- * normalized URL (no trailing '/') to out. Returns HOTSPAN_OK, or
- * HOTSPAN_ECONFIG with a one-line message in err (unknown scheme, missing
- * host or socket path, port not an integer in 1..65535, a host with
- * spaces or '/', '@', '?', '#'), or HOTSPAN_ETOOBIG when out is too small.
- * Pure function; thread-safe. */
-int hs_dd_agent_url(const char *trace_agent_url, const char *agent_host,
-                    const char *agent_port, char *out, size_t outlen, char *err,
-                    size_t errlen);
-
-/* hs_dd_agent_url with the three variables read from the environment. */
-int hs_dd_agent_url_from_env(char *out, size_t outlen, char *err,
-                             size_t errlen);
 
 /* Creates the sink for tracer t (whose settings and sampler it uses; the
  * sink must be added to t with hs_tracer_add_sink, which then owns it).

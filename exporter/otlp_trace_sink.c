@@ -26,6 +26,8 @@
 typedef struct otlp_sink {
   hs_sink base;
   hs_otlp_encoder *enc;
+  hs_otlp_resource res; /* kept to build a fresh encoder after fork */
+  const char *service;  /* the tracer's; outlives the sink */
   hs_target *target;
   hs_otlp_send_fn send;
   void *send_arg;
@@ -36,6 +38,7 @@ typedef struct otlp_sink {
   _Atomic uint64_t payloads;
   _Atomic uint64_t spans_encoded;
   _Atomic uint64_t spans_dropped;
+  _Atomic uint64_t spans_unencoded; /* part of spans_dropped */
   _Atomic uint64_t payloads_failed;
   _Atomic uint64_t rejected_spans;
   _Atomic uint64_t partial_success;
@@ -65,6 +68,7 @@ static void send_pending(otlp_sink *s) {
   }
   if (rc != HOTSPAN_OK) {
     atomic_fetch_add(&s->spans_dropped, n);
+    atomic_fetch_add(&s->spans_unencoded, n);
     atomic_fetch_add(&s->payloads_failed, 1);
     hs_log(HS_LOG_WARN, "otlp: cannot encode %u spans: %s", n,
            hotspan_strerror(rc));
@@ -82,12 +86,18 @@ static void send_pending(otlp_sink *s) {
 
 static void sink_write(hs_sink *self, const hs_chunk *c) {
   otlp_sink *s = (otlp_sink *)self;
+  if (s->enc == NULL) { /* out of memory after a fork */
+    atomic_fetch_add(&s->spans_dropped, c->nspans);
+    atomic_fetch_add(&s->spans_unencoded, c->nspans);
+    return;
+  }
   uint32_t before = hs_otlp_encoder_spans(s->enc);
   if (before == 0)
     s->batch_start = hs_now_mono_ns();
   if (hs_otlp_encoder_add_chunk(s->enc, c) != HOTSPAN_OK) {
     uint32_t added = hs_otlp_encoder_spans(s->enc) - before;
     atomic_fetch_add(&s->spans_dropped, c->nspans - added);
+    atomic_fetch_add(&s->spans_unencoded, c->nspans - added);
     hs_log(HS_LOG_WARN, "otlp: out of memory; %u spans dropped",
            c->nspans - added);
   }
@@ -98,18 +108,19 @@ static void sink_write(hs_sink *self, const hs_chunk *c) {
 
 static void sink_flush(hs_sink *self, int force) {
   otlp_sink *s = (otlp_sink *)self;
-  if (hs_otlp_encoder_spans(s->enc) == 0)
+  if (s->enc == NULL || hs_otlp_encoder_spans(s->enc) == 0)
     return;
   if (force || hs_now_mono_ns() - s->batch_start >=
                    (uint64_t)HS_OTLP_MAX_AGE_MS * 1000000u)
     send_pending(s);
 }
 
-static int sink_sync(hs_sink *self, int timeout_ms) {
+static int sink_sync(hs_sink *self, int timeout_ms, int final) {
   otlp_sink *s = (otlp_sink *)self;
   if (s->target == NULL)
     return HOTSPAN_OK;
-  return hs_target_flush(s->target, timeout_ms);
+  return final ? hs_target_drain(s->target, timeout_ms)
+               : hs_target_flush(s->target, timeout_ms);
 }
 
 static void sink_destroy(hs_sink *self) {
@@ -117,7 +128,36 @@ static void sink_destroy(hs_sink *self) {
   /* sync already waited for delivery; what is left is dropped now. */
   hs_target_free(s->target, 0);
   hs_otlp_encoder_free(s->enc);
+  hs_otlp_resource_free(&s->res);
   free(s);
+}
+
+static void sink_stats(hs_sink *self, hotspan_exporter_stats *out) {
+  otlp_sink *s = (otlp_sink *)self;
+  if (s->target != NULL)
+    hs_target_public_stats(s->target, out);
+  else
+    snprintf(out->name, sizeof out->name, "otlp-traces");
+  out->items_rejected = atomic_load(&s->rejected_spans);
+  out->dropped_encode = atomic_load(&s->spans_unencoded);
+  out->items_dropped += out->dropped_encode;
+}
+
+/* In a forked child: the parent's writer thread may have been inside the
+ * encoder, so it is abandoned (not freed: the parent's data) for a new
+ * one. The transport resets the target itself. */
+static void sink_after_fork_child(hs_sink *self) {
+  otlp_sink *s = (otlp_sink *)self;
+  s->enc = hs_otlp_encoder_new(&s->res, s->service, HOTSPAN_VERSION_STRING);
+  s->batch_start = 0;
+  atomic_store(&s->payloads, 0);
+  atomic_store(&s->spans_encoded, 0);
+  atomic_store(&s->spans_dropped, 0);
+  atomic_store(&s->spans_unencoded, 0);
+  atomic_store(&s->payloads_failed, 0);
+  atomic_store(&s->rejected_spans, 0);
+  atomic_store(&s->partial_success, 0);
+  atomic_store(&s->responses_unreadable, 0);
 }
 
 void hs_otlp_on_response(void *arg, long status, const char *body, size_t len) {
@@ -216,15 +256,14 @@ hs_sink *hs_otlp_trace_sink_new(hotspan_tracer *t,
     cfg.timeout_ms = o->timeout_ms;
 
   otlp_sink *s = calloc(1, sizeof *s);
-  hs_otlp_resource res;
-  if (s == NULL || hs_otlp_resource_init(&res, &t->settings) != HOTSPAN_OK) {
+  if (s == NULL || hs_otlp_resource_init(&s->res, &t->settings) != HOTSPAN_OK) {
     free(s);
     hs_otlp_config_free(&cfg);
     return NULL;
   }
+  s->service = t->settings.service;
   s->enc =
-      hs_otlp_encoder_new(&res, t->settings.service, HOTSPAN_VERSION_STRING);
-  hs_otlp_resource_free(&res);
+      hs_otlp_encoder_new(&s->res, t->settings.service, HOTSPAN_VERSION_STRING);
   s->gzip = cfg.gzip;
   s->batch_spans = o->batch_spans ? o->batch_spans : HS_OTLP_BATCH_SPANS;
   s->batch_bytes = o->batch_bytes ? o->batch_bytes : HS_OTLP_BATCH_BYTES;
@@ -264,11 +303,14 @@ hs_sink *hs_otlp_trace_sink_new(hotspan_tracer *t,
   s->base.write = sink_write;
   s->base.flush = sink_flush;
   s->base.sync = sink_sync;
+  s->base.stats = sink_stats;
+  s->base.after_fork_child = sink_after_fork_child;
   s->base.destroy = sink_destroy;
   return &s->base;
 fail:
   hs_otlp_config_free(&cfg);
   hs_otlp_encoder_free(s->enc);
+  hs_otlp_resource_free(&s->res);
   free(s);
   return NULL;
 }

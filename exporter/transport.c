@@ -56,6 +56,7 @@ typedef struct payload {
   uint32_t items;
   int attempts; /* started so far */
   uint64_t seq;
+  char *url; /* this request's URL (target URL + query), or NULL */
 } payload;
 
 /* One in-flight slot. p is read and written under the target's lock; the
@@ -97,6 +98,7 @@ struct hs_target {
   xfer x[MAX_INFLIGHT];
   hs_target_stats st;
   int closing;  /* hs_target_free is removing it */
+  int draining; /* shutting down: no backoff, no retry (hs_target_drain) */
   int released; /* the thread let go of it */
   int orphaned; /* nobody waits for the release: the thread frees it */
   int failing;  /* backend failing: warned, recovery not yet logged */
@@ -201,6 +203,7 @@ static void payload_free(payload *p) {
     return;
   free(p->body);
   curl_slist_free_all(p->hdrs);
+  free(p->url);
   free(p);
 }
 
@@ -383,6 +386,7 @@ static CURLcode start_xfer(CURLM *m, hs_target *t, xfer *x, payload *p) {
   }
   x->resp_len = 0;
   x->errbuf[0] = '\0';
+  curl_easy_setopt(x->easy, CURLOPT_URL, p->url != NULL ? p->url : t->req_url);
   curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->len);
   curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, p->body ? p->body : "");
   curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER,
@@ -439,7 +443,8 @@ static void finish_xfer(CURLM *m, hs_target *t, xfer *x, CURLcode res,
   int ok = answered && status >= 200 && status <= 299;
   int retryable = !answered || status_retryable(t->policy, status);
   /* x->p and attempts are only changed by this thread. */
-  int will_retry = !ok && retryable && x->p->attempts < t->max_attempts;
+  int will_retry =
+      !ok && retryable && x->p->attempts < t->max_attempts && !t->draining;
   /* The answer is handed over before the payload counts as done, so that a
    * flush that returned has seen every callback. */
   if (answered && !will_retry && t->on_response != NULL)
@@ -468,7 +473,7 @@ static void finish_xfer(CURLM *m, hs_target *t, xfer *x, CURLcode res,
     }
   } else {
     copy_trunc(t->st.last_error, sizeof t->st.last_error, err);
-    if (t->closing) {
+    if (t->closing || (t->draining && retryable)) {
       count_drop(t, &t->st.dropped_shutdown, p);
     } else if (will_retry) {
       final = 0;
@@ -747,6 +752,7 @@ static void atfork_child(void) {
     }
     t->ninflight = 0;
     t->ready_ns = 0;
+    t->draining = 0;
     memset(&t->st, 0, sizeof t->st);
     t->failing = 0;
     t->last_warn_ns = 0;
@@ -919,17 +925,47 @@ hs_target *hs_target_new(const hs_target_config *cfg) {
   return t;
 }
 
+/* A query string is appended as is: it must already be percent-encoded,
+ * and holds no space, control byte or '#'. */
+static int query_ok(const char *q) {
+  if (q == NULL)
+    return 1;
+  for (const unsigned char *c = (const unsigned char *)q; *c != '\0'; c++)
+    if (*c <= 0x20 || *c >= 0x7f || *c == '#')
+      return 0;
+  return 1;
+}
+
 int hs_target_send(hs_target *t, char *body, size_t len,
                    const char *const *headers, uint32_t items) {
-  if (t == NULL || (body == NULL && len > 0) || !headers_ok(headers)) {
+  return hs_target_send_query(t, body, len, headers, items, NULL);
+}
+
+int hs_target_send_query(hs_target *t, char *body, size_t len,
+                         const char *const *headers, uint32_t items,
+                         const char *query) {
+  if (t == NULL || (body == NULL && len > 0) || !headers_ok(headers) ||
+      !query_ok(query)) {
     free(body);
     return HOTSPAN_EINVAL;
   }
   payload *p = calloc(1, sizeof *p);
+  if (p != NULL && query != NULL && query[0] != '\0') {
+    size_t n = strlen(t->req_url) + strlen(query) + 2;
+    p->url = malloc(n);
+    if (p->url == NULL) {
+      free(p);
+      p = NULL;
+    } else {
+      snprintf(p->url, n, "%s%s%s", t->req_url,
+               strchr(t->req_url, '?') != NULL ? "&" : "?", query);
+    }
+  }
   struct curl_slist *hdrs = NULL;
   if (p != NULL && headers != NULL && headers[0] != NULL) {
     hdrs = slist_merge(t->hdrs, headers);
     if (hdrs == NULL) {
+      free(p->url);
       free(p);
       p = NULL;
     }
@@ -994,6 +1030,17 @@ int hs_target_flush(hs_target *t, int timeout_ms) {
   int done = wait_done_locked(t, t->next_seq, deadline_after_ms(timeout_ms));
   pthread_mutex_unlock(&t->lock);
   return done ? HOTSPAN_OK : HOTSPAN_EIO;
+}
+
+int hs_target_drain(hs_target *t, int timeout_ms) {
+  if (t == NULL)
+    return HOTSPAN_EINVAL;
+  pthread_mutex_lock(&t->lock);
+  t->draining = 1;
+  t->ready_ns = 0;
+  pthread_mutex_unlock(&t->lock);
+  kick();
+  return hs_target_flush(t, timeout_ms);
 }
 
 void hs_target_free(hs_target *t, int timeout_ms) {
@@ -1062,6 +1109,14 @@ void hs_target_get_stats(hs_target *t, hs_target_stats *out) {
   pthread_mutex_lock(&t->lock);
   *out = t->st;
   pthread_mutex_unlock(&t->lock);
+}
+
+const char *hs_target_url(const hs_target *t) {
+  return t != NULL ? t->url : "";
+}
+
+size_t hs_target_budget(const hs_target *t) {
+  return t != NULL ? t->budget : 0;
 }
 
 const char *hs_target_name(const hs_target *t) {

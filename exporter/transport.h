@@ -95,9 +95,25 @@ hs_target *hs_target_new(const hs_target_config *cfg);
 int hs_target_send(hs_target *t, char *body, size_t len,
                    const char *const *headers, uint32_t items);
 
+/* hs_target_send with a query string for this request, appended to the
+ * target's URL after '?' (or '&' if it has a query): e.g. Pyroscope's
+ * "name=app.cpu%7B%7D&from=1&until=2". It must be percent-encoded already;
+ * a space, control byte, non-ASCII byte or '#' is HOTSPAN_EINVAL. NULL or
+ * "" sends to the target's URL. */
+int hs_target_send_query(hs_target *t, char *body, size_t len,
+                         const char *const *headers, uint32_t items,
+                         const char *query);
+
 /* Waits until every payload queued before the call was sent or dropped,
  * at most timeout_ms. Returns HOTSPAN_OK or HOTSPAN_EIO (timed out). */
 int hs_target_flush(hs_target *t, int timeout_ms);
+
+/* For shutdown: like hs_target_flush, but payloads waiting for a retry
+ * are tried once more at once, and a failed attempt is not retried (it is
+ * dropped and counted in dropped_shutdown), so that a dead backend costs
+ * one connection attempt, not the whole backoff schedule. The target
+ * stays in this mode. */
+int hs_target_drain(hs_target *t, int timeout_ms);
 
 /* Flushes with timeout_ms, then removes the target: what is still queued
  * is dropped and counted. NULL-safe. The last target freed stops the
@@ -106,5 +122,13 @@ void hs_target_free(hs_target *t, int timeout_ms);
 
 void hs_target_get_stats(hs_target *t, hs_target_stats *out);
 const char *hs_target_name(const hs_target *t);
+/* The URL as configured (for stats and logs) and the byte budget. */
+const char *hs_target_url(const hs_target *t);
+size_t hs_target_budget(const hs_target *t);
+
+/* Copies a target's counters into the public form (name, url, budget
+ * included). */
+struct hotspan_exporter_stats;
+void hs_target_public_stats(hs_target *t, struct hotspan_exporter_stats *out);
 
 #endif

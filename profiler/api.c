@@ -11,6 +11,7 @@
 
 #include "common/env.h"
 #include "common/log.h"
+#include "exporter/profile_exporter.h"
 #include "hotspan/profiler.h"
 #include "profiler/engine.h"
 
@@ -251,14 +252,37 @@ int hotspan_profiler_start(const hotspan_profiler_config *cfg) {
   if (s == NULL)
     return HOTSPAN_ENOMEM;
   int rc = hs_prof_settings_resolve(cfg, s);
+  if (rc == HOTSPAN_OK && hs_prof_engine_running())
+    rc = HOTSPAN_ESTATE;
+  /* The exporter installs its profile sink before the engine produces
+   * anything. A failed exporter does not keep the profiler off: files and
+   * the other exporters still work. */
+  int exporter = 0;
+  if (rc == HOTSPAN_OK) {
+    int use_env = cfg == NULL || !cfg->ignore_environment;
+    int erc = hs_profexp_start(use_env, s->cpu_period_ns, s->wall_period_ns);
+    if (erc != HOTSPAN_OK)
+      hs_log(HS_LOG_WARN, "profile export off: %s", hotspan_strerror(erc));
+    exporter = erc == HOTSPAN_OK;
+  }
   if (rc == HOTSPAN_OK)
     rc = hs_prof_engine_start(s);
+  if (rc != HOTSPAN_OK && exporter)
+    hs_profexp_stop(0);
   free(s);
   return rc;
 }
 
+/* Stops the engine (which hands its last profiles to the exporter), then
+ * lets the exporter send them, bounded by its flush timeout. */
+static int stop_all(void) {
+  int rc = hs_prof_engine_stop();
+  hs_profexp_stop(-1);
+  return rc;
+}
+
 int hotspan_profiler_stop(void) {
-  return hs_prof_engine_stop();
+  return stop_all();
 }
 
 int hotspan_profiler_running(void) {
@@ -284,7 +308,7 @@ int hotspan_profiler_get_stats(hotspan_profiler_stats *out) {
  * Turning it on from the environment. */
 
 static void stop_at_exit(void) {
-  (void)hs_prof_engine_stop();
+  (void)stop_all();
 }
 
 /* Runs when the library is loaded (before main() when linked or
@@ -315,5 +339,5 @@ __attribute__((constructor)) static void autostart(void) {
 }
 
 __attribute__((destructor)) static void autostop(void) {
-  (void)hs_prof_engine_stop();
+  (void)stop_all();
 }

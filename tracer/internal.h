@@ -198,12 +198,15 @@ typedef struct hs_chunk {
  * sync (optional) is called from the thread calling hotspan_tracer_flush
  * or hotspan_tracer_free, after the forced flush: it waits at most
  * timeout_ms for what the sink handed on to be delivered (HOTSPAN_OK or
- * HOTSPAN_EIO). destroy runs after the writer thread stopped. */
+ * HOTSPAN_EIO). final is 1 at shutdown (tracer free, process exit): then
+ * nothing is retried after a failure, so a dead backend does not hold the
+ * exit for the whole retry schedule. destroy runs after the writer thread
+ * stopped. */
 typedef struct hs_sink {
   const char *name;
   void (*write)(struct hs_sink *self, const hs_chunk *chunk);
   void (*flush)(struct hs_sink *self, int force);
-  int (*sync)(struct hs_sink *self, int timeout_ms);
+  int (*sync)(struct hs_sink *self, int timeout_ms, int final);
   /* Optional, for exporters: fills *out (a full-size struct, zeroed by the
    * caller). Called from any thread while the sink runs. */
   void (*stats)(struct hs_sink *self, hotspan_exporter_stats *out);

@@ -309,6 +309,13 @@ void hotspan_span_finish_at(hotspan_span *s, uint64_t end_ns) {
   }
   s->activated = 0;
   s->prev_active = NULL;
+  if (s->is_local_root) {
+    /* One request of its endpoint, for the profiles' endpoint_counts. */
+    uint32_t ep =
+        atomic_load_explicit(&s->trace->endpoint_id, memory_order_relaxed);
+    if (ep != 0)
+      hs_endpoint_count_request(ep);
+  }
   hs_trace_span_finished(s);
 }
 

@@ -361,7 +361,6 @@ void hs_trace_snapshot(hs_trace *tr, hs_trace_view *out) {
       atomic_load_explicit(&tr->endpoint_id, memory_order_relaxed);
 }
 
-
 static void fill_context(hs_trace *tr, const hotspan_span *s,
                          hotspan_context *out) {
   out->trace_id_high = tr->id_high;

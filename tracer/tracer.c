@@ -7,6 +7,8 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "exporter/dd_trace_sink.h"
+#include "exporter/otlp.h"
 #include "tracer/internal.h"
 
 /* ------------------------------------------------------------ tracer list */
@@ -58,6 +60,8 @@ void hs__tracers_atfork_child(void) {
  * HS_EXIT_FLUSH_MS in total, so a dead backend does not hold the exit. */
 #define HS_EXIT_FLUSH_MS 2000
 
+static int flush_tracer(hotspan_tracer *t, int timeout_ms, int final);
+
 static void flush_at_exit(void) {
   uint64_t start = hs_now_mono_ns();
   pthread_mutex_lock(&tracers_mu);
@@ -65,7 +69,7 @@ static void flush_at_exit(void) {
     uint64_t spent_ms = (hs_now_mono_ns() - start) / 1000000u;
     if (spent_ms >= HS_EXIT_FLUSH_MS)
       break;
-    (void)hotspan_tracer_flush(t, HS_EXIT_FLUSH_MS - (int)spent_ms);
+    (void)flush_tracer(t, HS_EXIT_FLUSH_MS - (int)spent_ms, 1);
   }
   pthread_mutex_unlock(&tracers_mu);
 }
@@ -114,6 +118,40 @@ void hotspan_config_init(hotspan_config *cfg) {
   cfg->struct_size = sizeof *cfg;
   cfg->sample_rate = -1;
   cfg->rate_limit = -1;
+}
+
+/* The network exporters chosen by the settings. An address given in code
+ * that the exporter refuses is a configuration error; one from the
+ * environment was already logged, and the tracer runs without it. */
+static int add_exporters(hotspan_tracer *t) {
+  const hs_tracer_settings *st = &t->settings;
+  if (st->exporters & HS_EXPORT_DATADOG) {
+    hs_dd_trace_options o;
+    memset(&o, 0, sizeof o);
+    o.agent_url = st->agent_url;
+    if (o.agent_url == NULL && !st->use_env)
+      o.agent_url = HS_DD_DEFAULT_AGENT_URL;
+    o.byte_budget = (size_t)st->export_max_bytes;
+    o.timeout_ms = st->export_timeout_ms;
+    hs_sink *s = hs_dd_trace_sink_new(t, &o);
+    if (s == NULL && st->agent_url != NULL)
+      return HOTSPAN_ECONFIG;
+    if (s != NULL)
+      hs_tracer_add_sink(t, s);
+  }
+  if (st->exporters & HS_EXPORT_OTLP) {
+    hs_otlp_trace_options o;
+    memset(&o, 0, sizeof o);
+    o.compression = -1;
+    o.byte_budget = (size_t)st->export_max_bytes;
+    o.timeout_ms = st->export_timeout_ms;
+    hs_sink *s = hs_otlp_trace_sink_new(t, &o);
+    if (s == NULL && st->otlp_endpoint != NULL)
+      return HOTSPAN_ECONFIG;
+    if (s != NULL)
+      hs_tracer_add_sink(t, s);
+  }
+  return HOTSPAN_OK;
 }
 
 int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
@@ -174,6 +212,17 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
     if (fs != NULL)
       hs_tracer_add_sink(t, fs);
   }
+  rc = add_exporters(t);
+  if (rc != HOTSPAN_OK) {
+    for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
+      n = s->next;
+      s->destroy(s);
+    }
+    hs_sampler_free(t->sampler);
+    hs_settings_free(&t->settings);
+    free(t);
+    return rc;
+  }
   pthread_mutex_init(&t->orphans_mu, NULL);
   for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
     pthread_mutex_init(&t->live[i].mu, NULL);
@@ -207,7 +256,8 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
 }
 
 /* Waits for every sink to deliver what it handed on, sharing timeout_ms. */
-static int sync_sinks(hotspan_tracer *t, uint64_t start_mono, int timeout_ms) {
+static int sync_sinks(hotspan_tracer *t, uint64_t start_mono, int timeout_ms,
+                      int final) {
   int rc = HOTSPAN_OK;
   for (hs_sink *s = t->sinks; s != NULL; s = s->next) {
     if (s->sync == NULL)
@@ -215,22 +265,26 @@ static int sync_sinks(hotspan_tracer *t, uint64_t start_mono, int timeout_ms) {
     uint64_t spent_ms = (hs_now_mono_ns() - start_mono) / 1000000u;
     int left =
         spent_ms >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent_ms;
-    if (s->sync(s, left) != HOTSPAN_OK)
+    if (s->sync(s, left, final) != HOTSPAN_OK)
       rc = HOTSPAN_EIO;
   }
+  return rc;
+}
+
+static int flush_tracer(hotspan_tracer *t, int timeout_ms, int final) {
+  if (timeout_ms <= 0)
+    timeout_ms = 5000;
+  uint64_t start = hs_now_mono_ns();
+  int rc = hs_writer_flush(t, timeout_ms);
+  if (sync_sinks(t, start, timeout_ms, final) != HOTSPAN_OK)
+    rc = HOTSPAN_EIO;
   return rc;
 }
 
 int hotspan_tracer_flush(hotspan_tracer *t, int timeout_ms) {
   if (t == NULL)
     return HOTSPAN_EINVAL;
-  if (timeout_ms <= 0)
-    timeout_ms = 5000;
-  uint64_t start = hs_now_mono_ns();
-  int rc = hs_writer_flush(t, timeout_ms);
-  if (sync_sinks(t, start, timeout_ms) != HOTSPAN_OK)
-    rc = HOTSPAN_EIO;
-  return rc;
+  return flush_tracer(t, timeout_ms, 0);
 }
 
 void hotspan_tracer_free(hotspan_tracer *t) {
@@ -253,7 +307,7 @@ void hotspan_tracer_free(hotspan_tracer *t) {
   /* The writer's last pass forced every sink to hand its data on; give
    * delivery what is left of the shutdown budget, so that a dead backend
    * never holds the program's exit longer than that. */
-  (void)sync_sinks(t, start, budget);
+  (void)sync_sinks(t, start, budget, 1);
   for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
     n = s->next;
     s->destroy(s);

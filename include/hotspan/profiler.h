@@ -30,6 +30,7 @@
 #ifndef HOTSPAN_PROFILER_H
 #define HOTSPAN_PROFILER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "hotspan/error.h"
@@ -163,6 +164,18 @@ typedef struct hotspan_profiler_stats {
  * first; a smaller size gets a prefix). Returns HOTSPAN_OK or
  * HOTSPAN_EINVAL (out NULL or struct_size too small). */
 HOTSPAN_API int hotspan_profiler_get_stats(hotspan_profiler_stats *out);
+
+/* Delivery counters of the profiler's exporter number index (0, 1, ...:
+ * "datadog-profiles", then "pyroscope", those that are on) while the
+ * profiler runs; items are profiles (one upload can carry CPU and wall).
+ * hotspan_exporter_stats is declared in hotspan/tracer.h. Returns
+ * HOTSPAN_OK, or HOTSPAN_EINVAL for out NULL / struct_size too small, an
+ * index past the last exporter, or a profiler that is not running.
+ * Thread-safe. */
+struct hotspan_exporter_stats;
+HOTSPAN_API int
+hotspan_profiler_get_exporter_stats(size_t index,
+                                    struct hotspan_exporter_stats *out);
 
 #ifdef __cplusplus
 }

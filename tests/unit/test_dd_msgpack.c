@@ -734,72 +734,6 @@ static void test_payload_limits(void **state) {
   fx_free(f);
 }
 
-/* ------------------------------------------------------------ agent URL */
-
-static void url_ok(const char *url, const char *host, const char *port,
-                   const char *want) {
-  char out[256], err[256];
-  int rc = hs_dd_agent_url(url, host, port, out, sizeof out, err, sizeof err);
-  if (rc != HOTSPAN_OK)
-    fail_msg("%s / %s / %s: %s", url, host, port, err);
-  assert_string_equal(out, want);
-}
-
-static void url_bad(const char *url, const char *host, const char *port,
-                    const char *needle) {
-  char out[256], err[256];
-  assert_int_equal(
-      hs_dd_agent_url(url, host, port, out, sizeof out, err, sizeof err),
-      HOTSPAN_ECONFIG);
-  if (strstr(err, needle) == NULL)
-    fail_msg("message \"%s\" does not mention \"%s\"", err, needle);
-}
-
-static void test_agent_url(void **state) {
-  (void)state;
-  url_ok(NULL, NULL, NULL, "http://localhost:8126");
-  url_ok("", "", "", "http://localhost:8126");
-  url_ok(NULL, "agent.local", NULL, "http://agent.local:8126");
-  url_ok(NULL, NULL, "9126", "http://localhost:9126");
-  url_ok(NULL, "10.0.0.5", "65535", "http://10.0.0.5:65535");
-  url_ok(NULL, "::1", "8126", "http://[::1]:8126");
-  /* The URL wins over host and port. */
-  url_ok("http://dd:1234", "ignored", "1", "http://dd:1234");
-  url_ok("http://dd:1234/", NULL, NULL, "http://dd:1234");
-  url_ok("http://dd", NULL, NULL, "http://dd");
-  url_ok("https://[::1]:8126", NULL, NULL, "https://[::1]:8126");
-  url_ok("http://proxy/agent/", NULL, NULL, "http://proxy/agent");
-  url_ok("unix:///var/run/datadog/apm.socket", NULL, NULL,
-         "unix:///var/run/datadog/apm.socket");
-  url_bad("ftp://dd:21", NULL, NULL, "unknown scheme \"ftp\"");
-  url_bad("localhost:8126", NULL, NULL, "not a URL");
-  url_bad("http://", NULL, NULL, "no host");
-  url_bad("http://:8126", NULL, NULL, "no host");
-  url_bad("http://dd:0", NULL, NULL, "port");
-  url_bad("http://dd:65536", NULL, NULL, "port");
-  url_bad("http://dd:12a", NULL, NULL, "port");
-  url_bad("http://dd:", NULL, NULL, "port");
-  url_bad("http://user@dd:1", NULL, NULL, "invalid character");
-  url_bad("http://d d:1", NULL, NULL, "invalid character");
-  url_bad("http://[::1:8126", NULL, NULL, "IPv6");
-  url_bad("unix://relative.sock", NULL, NULL, "absolute path");
-  url_bad("unix://", NULL, NULL, "absolute path");
-  url_bad(NULL, NULL, "0", "DD_TRACE_AGENT_PORT");
-  url_bad(NULL, NULL, "70000", "DD_TRACE_AGENT_PORT");
-  url_bad(NULL, NULL, "-1", "DD_TRACE_AGENT_PORT");
-  url_bad(NULL, NULL, "8126 ", "DD_TRACE_AGENT_PORT");
-  url_bad(NULL, NULL, "99999999999999999999", "DD_TRACE_AGENT_PORT");
-  url_bad(NULL, "bad/host", NULL, "DD_AGENT_HOST");
-  url_bad(NULL, "a b", NULL, "DD_AGENT_HOST");
-  /* Output too small: an error, not a truncated URL. */
-  char small[8], err[128];
-  assert_int_equal(
-      hs_dd_agent_url(NULL, NULL, NULL, small, sizeof small, err, sizeof err),
-      HOTSPAN_ETOOBIG);
-  assert_int_equal(hs_dd_agent_url(NULL, NULL, NULL, NULL, 0, NULL, 0),
-                   HOTSPAN_EINVAL);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_golden_minimal),
@@ -809,7 +743,6 @@ int main(void) {
       cmocka_unit_test(test_events_and_links),
       cmocka_unit_test(test_hostile_strings),
       cmocka_unit_test(test_payload_limits),
-      cmocka_unit_test(test_agent_url),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

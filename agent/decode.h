@@ -46,6 +46,23 @@ int hs_agent_decode_pyroscope(const char *query, const char *content_type,
                               const hs_agent_limits *lim, hs_agent_decoded *d,
                               char *err, size_t errlen);
 
+/* OTLP/HTTP traces: an ExportTraceServiceRequest in protobuf
+ * (hs_agent_decode_otlp) or in the OTLP JSON encoding
+ * (hs_agent_decode_otlp_json). Appends one span per OTLP span: service
+ * from the resource's service.name ("unknown_service" when absent), name
+ * the span name, resource the "resource.name" attribute or else the span
+ * name, type the "span.type" attribute, start and duration from the
+ * start/end times, error from status code 2 (ERROR), kind as sent, the
+ * span's attributes as attrs. Ids must be 16 (trace) and 8 (span, parent)
+ * bytes and not all zero. Nesting is capped (64 messages deep), and the
+ * JSON text at max_memory / 50 bytes (ETOOBIG past it). */
+int hs_agent_decode_otlp(const uint8_t *data, size_t len,
+                         const hs_agent_limits *lim, hs_agent_decoded *d,
+                         char *err, size_t errlen);
+int hs_agent_decode_otlp_json(const uint8_t *data, size_t len,
+                              const hs_agent_limits *lim, hs_agent_decoded *d,
+                              char *err, size_t errlen);
+
 /* Parses an RFC 3339 timestamp ("2024-05-01T12:00:00.5Z", offsets
  * allowed) into Unix nanoseconds; 0 ok, -1 malformed. */
 int hs_agent_parse_rfc3339(const char *s, size_t len, int64_t *ns);

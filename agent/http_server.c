@@ -422,6 +422,14 @@ static const http_parser_settings settings = {
     .on_message_complete = cb_message_complete,
 };
 
+/* Exact match, or a prefix match for a pattern ending in '*'. */
+static int path_match(const char *pat, const char *path) {
+  size_t n = strlen(pat);
+  if (n && pat[n - 1] == '*')
+    return strncmp(pat, path, n - 1) == 0;
+  return strcmp(pat, path) == 0;
+}
+
 static void dispatch(conn *c) {
   hs_agent_server *s = c->srv;
   const char *url = hs_buf_cstr(&c->url);
@@ -446,7 +454,7 @@ static void dispatch(conn *c) {
   char allow[256] = "";
   int path_known = 0;
   for (size_t i = 0; i < s->nroutes; i++) {
-    if (strcmp(s->routes[i].path, path) != 0)
+    if (!path_match(s->routes[i].path, path))
       continue;
     path_known = 1;
     if (strcmp(s->routes[i].method, method) == 0) {
@@ -740,6 +748,10 @@ int hs_agent_server_listen(hs_agent_server *s, char *err, size_t errlen) {
         ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                        : ((struct sockaddr_in *)&ss)->sin_port);
   return 0;
+}
+
+uv_loop_t *hs_agent_server_loop(hs_agent_server *s) {
+  return &s->loop;
 }
 
 int hs_agent_server_port(const hs_agent_server *s) {

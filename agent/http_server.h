@@ -84,14 +84,21 @@ typedef void (*hs_agent_http_handler)(void *arg,
 hs_agent_server *hs_agent_server_new(const hs_agent_server_config *cfg,
                                      char *err, size_t errlen);
 
-/* Adds a route: method ("GET", "POST", ...) and exact path. Call before
- * hs_agent_server_run. 0 ok, -1 when the table (64 routes) is full. */
+/* Adds a route: method ("GET", "POST", ...) and exact path, or a path
+ * prefix when path ends in an asterisk ("/api/v1/traces/" + "*"); routes are
+ * tried in the order added. Call before hs_agent_server_run. 0 ok, -1 when the
+ * table (64 routes) is full. */
 int hs_agent_server_route(hs_agent_server *s, const char *method,
                           const char *path, hs_agent_http_handler handler,
                           void *arg);
 
 /* Binds and listens. 0 ok, -1 with a message in err. */
 int hs_agent_server_listen(hs_agent_server *s, char *err, size_t errlen);
+
+/* The server's libuv loop, for the owner's own handles (timers). A handle
+ * that must not keep hs_agent_server_run from returning after a stop is
+ * uv_unref'ed by its owner and closed before hs_agent_server_free. */
+struct uv_loop_s *hs_agent_server_loop(hs_agent_server *s);
 
 /* The port it listens on (useful with port 0), or 0 before listen. */
 int hs_agent_server_port(const hs_agent_server *s);

@@ -90,13 +90,21 @@ static void store(const hs_agent_routes *r, hs_agent_decoded *d,
   hs_buf_puts(&res->body, ok_body);
 }
 
-enum kind { K_TRACES, K_DD_PROFILE, K_PYROSCOPE };
+enum kind { K_TRACES, K_DD_PROFILE, K_PYROSCOPE, K_OTLP };
 
 static void ingest(hs_agent_routes *r, const hs_agent_http_request *req,
                    hs_agent_http_response *res, enum kind k) {
   if (k == K_TRACES &&
       !media_type_is(req->content_type, "application/msgpack")) {
     error_answer(res, 415, "Content-Type must be application/msgpack");
+    return;
+  }
+  int otlp_json = media_type_is(req->content_type, "application/json");
+  if (k == K_OTLP && !otlp_json &&
+      !media_type_is(req->content_type, "application/x-protobuf")) {
+    error_answer(res, 415,
+                 "Content-Type must be application/x-protobuf or "
+                 "application/json");
     return;
   }
   if (k == K_DD_PROFILE && !hs_agent_is_multipart(req->content_type)) {
@@ -118,13 +126,24 @@ static void ingest(hs_agent_routes *r, const hs_agent_http_request *req,
   else if (k == K_DD_PROFILE)
     rc = hs_agent_decode_dd_profile(req->content_type, body, len, &r->limits,
                                     &d, err, sizeof(err));
+  else if (k == K_OTLP && otlp_json)
+    rc = hs_agent_decode_otlp_json(body, len, &r->limits, &d, err, sizeof(err));
+  else if (k == K_OTLP)
+    rc = hs_agent_decode_otlp(body, len, &r->limits, &d, err, sizeof(err));
   else
     rc = hs_agent_decode_pyroscope(req->query, req->content_type, body, len,
                                    &r->limits, &d, err, sizeof(err));
-  if (rc)
+  if (rc) {
     error_answer(res, status_of(rc), err);
-  else
+  } else if (k == K_OTLP) {
+    /* An empty ExportTraceServiceResponse: no bytes in protobuf, {} in
+     * JSON. */
+    store(r, &d, res, otlp_json ? "{}" : "");
+    if (res->status == 200 && !otlp_json)
+      res->content_type = "application/x-protobuf";
+  } else {
     store(r, &d, res, k == K_TRACES ? "{\"rate_by_service\":{}}" : "{}");
+  }
   hs_agent_decoded_free(&d);
   free(owned);
 }
@@ -144,8 +163,13 @@ static void h_pyroscope(void *arg, const hs_agent_http_request *req,
   ingest(arg, req, res, K_PYROSCOPE);
 }
 
+static void h_otlp(void *arg, const hs_agent_http_request *req,
+                   hs_agent_http_response *res) {
+  ingest(arg, req, res, K_OTLP);
+}
+
 static const char *const endpoints[] = {"/v0.4/traces", "/profiling/v1/input",
-                                        "/ingest", "/info"};
+                                        "/ingest", "/v1/traces", "/info"};
 
 static void h_info(void *arg, const hs_agent_http_request *req,
                    hs_agent_http_response *res) {
@@ -176,6 +200,7 @@ int hs_agent_routes_install(hs_agent_server *s, hs_agent_routes *r) {
       hs_agent_server_route(s, "POST", "/profiling/v1/input", h_dd_profile,
                             r) ||
       hs_agent_server_route(s, "POST", "/ingest", h_pyroscope, r) ||
+      hs_agent_server_route(s, "POST", "/v1/traces", h_otlp, r) ||
       hs_agent_server_route(s, "GET", "/info", h_info, r))
     return -1;
   return 0;

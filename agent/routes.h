@@ -4,6 +4,7 @@
  *   PUT/POST /v0.4/traces       Datadog traces (msgpack)
  *   POST     /profiling/v1/input Datadog profile upload (multipart)
  *   POST     /ingest             Pyroscope (pprof)
+ *   POST     /v1/traces          OTLP/HTTP traces (protobuf or JSON)
  *   GET      /info               what this agent accepts (JSON)
  *
  * Request bodies with Content-Encoding gzip (or zstd) are decompressed

@@ -26,7 +26,8 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 build=${HOTSPAN_FUZZ_BUILD_DIR:-$src/build-fuzz}
 jobs=${HOTSPAN_FUZZ_JOBS:-2}
 targets="fuzz_extract_datadog fuzz_extract_tracecontext fuzz_extract_b3multi fuzz_extract_b3
-fuzz_agent_dd_msgpack fuzz_agent_pprof fuzz_agent_dd_profile fuzz_agent_pyroscope"
+fuzz_agent_dd_msgpack fuzz_agent_pprof fuzz_agent_dd_profile fuzz_agent_pyroscope
+fuzz_agent_otlp fuzz_agent_otlp_json"
 
 cmake -S "$src" -B "$build" \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \

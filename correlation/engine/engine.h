@@ -167,6 +167,8 @@ typedef struct hs_corr_endpoint_profile {
   int64_t from_ns, to_ns;
   int64_t requests; /* traces of the endpoint that started in the range */
   hs_corr_profile cpu, wall;
+  int no_per_request; /* set by the caller: the JSON omits per-request
+                         values */
 } hs_corr_endpoint_profile;
 
 /* The aggregated profile of an endpoint's samples in a range. The JSON

@@ -689,9 +689,10 @@ void hs_corr_endpoint_profile_json(const hs_corr_endpoint_profile *r,
                 "\"cpu\":",
                 (long long)r->from_ns, (long long)r->to_ns,
                 (long long)r->requests);
-  profile_json(b, &r->cpu, r->requests);
+  int64_t per = r->no_per_request ? 0 : r->requests;
+  profile_json(b, &r->cpu, per);
   hs_buf_puts(b, ",\"wall\":");
-  profile_json(b, &r->wall, r->requests);
+  profile_json(b, &r->wall, per);
   hs_buf_putc(b, '}');
 }
 

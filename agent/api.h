@@ -1,0 +1,56 @@
+/* The agent's JSON query API on an hs_agent_server, answered by the
+ * correlation engine (correlation/engine/engine.h) over the agent's store.
+ * docs/agent.md is the reference (parameters, answers, examples).
+ *
+ *   GET /api/v1/services                    services, endpoints, latency
+ *   GET /api/v1/traces                      traces, longest first
+ *   GET /api/v1/traces/{trace_id}           one trace with all its spans
+ *   GET /api/v1/spans/{span_id}/hotspots    code hotspots of a span
+ *   GET /api/v1/profile                     endpoint profile (json, folded,
+ *                                           gzipped pprof)
+ *   GET /api/v1/diff                        endpoint profile diff
+ *
+ * Times are Unix ns; from/to default to the last hour before now. A
+ * missing or invalid parameter gives 400 with {"error": "..."} naming it;
+ * an unknown trace, span or endpoint 404; a store failure 500. Handlers
+ * run on the server's loop thread and use the store synchronously. */
+#ifndef HS_AGENT_API_H
+#define HS_AGENT_API_H
+
+#include <stdint.h>
+
+#include "agent/http_server.h"
+#include "correlation/store/store.h"
+
+typedef struct hs_agent_api {
+  hs_store *store; /* borrowed; used only on the loop thread */
+  /* Clock for the default time range; NULL: CLOCK_REALTIME. */
+  int64_t (*now_ns)(void);
+} hs_agent_api;
+
+/* Adds the /api/v1 routes to s. api must stay valid while s runs. 0 ok,
+ * -1 when the route table is full. */
+int hs_agent_api_install(hs_agent_server *s, hs_agent_api *api);
+
+/* Handlers, exposed for in-process tests: each answers one request
+ * (req->path and req->query are used) into res. */
+void hs_agent_api_services(void *api, const hs_agent_http_request *req,
+                           hs_agent_http_response *res);
+void hs_agent_api_traces(void *api, const hs_agent_http_request *req,
+                         hs_agent_http_response *res);
+void hs_agent_api_trace(void *api, const hs_agent_http_request *req,
+                        hs_agent_http_response *res);
+void hs_agent_api_spans(void *api, const hs_agent_http_request *req,
+                        hs_agent_http_response *res);
+void hs_agent_api_profile(void *api, const hs_agent_http_request *req,
+                          hs_agent_http_response *res);
+void hs_agent_api_diff(void *api, const hs_agent_http_request *req,
+                       hs_agent_http_response *res);
+
+/* Value of parameter name in a raw query string, percent-decoded ('+' is
+ * a space) into out (outlen bytes with the NUL). 1 found, 0 absent, -1
+ * malformed (bad %XX, an encoded NUL, or longer than outlen - 1). */
+int hs_agent_query_param(const char *query, const char *name, char *out,
+                         size_t outlen);
+
+#endif

@@ -1,0 +1,318 @@
+/* hotspan-agent: receives traces and profiles over HTTP (Datadog, OTLP,
+ * Pyroscope), stores them in SQLite and answers the /api/v1 queries.
+ *
+ *   hotspan-agent [--listen HOST:PORT] [--db PATH] [--retention DUR]
+ *                 [--max-db-size SIZE]
+ *
+ * One loop thread does everything: a batch is acknowledged (200) only
+ * after its transaction committed, so an acknowledged batch survives a
+ * crash of the agent (SQLite WAL, synchronous=NORMAL: it may be lost only
+ * if the machine itself loses power). Retention runs every minute. SIGINT
+ * and SIGTERM stop it cleanly (exit 0). docs/agent.md describes it all. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "agent/api.h"
+#include "agent/http_server.h"
+#include "agent/routes.h"
+#include "common/log.h"
+#include "correlation/store/store.h"
+
+#ifndef HS_AGENT_VERSION
+#define HS_AGENT_VERSION "0.1.0"
+#endif
+
+#define RETAIN_EVERY_MS 60000
+#define DEFAULT_RETENTION_NS (INT64_C(7) * 86400 * 1000000000)
+
+typedef struct agent {
+  hs_store *store;
+  int64_t max_age_ns, max_bytes;
+  uv_timer_t retain_timer;
+  uint64_t batches, spans, samples;
+} agent;
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: hotspan-agent [options]\n"
+             "  --listen HOST:PORT   address to listen on (default "
+             "127.0.0.1:8126;\n"
+             "                       port 0 picks a free port)\n"
+             "  --db PATH            SQLite database (default "
+             "$HOTSPAN_AGENT_DB or\n"
+             "                       ./hotspan-agent.db)\n"
+             "  --retention DUR      delete data older than DUR: 30m, 12h, 7d "
+             "(default 7d;\n"
+             "                       0 keeps everything)\n"
+             "  --max-db-size SIZE   shrink the database below SIZE: 500M, 2G "
+             "(default: no limit)\n"
+             "  --help               this text\n"
+             "  --version            the version\n");
+}
+
+/* Prints "hotspan-agent: <what> '<value>'<why>" and the --help hint;
+ * returns the exit code for bad usage. */
+static int bad_flag(const char *what, const char *value, const char *why) {
+  fprintf(stderr, "hotspan-agent: %s '%s'%s\n(see hotspan-agent --help)\n",
+          what, value, why);
+  return 2;
+}
+
+/* "30s", "30m", "12h", "7d" (or a plain number of seconds) into ns; -1 if
+ * malformed or out of range. */
+static int64_t parse_duration(const char *s) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (end == s || errno || *s == '-' || *s == '+')
+    return -1;
+  int64_t mul = 1000000000;
+  if (*end == 's')
+    end++;
+  else if (*end == 'm')
+    mul *= 60, end++;
+  else if (*end == 'h')
+    mul *= 3600, end++;
+  else if (*end == 'd')
+    mul *= 86400, end++;
+  if (*end || v > (unsigned long long)(INT64_MAX / mul))
+    return -1;
+  return (int64_t)v * mul;
+}
+
+/* "500M", "2G", "64K", "1000000" (bytes) into bytes; -1 if malformed. */
+static int64_t parse_size(const char *s) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (end == s || errno || *s == '-' || *s == '+')
+    return -1;
+  int64_t mul = 1;
+  switch (*end) {
+  case 'K':
+  case 'k':
+    mul = 1 << 10, end++;
+    break;
+  case 'M':
+  case 'm':
+    mul = 1 << 20, end++;
+    break;
+  case 'G':
+  case 'g':
+    mul = 1 << 30, end++;
+    break;
+  }
+  if (*end == 'B' || *end == 'b')
+    end++;
+  if (*end || v > (unsigned long long)(INT64_MAX / mul))
+    return -1;
+  return (int64_t)v * mul;
+}
+
+/* "HOST:PORT" or "[V6]:PORT" into host (static buffer) and port. */
+static int parse_listen(const char *s, char *host, size_t hostlen, int *port) {
+  const char *colon;
+  const char *h = s;
+  size_t hl;
+  if (*s == '[') {
+    const char *rb = strchr(s, ']');
+    if (!rb || rb[1] != ':')
+      return -1;
+    h = s + 1;
+    hl = (size_t)(rb - h);
+    colon = rb + 1;
+  } else {
+    colon = strrchr(s, ':');
+    if (!colon)
+      return -1;
+    hl = (size_t)(colon - s);
+  }
+  if (hl == 0 || hl >= hostlen)
+    return -1;
+  memcpy(host, h, hl);
+  host[hl] = 0;
+  char *end;
+  errno = 0;
+  long p = strtol(colon + 1, &end, 10);
+  if (end == colon + 1 || *end || errno || p < 0 || p > 65535)
+    return -1;
+  *port = (int)p;
+  return 0;
+}
+
+static int store_batch(void *arg, const hs_ing_batch *b, char *err,
+                       size_t errlen) {
+  agent *a = arg;
+  if (hs_store_ingest(a->store, b, err, errlen) != HS_STORE_OK)
+    return -1;
+  a->batches++;
+  a->spans += b->nspans;
+  a->samples += b->nsamples;
+  return 0;
+}
+
+static int64_t wall_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* One retention pass: bounded steps until the limits hold, at most a few
+ * seconds' worth so that ingest is not held up for long (the next tick
+ * goes on). */
+static void on_retain(uv_timer_t *t) {
+  agent *a = t->data;
+  if (!a->max_age_ns && !a->max_bytes)
+    return;
+  hs_store_retention r = {wall_ns(), a->max_age_ns, a->max_bytes, 0};
+  hs_store_retain_stats total = {0};
+  for (int step = 0; step < 50; step++) {
+    hs_store_retain_stats st;
+    char err[256] = "";
+    if (hs_store_retain(a->store, &r, &st, err, sizeof(err)) != HS_STORE_OK) {
+      hs_log(HS_LOG_WARN, "agent: retention failed: %s", err);
+      return;
+    }
+    if (step == 0)
+      total.bytes_before = st.bytes_before;
+    total.bytes_after = st.bytes_after;
+    total.traces_deleted += st.traces_deleted;
+    total.spans_deleted += st.spans_deleted;
+    total.samples_deleted += st.samples_deleted;
+    if (!st.more)
+      break;
+  }
+  if (total.traces_deleted || total.samples_deleted)
+    hs_log(HS_LOG_INFO,
+           "agent: retention deleted %" PRId64 " traces (%" PRId64
+           " spans) and %" PRId64 " samples; database %" PRId64 " -> %" PRId64
+           " bytes",
+           total.traces_deleted, total.spans_deleted, total.samples_deleted,
+           total.bytes_before, total.bytes_after);
+}
+
+int main(int argc, char **argv) {
+  const char *listen = "127.0.0.1:8126";
+  const char *db = getenv("HOTSPAN_AGENT_DB");
+  if (!db || !*db)
+    db = "./hotspan-agent.db";
+  agent a;
+  memset(&a, 0, sizeof a);
+  a.max_age_ns = DEFAULT_RETENTION_NS;
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    }
+    if (strcmp(arg, "--version") == 0) {
+      printf("hotspan-agent %s\n", HS_AGENT_VERSION);
+      return 0;
+    }
+    const char *name = arg, *val = NULL;
+    const char *eq = strchr(arg, '=');
+    char flag[32];
+    if (eq && (size_t)(eq - arg) < sizeof(flag)) {
+      memcpy(flag, arg, (size_t)(eq - arg));
+      flag[eq - arg] = 0;
+      name = flag;
+      val = eq + 1;
+    }
+    int known = strcmp(name, "--listen") == 0 || strcmp(name, "--db") == 0 ||
+                strcmp(name, "--retention") == 0 ||
+                strcmp(name, "--max-db-size") == 0;
+    if (!known)
+      return bad_flag("unknown option", arg, "");
+    if (!val) {
+      if (i + 1 >= argc)
+        return bad_flag("option", name, " needs a value");
+      val = argv[++i];
+    }
+    if (strcmp(name, "--listen") == 0) {
+      listen = val;
+    } else if (strcmp(name, "--db") == 0) {
+      if (!*val)
+        return bad_flag("--db", val, ": needs a path");
+      db = val;
+    } else if (strcmp(name, "--retention") == 0) {
+      if ((a.max_age_ns = parse_duration(val)) < 0)
+        return bad_flag("--retention", val,
+                        ": want a duration like 30m, 12h or 7d");
+    } else {
+      if ((a.max_bytes = parse_size(val)) < 0)
+        return bad_flag("--max-db-size", val, ": want a size like 500M or 2G");
+    }
+  }
+  char host[256];
+  int port;
+  if (parse_listen(listen, host, sizeof(host), &port))
+    return bad_flag("--listen", listen,
+                    ": want HOST:PORT, e.g. 127.0.0.1:8126");
+
+  char err[512] = "";
+  a.store = hs_store_open_sqlite(db, NULL, err, sizeof(err));
+  if (!a.store) {
+    fprintf(stderr, "hotspan-agent: cannot open database: %s\n", err);
+    return 1;
+  }
+  hs_agent_server_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.host = host;
+  cfg.port = port;
+  cfg.handle_signals = 1;
+  hs_agent_server *srv = hs_agent_server_new(&cfg, err, sizeof(err));
+  if (!srv) {
+    fprintf(stderr, "hotspan-agent: %s\n", err);
+    hs_store_close(a.store);
+    return 1;
+  }
+  hs_agent_routes routes;
+  memset(&routes, 0, sizeof routes);
+  routes.store_batch = store_batch;
+  routes.store_arg = &a;
+  hs_agent_api api = {a.store, NULL};
+  if (hs_agent_routes_install(srv, &routes) ||
+      hs_agent_api_install(srv, &api)) {
+    fprintf(stderr, "hotspan-agent: route table full\n");
+    hs_agent_server_free(srv);
+    hs_store_close(a.store);
+    return 1;
+  }
+  if (hs_agent_server_listen(srv, err, sizeof(err))) {
+    fprintf(stderr, "hotspan-agent: cannot listen on %s: %s\n", listen, err);
+    hs_agent_server_free(srv);
+    hs_store_close(a.store);
+    return 1;
+  }
+  uv_loop_t *loop = hs_agent_server_loop(srv);
+  uv_timer_init(loop, &a.retain_timer);
+  a.retain_timer.data = &a;
+  uv_timer_start(&a.retain_timer, on_retain, 1000, RETAIN_EVERY_MS);
+  /* The timer must not keep the loop alive once the server stopped. */
+  uv_unref((uv_handle_t *)&a.retain_timer);
+
+  int bound = hs_agent_server_port(srv);
+  int v6 = strchr(host, ':') != NULL;
+  char addr[300];
+  snprintf(addr, sizeof(addr), "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "",
+           bound);
+  /* The one start line, on stdout: scripts read the bound port from it. */
+  printf("hotspan-agent %s: listening on %s, database %s\n", HS_AGENT_VERSION,
+         addr, db);
+  fflush(stdout);
+
+  hs_agent_server_run(srv);
+  uv_timer_stop(&a.retain_timer);
+  uv_close((uv_handle_t *)&a.retain_timer, NULL);
+  hs_agent_server_free(srv); /* runs the loop once more: the timer closes */
+  hs_store_close(a.store);
+  fprintf(stderr,
+          "hotspan-agent: stopped after %" PRIu64 " batches (%" PRIu64
+          " spans, %" PRIu64 " samples)\n",
+          a.batches, a.spans, a.samples);
+  return 0;
+}

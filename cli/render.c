@@ -147,9 +147,9 @@ static size_t width(const char *s) {
   return w;
 }
 
-static void pad(FILE *f, size_t n) {
+static void pad(hs_buf *b, size_t n) {
   for (size_t i = 0; i < n; i++)
-    fputc(' ', f);
+    hs_buf_putc(b, ' ');
 }
 
 static void table_print(table *t, FILE *f, const char *indent) {
@@ -162,22 +162,30 @@ static void table_print(table *t, FILE *f, const char *indent) {
         w[c] = x;
     }
   }
+  hs_buf line;
+  hs_buf_init(&line, 0);
   for (size_t r = 0; r <= t->nrows; r++) {
-    fputs(indent, f);
+    hs_buf_reset(&line);
+    hs_buf_puts(&line, indent);
     for (size_t c = 0; c < t->ncols; c++) {
       const char *s = r == 0 ? t->heads[c] : t->cells[(r - 1) * t->ncols + c];
       size_t x = width(s);
-      int last = c + 1 == t->ncols;
       if (t->right[c])
-        pad(f, w[c] - x);
-      fputs(s, f);
-      if (!t->right[c] && !last)
-        pad(f, w[c] - x);
-      if (!last)
-        fputs("  ", f);
+        pad(&line, w[c] - x);
+      hs_buf_puts(&line, s);
+      if (!t->right[c])
+        pad(&line, w[c] - x);
+      if (c + 1 < t->ncols)
+        hs_buf_puts(&line, "  ");
     }
-    fputc('\n', f);
+    /* No trailing blanks (an empty last cell). */
+    while (line.len > 0 && line.data[line.len - 1] == ' ')
+      line.len--;
+    hs_buf_putc(&line, '\n');
+    if (!hs_buf_failed(&line))
+      fwrite(line.data, 1, line.len, f);
   }
+  hs_buf_free(&line);
   for (size_t i = 0; i < t->nrows * t->ncols; i++)
     free(t->cells[i]);
   free(t->cells);

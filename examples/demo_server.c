@@ -169,15 +169,13 @@ int main(int argc, char **argv) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--seconds") == 0 && v && positive(v, 3600, &seconds) == 0)
       i++;
-    else if (strcmp(a, "--threads") == 0 && v &&
-             positive(v, 64, &threads) == 0)
+    else if (strcmp(a, "--threads") == 0 && v && positive(v, 64, &threads) == 0)
       i++;
     else if (strcmp(a, "--service") == 0 && v && *v)
       service = argv[++i];
     else {
-      fprintf(stderr,
-              "usage: demo_server [--seconds N (1..3600)] [--threads K "
-              "(1..64)] [--service NAME]\n");
+      fprintf(stderr, "usage: demo_server [--seconds N (1..3600)] [--threads K "
+                      "(1..64)] [--service NAME]\n");
       return 2;
     }
   }

@@ -1,6 +1,10 @@
 /* hotspan — command line tool.
  *
  *   hotspan run [--output DIR] [--hz N] [--wall-hz N] [--] PROGRAM [ARGS...]
+ *   hotspan traces | trace | hotspots | endpoints | profile | diff ...
+ *
+ * The query commands ask hotspan-agent's JSON API, or read a store file
+ * with --db; they live in cmd_query.c (docs/cli.md).
  *
  * `run` profiles a program that knows nothing of hotspan: it sets
  * LD_PRELOAD to libhotspan.so and the HOTSPAN_* variables the library reads
@@ -21,6 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
+#include "common/clock.h"
 #include "hotspan/version.h"
 
 #define EXIT_USAGE 2
@@ -29,10 +35,11 @@
 #define DEFAULT_OUTPUT "hotspan-profiles"
 
 static void usage(FILE *f) {
+  fprintf(f, "usage: hotspan run [--output DIR] [--hz N] [--wall-hz N] [--] "
+             "PROGRAM [ARGS...]\n"
+             "       hotspan --help | --version\n");
+  hs_cli_query_usage(f);
   fprintf(f,
-          "usage: hotspan run [--output DIR] [--hz N] [--wall-hz N] [--] "
-          "PROGRAM [ARGS...]\n"
-          "       hotspan --help | --version\n"
           "\n"
           "run      Profile PROGRAM (CPU and wall time, every thread) and "
           "write\n"
@@ -51,7 +58,15 @@ static void usage(FILE *f) {
           "\n"
           "Other settings are read from the environment; see "
           "docs/profiling.md.\n"
-          "HOTSPAN_LIBRARY overrides where libhotspan.so is taken from.\n");
+          "HOTSPAN_LIBRARY overrides where libhotspan.so is taken from.\n"
+          "\n"
+          "traces, trace, hotspots, endpoints, profile, diff: ask "
+          "hotspan-agent\n"
+          "         (--agent URL) or read its store file (--db PATH); "
+          "'hotspan CMD\n"
+          "         --help' describes each. Exit status: 0 ok, 1 not found "
+          "or empty,\n"
+          "         2 usage error, 3 agent unreachable or store error.\n");
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
@@ -208,5 +223,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "run") == 0)
     return cmd_run(argc - 2, argv + 2);
+  if (hs_cli_is_query_command(cmd))
+    return hs_cli_query_main(argc - 1, argv + 1, (int64_t)hs_now_unix_ns(),
+                             stdout, stderr);
   return usage_error("unknown command '%s'", cmd);
 }

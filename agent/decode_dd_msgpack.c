@@ -372,12 +372,24 @@ static int decode_tree(dctx *c, const msgpack_object *root,
   for (uint32_t t = 0; t < root->via.array.size; t++) {
     const msgpack_object *tr = &root->via.array.ptr[t];
     c->trace = t;
+    size_t first = o;
     for (uint32_t s = 0; s < tr->via.array.size; s++) {
       c->span = s;
       int rc = decode_span(c, &tr->via.array.ptr[s], &spans[o++]);
       if (rc)
         return rc;
     }
+    /* Tracers send _dd.p.tid (the high 64 bits of a 128-bit trace id) on
+     * one span of each trace chunk only, as the Datadog Agent expects:
+     * every span of the chunk with the same low 64 bits shares it (a
+     * chunk is one trace; linear, whatever the input). */
+    size_t with_tid = first;
+    while (with_tid < o && spans[with_tid].trace_id_high == 0)
+      with_tid++;
+    for (size_t j = first; with_tid < o && j < o; j++)
+      if (spans[j].trace_id_high == 0 &&
+          spans[j].trace_id_low == spans[with_tid].trace_id_low)
+        spans[j].trace_id_high = spans[with_tid].trace_id_high;
   }
   d->batch.spans = spans;
   d->batch.nspans = o;

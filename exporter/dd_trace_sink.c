@@ -174,6 +174,10 @@ hs_sink *hs_dd_trace_sink_new(hotspan_tracer *t, const hs_dd_trace_options *o) {
     return NULL;
   d->sampler = t->sampler;
   d->flush_bytes = o->flush_bytes ? o->flush_bytes : DEFAULT_FLUSH_BYTES;
+  /* A payload must be small next to the byte budget, or two of them in
+   * flight would fill it while the backend is merely slow. */
+  if (o->byte_budget > 0 && d->flush_bytes > o->byte_budget / 4)
+    d->flush_bytes = o->byte_budget / 4;
   d->flush_age_ns =
       (uint64_t)(o->flush_age_ms > 0 ? o->flush_age_ms : DEFAULT_FLUSH_AGE_MS) *
       UINT64_C(1000000);

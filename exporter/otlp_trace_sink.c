@@ -267,6 +267,10 @@ hs_sink *hs_otlp_trace_sink_new(hotspan_tracer *t,
   s->gzip = cfg.gzip;
   s->batch_spans = o->batch_spans ? o->batch_spans : HS_OTLP_BATCH_SPANS;
   s->batch_bytes = o->batch_bytes ? o->batch_bytes : HS_OTLP_BATCH_BYTES;
+  /* Encoder memory overestimates the body, so this keeps a payload well
+   * under a quarter of the byte budget (see the Datadog sink). */
+  if (o->byte_budget > 0 && s->batch_bytes > o->byte_budget / 4)
+    s->batch_bytes = o->byte_budget / 4;
   if (s->enc == NULL)
     goto fail;
   if (o->send != NULL) {

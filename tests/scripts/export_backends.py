@@ -22,7 +22,7 @@ import urllib.request
 BUILD, SRC = sys.argv[1], sys.argv[2]
 DRIVER = os.path.join(BUILD, "tests", "tools", "export_driver")
 BACKEND = os.path.join(SRC, "tests", "tools", "fake_backend.py")
-BUDGET = 1 << 20          # bytes, per exporter (HOTSPAN_EXPORTER_MAX_BYTES)
+BUDGET = 4 << 20          # bytes, per exporter (HOTSPAN_EXPORTER_MAX_BYTES)
 MAX_RATIO = 3.0           # app cost with exporter / without, per trace
 SHUTDOWN_MS = 3000        # HOTSPAN_EXPORTER_SHUTDOWN_TIMEOUT_MS
 failures = []
@@ -88,16 +88,29 @@ def run(kind):
                HOTSPAN_EXPORTER_SHUTDOWN_TIMEOUT_MS=str(SHUTDOWN_MS))
     opt = "--agent" if kind == "datadog" else "--otlp"
     drv = Driver(["--exporters", kind, opt, url], env)
-    rss0 = drv.cmd("stats")["rss_kb"]
-
+    # Memory is measured after paced load (50 000 traces/s), which the
+    # tracer's writer keeps up with, and after one full-speed burst like
+    # the ones below has grown the span pools to the writer's backlog
+    # (bounded by its queue of 100 000 spans, docs/configuration.md); what
+    # the exporter holds comes on top of that.
     r = drv.cmd("spans 20000")
     check(r["ns_per_trace"] <= MAX_RATIO * r["base_ns_per_trace"],
           "%s healthy: %.0f ns/trace vs %.0f without export" %
           (kind, r["ns_per_trace"], r["base_ns_per_trace"]))
+    drv.cmd("paced 50000 50000")
     check(drv.cmd("flush 20000")["rc"] == 0, "%s healthy: flush" % kind)
+    rss0 = drv.cmd("stats")["rss_kb"]
+    # A healthy backend gets every span of a modest batch, none dropped.
+    before = drv.exporter(name)
+    drv.cmd("paced 2000 20000")
+    drv.cmd("flush 20000")
     e = drv.exporter(name)
-    check(e["items_sent"] >= 40000 and e["last_status"] == 200,
-          "%s healthy: %d spans delivered" % (kind, e["items_sent"]))
+    check(e["items_sent"] - before["items_sent"] == 4000 and
+          e["items_dropped"] == before["items_dropped"] and
+          e["last_status"] == 200,
+          "%s healthy: %d of 4000 spans delivered, %d dropped" %
+          (kind, e["items_sent"] - before["items_sent"],
+           e["items_dropped"] - before["items_dropped"]))
 
     for state in ["down", "status:500", "status:429:1", "blackhole",
                   "slow:1500"]:
@@ -106,17 +119,17 @@ def run(kind):
         else:
             backend.mode(state)
         before = drv.exporter(name)
-        r = drv.cmd("spans 60000")
+        r = drv.cmd("spans 20000")
         check(r["ns_per_trace"] <= MAX_RATIO * r["base_ns_per_trace"],
               "%s %s: %.0f ns/trace vs %.0f without export" %
               (kind, state, r["ns_per_trace"], r["base_ns_per_trace"]))
-        time.sleep(1.5)
+        drv.cmd("paced 100000 50000")  # 200 000 spans, ~70 MB encoded
         s = drv.cmd("stats")
         e = [x for x in s["exporters"] if x["name"] == name][0]
         check(e["bytes_queued"] <= e["bytes_budget"] == BUDGET,
               "%s %s: %d bytes queued, budget %d" %
               (kind, state, e["bytes_queued"], e["bytes_budget"]))
-        check(s["rss_kb"] - rss0 < 48 * 1024,
+        check(s["rss_kb"] - rss0 < (2 * BUDGET >> 10) + 32 * 1024,
               "%s %s: RSS grew %d kB" % (kind, state, s["rss_kb"] - rss0))
         if state != "slow:1500":
             lost = (e["dropped_budget"] + e["dropped_attempts"] +

@@ -9,6 +9,9 @@
  *               tracer exporting as configured, then the same on a tracer
  *               exporting nowhere (baseline), interleaved in 10 rounds;
  *               reply {"ns_per_trace":x,"base_ns_per_trace":y}
+ *   paced N R   N traces at R traces/s on the exporting tracer only, so
+ *               that the tracer's writer keeps up and memory growth is
+ *               the exporter's; reply {"seconds":x}
  *   tagged ID   one trace whose root carries tag "driver.id" = ID
  *   flush MS    hotspan_tracer_flush; {"rc":rc}
  *   stats       {"exporters":[{name, counters...}], "rss_kb":n}
@@ -131,7 +134,7 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   char line[256];
   while (fgets(line, sizeof line, stdin) != NULL) {
-    unsigned long long n = 0;
+    unsigned long long n = 0, rate = 0;
     char arg[128];
     if (sscanf(line, "spans %llu", &n) == 1) {
       double a = 0, b = 0;
@@ -141,6 +144,18 @@ int main(int argc, char **argv) {
       }
       printf("{\"ns_per_trace\":%.1f,\"base_ns_per_trace\":%.1f}\n", a / 10,
              b / 10);
+    } else if (sscanf(line, "paced %llu %llu", &n, &rate) == 2 && rate > 0) {
+      uint64_t t0 = now_ns();
+      for (uint64_t i = 0; i < n; i++) {
+        one_trace(t, i, NULL);
+        uint64_t due = t0 + (i + 1) * 1000000000ull / rate;
+        uint64_t now = now_ns();
+        if (due > now + 200000) {
+          struct timespec d = {0, (long)(due - now)};
+          nanosleep(&d, NULL);
+        }
+      }
+      printf("{\"seconds\":%.2f}\n", (double)(now_ns() - t0) / 1e9);
     } else if (sscanf(line, "tagged %127s", arg) == 1) {
       one_trace(t, 0, arg);
       printf("{\"ok\":true}\n");

@@ -1,0 +1,12 @@
+#!/bin/bash
+# 1000 forks while exporting: no child deadlocks, each child's trace
+# arrives once, the parent keeps exporting. HOTSPAN_TEST_FORKS overrides
+# the count. Args: build dir, source dir.
+set -euo pipefail
+py=/usr/bin/python3
+if ! "$py" -c 'import msgpack' 2>/dev/null; then
+  echo "SKIP: needs /usr/bin/python3 with python3-msgpack"
+  exit 77
+fi
+exec "$py" "$2/tests/scripts/export_checks.py" "$1" "$2" fork \
+  "${HOTSPAN_TEST_FORKS:-1000}"

@@ -75,6 +75,7 @@ static hotspan_tracer *new_tracer(const char *styles) {
   cfg.propagation_style_extract = styles;
   cfg.log_level = 1;
   cfg.ignore_environment = 1;
+  cfg.exporters = "none"; /* the tracer core only (see bench_export_*) */
   hotspan_tracer *t = NULL;
   int rc = hotspan_tracer_new(&cfg, &t);
   if (rc != HOTSPAN_OK) {

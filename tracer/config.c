@@ -301,10 +301,12 @@ static int load_exporters(const hotspan_config *cfg, int use_env,
   int otlp = cfg->otlp_endpoint != NULL ||
              (use_env && (hs_env_get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") ||
                           hs_env_get("OTEL_EXPORTER_OTLP_ENDPOINT")));
-  int dd = cfg->agent_url != NULL ||
-           (use_env &&
-            (hs_env_get("DD_TRACE_AGENT_URL") || hs_env_get("DD_AGENT_HOST") ||
-             hs_env_get("DD_TRACE_AGENT_PORT")));
+  int dd =
+      cfg->agent_url != NULL ||
+      (use_env &&
+       (hs_env_get("HOTSPAN_AGENT_URL") || hs_env_get("HOTSPAN_AGENT_HOST") ||
+        hs_env_get("HOTSPAN_AGENT_PORT") || hs_env_get("DD_TRACE_AGENT_URL") ||
+        hs_env_get("DD_AGENT_HOST") || hs_env_get("DD_TRACE_AGENT_PORT")));
   st->exporters =
       (otlp ? HS_EXPORT_OTLP : 0u) | (dd || !otlp ? HS_EXPORT_DATADOG : 0u);
   return HOTSPAN_OK;

@@ -219,6 +219,7 @@ int main(int argc, char **argv) {
   api.config_init(&cfg);
   cfg.service = "dlopen-test";
   cfg.ignore_environment = 1;
+  cfg.exporters = "none"; /* no network in this test */
   int rc = api.tracer_new(&cfg, &tracer);
   if (rc != HOTSPAN_OK || tracer == NULL) {
     fprintf(stderr, "hotspan_tracer_new failed: %d\n", rc);

@@ -328,6 +328,7 @@ static void test_requests_on_threads(void **state) {
   hotspan_config tc;
   hotspan_config_init(&tc);
   tc.ignore_environment = 1;
+  tc.exporters = "none"; /* no network in this test */
   hotspan_tracer *tracer;
   assert_int_equal(hotspan_tracer_new(&tc, &tracer), HOTSPAN_OK);
   start_profiling(199);
@@ -493,6 +494,7 @@ static void test_enter_leave_switching(void **state) {
   hotspan_config tc;
   hotspan_config_init(&tc);
   tc.ignore_environment = 1;
+  tc.exporters = "none"; /* no network in this test */
   hotspan_tracer *tracer;
   assert_int_equal(hotspan_tracer_new(&tc, &tracer), HOTSPAN_OK);
   hotspan_span_options o;

@@ -230,6 +230,7 @@ static void test_samples_carry_tracer_span(void **state) {
   hotspan_config tc;
   hotspan_config_init(&tc);
   tc.ignore_environment = 1;
+  tc.exporters = "none"; /* no network in this test */
   traced tr = {.t = {.ms = 250}};
   assert_int_equal(hotspan_tracer_new(&tc, &tr.tracer), HOTSPAN_OK);
   assert_int_equal(start_prof(199, 0, HOTSPAN_UNWINDER_AUTO, 0), HOTSPAN_OK);

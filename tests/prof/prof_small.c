@@ -50,7 +50,6 @@ int main(int argc, char **argv) {
   hotspan_profiler_config cfg;
   hotspan_profiler_config_init(&cfg);
   cfg.ignore_environment = 1;
-  cfg.exporters = "none"; /* no network in this test */
   cfg.cpu_hz = 199;
   cfg.wall_hz = 97;
   cfg.output_dir = argv[1];

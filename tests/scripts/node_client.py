@@ -13,8 +13,8 @@ from agent_client import Client
 MARK = "HOTSPAN_IDS "
 
 
-def run_node(script, npm_dir, env, timeout=90):
-    """Runs `node script` with <npm_dir>/node_modules on NODE_PATH and the
+def run_node(script, npm_dir, env, args=(), timeout=90):
+    """Runs `node script args...` with <npm_dir>/node_modules on NODE_PATH and the
     given extra environment; returns (the JSON object the program printed
     after "HOTSPAN_IDS ", the program's stderr). Raises SystemExit with the
     program's output when it fails or prints no ids."""
@@ -22,7 +22,7 @@ def run_node(script, npm_dir, env, timeout=90):
     full.update(env)
     full["NODE_PATH"] = os.path.join(npm_dir, "node_modules")
     try:
-        r = subprocess.run(["node", script], env=full, cwd=npm_dir,
+        r = subprocess.run(["node", script, *args], env=full, cwd=npm_dir,
                            capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
         raise SystemExit("%s did not finish within %d s; stderr: %s"

@@ -281,13 +281,17 @@ static int read_labels(ctx *c, const Sample *s, labels *lb) {
     int has_str = l->str != 0;
     uint64_t num = (uint64_t)l->num;
     uint64_t *dst = NULL;
-    int base = 10;
+    int base = 10, optional = 0;
     if (!strcmp(k, "span id")) {
       dst = &lb->span_id;
     } else if (!strcmp(k, "local root span id")) {
       dst = &lb->root_id;
     } else if (!strcmp(k, "thread id")) {
+      /* Only informative: Datadog's Node profiler labels samples of
+       * threads it cannot name (idle, GC, non-JS) "NA". Such a value
+       * means "unknown thread", not a broken profile. */
       dst = &lb->thread_id;
+      optional = 1;
     } else if (!strcmp(k, "span_id")) {
       dst = &lb->span_id;
       base = 16;
@@ -321,8 +325,11 @@ static int read_labels(ctx *c, const Sample *s, labels *lb) {
     if (has_str) {
       if (base == 16 && strlen(v) != 16)
         goto bad;
-      if (parse_u64(v, base, dst))
-        goto bad;
+      if (parse_u64(v, base, dst)) {
+        if (!optional)
+          goto bad;
+        *dst = 0;
+      }
     } else {
       *dst = num;
     }

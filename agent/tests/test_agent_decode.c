@@ -536,6 +536,54 @@ static void mut_label(Profile *p) {
   p->sample[0]->label[0]->str = 13;
 }
 
+/* Datadog's Node profiler (dd-trace 5) labels samples of threads it
+ * cannot name "thread id" = "NA": the profile is accepted, the thread is
+ * unknown (0), and the other labels of the sample still count. A span id
+ * that is not a number still refuses the profile (see mut_label). */
+static void test_pprof_thread_id_not_a_number(void **state) {
+  (void)state;
+  size_t n;
+  uint8_t *raw = build_pprof("wall", 0, 0, &n);
+  Profile *p = perftools__profiles__profile__unpack(NULL, n, raw);
+  assert_non_null(p);
+  assert_string_equal(p->string_table[p->sample[0]->label[3]->key],
+                      "thread id");
+  p->sample[0]->label[3]->num = 0;
+  p->sample[0]->label[3]->str = 17; /* "wall": not a number */
+  size_t m = perftools__profiles__profile__get_packed_size(p);
+  uint8_t *buf = malloc(m);
+  perftools__profiles__profile__pack(p, buf);
+  hs_agent_decoded d;
+  char err[256] = "";
+  hs_agent_decoded_init(&d, NULL);
+  assert_int_equal(hs_agent_decode_pprof(buf, m, NULL, &d, err, 256),
+                   HS_AGENT_OK);
+  assert_int_equal(d.batch.nsamples, 2);
+  const hs_ing_sample *s = &d.batch.samples[0];
+  assert_int_equal(s->type, HS_PT_WALL);
+  assert_int_equal(s->value, 30000000);
+  assert_int_equal(s->thread_id, 0);
+  assert_int_equal(s->span_id, 255);
+  assert_int_equal(s->local_root_span_id, 1);
+  assert_string_equal(s->endpoint, "POST /checkout");
+  assert_string_equal(s->thread_name, "worker-1");
+  hs_agent_decoded_free(&d);
+
+  /* The same label with a number is read as before. */
+  p->sample[0]->label[3]->str = 0;
+  p->sample[0]->label[3]->num = 77;
+  m = perftools__profiles__profile__get_packed_size(p);
+  perftools__profiles__profile__pack(p, buf);
+  hs_agent_decoded_init(&d, NULL);
+  assert_int_equal(hs_agent_decode_pprof(buf, m, NULL, &d, err, 256),
+                   HS_AGENT_OK);
+  assert_int_equal(d.batch.samples[0].thread_id, 77);
+  hs_agent_decoded_free(&d);
+  perftools__profiles__profile__free_unpacked(p, NULL);
+  free(buf);
+  free(raw);
+}
+
 static void test_pprof_bad_indices(void **state) {
   (void)state;
   bad_profile_case(mut_loc, "unknown location 99");
@@ -885,6 +933,7 @@ int main(void) {
       cmocka_unit_test(test_dd_msgpack_hostile),
       cmocka_unit_test(test_pprof_golden_plain_gzip_zstd),
       cmocka_unit_test(test_pprof_counts_and_pyroscope_labels),
+      cmocka_unit_test(test_pprof_thread_id_not_a_number),
       cmocka_unit_test(test_pprof_bad_indices),
       cmocka_unit_test(test_pprof_garbage_and_bombs),
       cmocka_unit_test(test_compress_members_and_truncation),

@@ -28,6 +28,20 @@ SHUTDOWN_MS = 3000        # HOTSPAN_EXPORTER_SHUTDOWN_TIMEOUT_MS
 failures = []
 
 
+def sanitized():
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith("HOTSPAN_SANITIZE:"):
+                    return line.strip().split("=", 1)[1] != ""
+    except OSError:
+        pass
+    return False
+
+
+SANITIZED = sanitized()
+
+
 def check(cond, what):
     print(("ok   " if cond else "FAIL ") + what, flush=True)
     if not cond:
@@ -99,7 +113,6 @@ def run(kind):
           (kind, r["ns_per_trace"], r["base_ns_per_trace"]))
     drv.cmd("paced 50000 50000")
     check(drv.cmd("flush 20000")["rc"] == 0, "%s healthy: flush" % kind)
-    rss0 = drv.cmd("stats")["rss_kb"]
     # A healthy backend gets every span of a modest batch, none dropped.
     before = drv.exporter(name)
     drv.cmd("paced 2000 20000")
@@ -123,14 +136,24 @@ def run(kind):
         check(r["ns_per_trace"] <= MAX_RATIO * r["base_ns_per_trace"],
               "%s %s: %.0f ns/trace vs %.0f without export" %
               (kind, state, r["ns_per_trace"], r["base_ns_per_trace"]))
+        # Full-speed bursts can grow the tracer's span pools (its writer
+        # queue is bounded separately); the exporter's own memory is what
+        # grows while paced load keeps coming against a failing backend.
+        rss_before = drv.cmd("stats")["rss_kb"]
         drv.cmd("paced 100000 50000")  # 200 000 spans, ~70 MB encoded
         s = drv.cmd("stats")
         e = [x for x in s["exporters"] if x["name"] == name][0]
         check(e["bytes_queued"] <= e["bytes_budget"] == BUDGET,
               "%s %s: %d bytes queued, budget %d" %
               (kind, state, e["bytes_queued"], e["bytes_budget"]))
-        check(s["rss_kb"] - rss0 < (2 * BUDGET >> 10) + 32 * 1024,
-              "%s %s: RSS grew %d kB" % (kind, state, s["rss_kb"] - rss0))
+        if SANITIZED:
+            print("skip %s %s: RSS (sanitizer allocators keep freed memory)"
+                  % (kind, state))
+        else:
+            grew = s["rss_kb"] - rss_before
+            check(grew < (2 * BUDGET >> 10) + 16 * 1024,
+                  "%s %s: RSS grew %d kB under 200 000 spans" %
+                  (kind, state, grew))
         if state != "slow:1500":
             lost = (e["dropped_budget"] + e["dropped_attempts"] +
                     e["retries"] + e["dropped_rejected"]) - (

@@ -2,7 +2,7 @@
  *
  * The request is unpacked by the protobuf-c code generated from the
  * project's OTLP .proto files, through an allocator with a byte budget
- * (see decode_pprof.c for why the budget and not the input size bounds
+ * (agent/pb_budget.h says why the budget and not the input size bounds
  * protobuf-c's memory). protobuf-c unpacks nested messages recursively and
  * has no depth limit, and AnyValue nests without bound (arrays of arrays),
  * so a schema-aware pre-scan walks the wire format first and refuses a
@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "agent/decode.h"
+#include "agent/pb_budget.h"
 #include "common/buf.h"
 #include "otlp_trace_service.pb-c.h"
 
@@ -161,36 +162,6 @@ static int scan(const uint8_t *p, size_t len, enum msg m, int depth, char *err,
     }
   }
   return 0;
-}
-
-/* ---------------------------------------------------------- allocator */
-
-typedef struct budget {
-  size_t used, max;
-  int exceeded;
-} budget;
-
-static void *budget_alloc(void *data, size_t size) {
-  budget *b = data;
-  if (size > b->max || b->used > b->max - size) {
-    b->exceeded = 1;
-    return NULL;
-  }
-  max_align_t *p = malloc(sizeof(max_align_t) + size);
-  if (!p)
-    return NULL;
-  *(size_t *)(void *)p = size;
-  b->used += size;
-  return p + 1;
-}
-
-static void budget_free(void *data, void *ptr) {
-  budget *b = data;
-  if (!ptr)
-    return;
-  max_align_t *p = (max_align_t *)ptr - 1;
-  b->used -= *(size_t *)(void *)p;
-  free(p);
 }
 
 /* ---------------------------------------------------------- mapping */
@@ -464,8 +435,8 @@ int hs_agent_decode_otlp(const uint8_t *data, size_t len,
   int rc = scan(data, len, M_REQUEST, 0, err, errlen);
   if (rc)
     return rc;
-  budget b = {0, l.max_memory, 0};
-  ProtobufCAllocator alloc = {budget_alloc, budget_free, &b};
+  hs_pb_budget b = {0, l.max_memory, 0};
+  ProtobufCAllocator alloc = {hs_pb_budget_alloc, hs_pb_budget_free, &b};
   Request *r =
       opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
           &alloc, len, data);

@@ -13,6 +13,7 @@
 
 #include "agent/compress.h"
 #include "agent/decode.h"
+#include "agent/pb_budget.h"
 #include "profile.pb-c.h"
 
 typedef Perftools__Profiles__Profile Profile;
@@ -21,37 +22,6 @@ typedef Perftools__Profiles__Function Function;
 typedef Perftools__Profiles__Mapping Mapping;
 typedef Perftools__Profiles__Sample Sample;
 typedef Perftools__Profiles__Label Label;
-
-/* ---------------------------------------------------------- allocator */
-
-typedef struct budget {
-  size_t used, max;
-  int exceeded;
-} budget;
-
-/* Each block carries its size in front so that free can give it back. */
-static void *budget_alloc(void *data, size_t size) {
-  budget *b = data;
-  if (size > b->max || b->used > b->max - size) {
-    b->exceeded = 1;
-    return NULL;
-  }
-  max_align_t *p = malloc(sizeof(max_align_t) + size);
-  if (!p)
-    return NULL;
-  *(size_t *)(void *)p = size;
-  b->used += size;
-  return p + 1;
-}
-
-static void budget_free(void *data, void *ptr) {
-  budget *b = data;
-  if (!ptr)
-    return;
-  max_align_t *p = (max_align_t *)ptr - 1;
-  b->used -= *(size_t *)(void *)p;
-  free(p);
-}
 
 /* ---------------------------------------------------------- decoding */
 
@@ -479,8 +449,8 @@ int hs_agent_decode_pprof(const uint8_t *data, size_t len,
                                      &owned, err, errlen);
   if (rc != HS_AGENT_OK)
     return rc;
-  budget b = {0, l.max_memory, 0};
-  ProtobufCAllocator alloc = {budget_alloc, budget_free, &b};
+  hs_pb_budget b = {0, l.max_memory, 0};
+  ProtobufCAllocator alloc = {hs_pb_budget_alloc, hs_pb_budget_free, &b};
   Profile *p = perftools__profiles__profile__unpack(&alloc, rawlen, raw);
   if (!p) {
     free(owned);

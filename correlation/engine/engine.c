@@ -11,9 +11,7 @@
 
 #define DEFAULT_TRACE_LIMIT 100
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
+void hs_corr_seterr(char *err, size_t errlen, const char *fmt, ...) {
   if (!err || !errlen)
     return;
   va_list ap;
@@ -22,8 +20,8 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...) {
   va_end(ap);
 }
 
-static int oom(char *err, size_t errlen) {
-  seterr(err, errlen, "out of memory");
+int hs_corr_oom(char *err, size_t errlen) {
+  hs_corr_seterr(err, errlen, "out of memory");
   return HS_STORE_ERR;
 }
 
@@ -219,7 +217,7 @@ int hs_corr_services_query(hs_store *s, int64_t from_ns, int64_t to_ns,
   f.to_ns = to_ns;
   int rc = hs_store_traces(s, &f, services_cb, &c, err, errlen);
   if (c.oom)
-    rc = oom(err, errlen);
+    rc = hs_corr_oom(err, errlen);
   if (rc == HS_STORE_OK && c.n) {
     qsort(c.g, c.n, sizeof *c.g, cmp_group);
     for (size_t i = 0; i < c.n && rc == HS_STORE_OK;) {
@@ -229,7 +227,7 @@ int hs_corr_services_query(hs_store *s, int64_t from_ns, int64_t to_ns,
       while (j < c.n && !strcmp(c.g[j].service, c.g[i].service)) {
         for (size_t k = 0; k < c.g[j].acc.n; k++) {
           if (grow((void **)&all.d, &all.cap, all.n, sizeof *all.d)) {
-            rc = oom(err, errlen);
+            rc = hs_corr_oom(err, errlen);
             break;
           }
           all.d[all.n++] = c.g[j].acc.d[k];
@@ -242,14 +240,14 @@ int hs_corr_services_query(hs_store *s, int64_t from_ns, int64_t to_ns,
         hs_corr_service_stat *ns =
             realloc(out->services, (out->nservices + 1) * sizeof *ns);
         if (!ns) {
-          rc = oom(err, errlen);
+          rc = hs_corr_oom(err, errlen);
         } else {
           out->services = ns;
           sv = &ns[out->nservices++];
           memset(sv, 0, sizeof *sv);
           sv->endpoints = calloc(j - i, sizeof *sv->endpoints);
           if (!sv->endpoints)
-            rc = oom(err, errlen);
+            rc = hs_corr_oom(err, errlen);
         }
       }
       if (rc == HS_STORE_OK) {
@@ -381,7 +379,7 @@ int hs_corr_traces_query(hs_store *s, const hs_store_trace_filter *f,
   traces_collect c = {out, 0, 0};
   int rc = hs_store_traces(s, &q, traces_cb, &c, err, errlen);
   if (c.oom)
-    rc = oom(err, errlen);
+    rc = hs_corr_oom(err, errlen);
   if (rc != HS_STORE_OK)
     hs_corr_traces_free(out);
   return rc;
@@ -579,13 +577,13 @@ int hs_corr_trace_query(hs_store *s, uint64_t hi, uint64_t lo,
   int rc =
       hs_store_get_trace(s, hi, lo, trace_row_cb, &out->trace, err, errlen);
   if (rc == HS_STORE_NOTFOUND) {
-    seterr(err, errlen, "trace %016llx%016llx not found",
-           (unsigned long long)hi, (unsigned long long)lo);
+    hs_corr_seterr(err, errlen, "trace %016llx%016llx not found",
+                   (unsigned long long)hi, (unsigned long long)lo);
     return rc;
   }
   if (rc != HS_STORE_OK) {
     if (rc > 0)
-      rc = oom(err, errlen);
+      rc = hs_corr_oom(err, errlen);
     hs_corr_trace_free(out);
     return rc;
   }
@@ -593,12 +591,12 @@ int hs_corr_trace_query(hs_store *s, uint64_t hi, uint64_t lo,
   memset(&c, 0, sizeof c);
   rc = hs_store_trace_spans(s, hi, lo, spans_cb, &c, err, errlen);
   if (c.oom)
-    rc = oom(err, errlen);
+    rc = hs_corr_oom(err, errlen);
   if (rc == HS_STORE_NOTFOUND) /* a trace row without spans: empty */
     rc = HS_STORE_OK;
   if (rc == HS_STORE_OK && c.n) {
     if (tree_order(c.v, c.n, &out->spans) < 0) {
-      rc = oom(err, errlen);
+      rc = hs_corr_oom(err, errlen);
     } else {
       out->n = c.n;
       free(c.v); /* the strings moved to out->spans */

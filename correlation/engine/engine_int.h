@@ -41,4 +41,10 @@ void hs_corr_span_clear(hs_corr_span *sp);
 /* A frame's display name: "function" or "function file:line". malloc'ed. */
 char *hs_corr_frame_name(const hs_store_frame *f, int lines);
 
+/* Formats an error message into err (errlen bytes; NULL or 0: nothing). */
+void hs_corr_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Sets "out of memory" and returns HS_STORE_ERR. */
+int hs_corr_oom(char *err, size_t errlen);
+
 #endif

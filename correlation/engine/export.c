@@ -8,27 +8,11 @@
 #include "correlation/engine/engine_int.h"
 #include "profile.pb-c.h"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
-static int oom(char *err, size_t errlen) {
-  seterr(err, errlen, "out of memory");
-  return HS_STORE_ERR;
-}
-
 /* Collects the selection's stacks of sel->type into c. */
 static int collect(hs_store *s, const hs_corr_selection *sel, hs_corr_coll *c,
                    char *err, size_t errlen) {
   if (!sel || (sel->type != HS_PT_CPU && sel->type != HS_PT_WALL)) {
-    seterr(err, errlen, "export needs a type (cpu or wall)");
+    hs_corr_seterr(err, errlen, "export needs a type (cpu or wall)");
     return HS_STORE_ERR;
   }
   hs_corr_coll_init(c, s, sel->lines);
@@ -53,7 +37,7 @@ static int collect(hs_store *s, const hs_corr_selection *sel, hs_corr_coll *c,
     q.from_ns = sel->from_ns;
     q.to_ns = sel->to_ns;
   } else {
-    seterr(err, errlen, "export needs a span id or an endpoint");
+    hs_corr_seterr(err, errlen, "export needs a span id or an endpoint");
     return HS_STORE_ERR;
   }
   rc = hs_corr_coll_add(c, &q, err, errlen);
@@ -87,12 +71,12 @@ int hs_corr_export_folded(hs_store *s, const hs_corr_selection *sel,
         hs_buf_putc(&line, ';');
     }
     if (hs_buf_failed(&line)) {
-      rc = oom(err, errlen);
+      rc = hs_corr_oom(err, errlen);
       break;
     }
     hs_kv_slot *sl = hs_kvmap_put(&lines, line.data, line.len, 0, NULL);
     if (!sl) {
-      rc = oom(err, errlen);
+      rc = hs_corr_oom(err, errlen);
       break;
     }
     sl->val += st->value;
@@ -100,7 +84,7 @@ int hs_corr_export_folded(hs_store *s, const hs_corr_selection *sel,
   if (rc == HS_STORE_OK && lines.n) {
     keys = malloc(lines.n * sizeof *keys);
     if (!keys)
-      rc = oom(err, errlen);
+      rc = hs_corr_oom(err, errlen);
   }
   if (rc == HS_STORE_OK) {
     size_t n = 0;
@@ -113,7 +97,7 @@ int hs_corr_export_folded(hs_store *s, const hs_corr_selection *sel,
       hs_buf_printf(out, "%s %lld\n", keys[i], (long long)sl->val);
     }
     if (hs_buf_failed(out)) {
-      seterr(err, errlen, "output too large");
+      hs_corr_seterr(err, errlen, "output too large");
       rc = HS_STORE_ERR;
     }
   }
@@ -211,7 +195,7 @@ int hs_corr_export_pprof(hs_store *s, const hs_corr_selection *sel, hs_buf *out,
   size_t nloc = 0;
   if (!samples || !sp || !locids || !vals || !lv || !lp || !lnv || !lnp ||
       !fv || !fp) {
-    rc = oom(err, errlen);
+    rc = hs_corr_oom(err, errlen);
     goto out;
   }
   size_t li = 0;
@@ -231,7 +215,7 @@ int hs_corr_export_pprof(hs_store *s, const hs_corr_selection *sel, hs_buf *out,
       hs_kv_slot *sl = hs_kvmap_put(&locs, k->names[f], strlen(k->names[f]),
                                     (int64_t)nloc + 1, &added);
       if (!sl) {
-        rc = oom(err, errlen);
+        rc = hs_corr_oom(err, errlen);
         goto out;
       }
       if (added) {
@@ -265,7 +249,7 @@ int hs_corr_export_pprof(hs_store *s, const hs_corr_selection *sel, hs_buf *out,
   vt[1].type = str_id(&st, unit_type);
   vt[1].unit = str_id(&st, "nanoseconds");
   if (st.oom) {
-    rc = oom(err, errlen);
+    rc = hs_corr_oom(err, errlen);
     goto out;
   }
   Perftools__Profiles__Profile pr;
@@ -289,12 +273,13 @@ int hs_corr_export_pprof(hs_store *s, const hs_corr_selection *sel, hs_buf *out,
   size_t len = perftools__profiles__profile__get_packed_size(&pr);
   packed = malloc(len ? len : 1);
   if (!packed) {
-    rc = oom(err, errlen);
+    rc = hs_corr_oom(err, errlen);
     goto out;
   }
   perftools__profiles__profile__pack(&pr, packed);
   if (gzip_append(packed, len, out) < 0) {
-    seterr(err, errlen, "compressing the profile failed (output too large?)");
+    hs_corr_seterr(err, errlen,
+                   "compressing the profile failed (output too large?)");
     rc = HS_STORE_ERR;
   }
 out:

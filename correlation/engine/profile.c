@@ -10,22 +10,6 @@
 
 #define DEFAULT_TOP 50
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
-static int oom(char *err, size_t errlen) {
-  seterr(err, errlen, "out of memory");
-  return HS_STORE_ERR;
-}
-
 /* ---------------------------------------------------------- collector */
 
 void hs_corr_coll_init(hs_corr_coll *c, hs_store *s, int lines) {
@@ -81,7 +65,7 @@ int hs_corr_coll_add(hs_corr_coll *c, const hs_store_sample_sel *sel, char *err,
                      size_t errlen) {
   int rc = hs_store_samples(c->store, sel, coll_cb, c, err, errlen);
   if (c->oom)
-    return oom(err, errlen);
+    return hs_corr_oom(err, errlen);
   return rc;
 }
 
@@ -136,12 +120,12 @@ int hs_corr_coll_resolve(hs_corr_coll *c, char *err, size_t errlen) {
       const hs_corr_stack *o = &c->v[sl->val];
       st->names = calloc(o->nnames, sizeof *st->names);
       if (!st->names) {
-        rc = oom(err, errlen);
+        rc = hs_corr_oom(err, errlen);
         break;
       }
       for (size_t k = 0; k < o->nnames; k++) {
         if (!(st->names[k] = strdup(o->names[k]))) {
-          rc = oom(err, errlen);
+          rc = hs_corr_oom(err, errlen);
           break;
         }
         st->nnames++;
@@ -151,11 +135,11 @@ int hs_corr_coll_resolve(hs_corr_coll *c, char *err, size_t errlen) {
     names_out no = {st, c->lines};
     rc = hs_store_stack(c->store, st->stack_id, names_cb, &no, err, errlen);
     if (rc > 0)
-      rc = oom(err, errlen);
+      rc = hs_corr_oom(err, errlen);
     if (rc == HS_STORE_OK &&
         !hs_kvmap_put(&done, &st->stack_id, sizeof st->stack_id, (int64_t)i,
                       NULL))
-      rc = oom(err, errlen);
+      rc = hs_corr_oom(err, errlen);
   }
   hs_kvmap_free(&done);
   return rc;
@@ -442,9 +426,10 @@ int hs_corr_span_ids(hs_store *s, uint64_t span_id, int with_children,
   one_span o = {span, 0, 0};
   int rc = hs_store_find_span(s, span_id, first_span_cb, &o, err, errlen);
   if (o.oom)
-    rc = oom(err, errlen);
+    rc = hs_corr_oom(err, errlen);
   if (rc == HS_STORE_NOTFOUND)
-    seterr(err, errlen, "span %016llx not found", (unsigned long long)span_id);
+    hs_corr_seterr(err, errlen, "span %016llx not found",
+                   (unsigned long long)span_id);
   if (rc != HS_STORE_OK) {
     hs_corr_span_clear(span);
     return rc;
@@ -455,14 +440,14 @@ int hs_corr_span_ids(hs_store *s, uint64_t span_id, int with_children,
     rc = hs_store_trace_spans(s, span->trace_id_high, span->trace_id_low,
                               link_cb, &l, err, errlen);
     if (l.oom)
-      rc = oom(err, errlen);
+      rc = hs_corr_oom(err, errlen);
   }
   uint64_t *v = NULL;
   size_t m = 0;
   if (rc == HS_STORE_OK) {
     v = malloc((l.n + 1) * sizeof *v);
     if (!v)
-      rc = oom(err, errlen);
+      rc = hs_corr_oom(err, errlen);
   }
   if (rc == HS_STORE_OK) {
     /* Breadth-first over parent ids: v[0..m) is the subtree found so far;
@@ -472,7 +457,7 @@ int hs_corr_span_ids(hs_store *s, uint64_t span_id, int with_children,
     v[m++] = span_id;
     char *in = calloc(l.n + 1, 1);
     if (!in) {
-      rc = oom(err, errlen);
+      rc = hs_corr_oom(err, errlen);
     } else {
       for (size_t scan = 0; scan < m; scan++)
         for (size_t i = 0; i < l.n; i++)
@@ -525,7 +510,7 @@ int hs_corr_span_hotspots(hs_store *s, uint64_t span_id, const hs_corr_opts *o,
   if (rc == HS_STORE_OK &&
       (build_profile(&c, HS_PT_CPU, top, 1, &out->cpu) < 0 ||
        build_profile(&c, HS_PT_WALL, top, 1, &out->wall) < 0))
-    rc = oom(err, errlen);
+    rc = hs_corr_oom(err, errlen);
   hs_corr_coll_free(&c);
   free(ids);
   if (rc != HS_STORE_OK) {
@@ -637,7 +622,7 @@ int hs_corr_endpoint_profile_query(hs_store *s, const char *service,
   out->cpu.type = HS_PT_CPU;
   out->wall.type = HS_PT_WALL;
   if (!endpoint) {
-    seterr(err, errlen, "no endpoint given");
+    hs_corr_seterr(err, errlen, "no endpoint given");
     return HS_STORE_ERR;
   }
   size_t top = o && o->top ? o->top : DEFAULT_TOP;
@@ -645,7 +630,7 @@ int hs_corr_endpoint_profile_query(hs_store *s, const char *service,
   out->to_ns = to_ns;
   out->endpoint = strdup(endpoint);
   if (!out->endpoint || (service && !(out->service = strdup(service))))
-    return oom(err, errlen);
+    return hs_corr_oom(err, errlen);
   int rc = endpoint_requests(s, service, endpoint, from_ns, to_ns,
                              &out->requests, err, errlen);
   hs_corr_coll c;
@@ -655,12 +640,13 @@ int hs_corr_endpoint_profile_query(hs_store *s, const char *service,
   if (rc == HS_STORE_OK &&
       (build_profile(&c, HS_PT_CPU, top, 1, &out->cpu) < 0 ||
        build_profile(&c, HS_PT_WALL, top, 1, &out->wall) < 0))
-    rc = oom(err, errlen);
+    rc = hs_corr_oom(err, errlen);
   hs_corr_coll_free(&c);
   if (rc == HS_STORE_OK && !out->requests && !out->cpu.samples &&
       !out->wall.samples) {
-    seterr(err, errlen, "endpoint %s%s%s: no requests or samples in range",
-           service ? service : "", service ? " " : "", endpoint);
+    hs_corr_seterr(err, errlen,
+                   "endpoint %s%s%s: no requests or samples in range",
+                   service ? service : "", service ? " " : "", endpoint);
     rc = HS_STORE_NOTFOUND;
   }
   if (rc != HS_STORE_OK)
@@ -714,7 +700,8 @@ int hs_corr_endpoint_diff(hs_store *s, const char *service,
                           hs_corr_diff *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   if (!endpoint || (type != HS_PT_CPU && type != HS_PT_WALL)) {
-    seterr(err, errlen, "diff needs an endpoint and a type (cpu or wall)");
+    hs_corr_seterr(err, errlen,
+                   "diff needs an endpoint and a type (cpu or wall)");
     return HS_STORE_ERR;
   }
   size_t top = o && o->top ? o->top : DEFAULT_TOP;
@@ -725,7 +712,7 @@ int hs_corr_endpoint_diff(hs_store *s, const char *service,
   out->after_to = after_to;
   out->endpoint = strdup(endpoint);
   if (!out->endpoint || (service && !(out->service = strdup(service))))
-    return oom(err, errlen);
+    return hs_corr_oom(err, errlen);
   hs_corr_coll cb, ca;
   hs_corr_coll_init(&cb, s, o ? o->lines : 0);
   hs_corr_coll_init(&ca, s, o ? o->lines : 0);
@@ -747,13 +734,13 @@ int hs_corr_endpoint_diff(hs_store *s, const char *service,
                        errlen);
   if (rc == HS_STORE_OK && (build_profile(&cb, type, 0, 0, &pb) < 0 ||
                             build_profile(&ca, type, 0, 0, &pa) < 0))
-    rc = oom(err, errlen);
+    rc = hs_corr_oom(err, errlen);
   double nb = out->before_requests > 0 ? (double)out->before_requests : 1;
   double na = out->after_requests > 0 ? (double)out->after_requests : 1;
   /* Union of both ranges' functions. */
   out->rows = calloc(pb.nfuncs + pa.nfuncs + 1, sizeof *out->rows);
   if (rc == HS_STORE_OK && !out->rows)
-    rc = oom(err, errlen);
+    rc = hs_corr_oom(err, errlen);
   for (int side = 0; rc == HS_STORE_OK && side < 2; side++) {
     const hs_corr_profile *p = side ? &pa : &pb;
     for (size_t i = 0; i < p->nfuncs; i++) {
@@ -762,13 +749,13 @@ int hs_corr_endpoint_diff(hs_store *s, const char *service,
       hs_kv_slot *sl =
           hs_kvmap_put(&idx, f->name, strlen(f->name), (int64_t)out->n, &added);
       if (!sl) {
-        rc = oom(err, errlen);
+        rc = hs_corr_oom(err, errlen);
         break;
       }
       hs_corr_diff_row *r = &out->rows[sl->val];
       if (added) {
         if (!(r->name = strdup(f->name))) {
-          rc = oom(err, errlen);
+          rc = hs_corr_oom(err, errlen);
           break;
         }
         out->n++;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agent/ingest.h"
+#include "common/utf8.h"
 
 struct hs_agent_chunk {
   struct hs_agent_chunk *next;
@@ -73,34 +74,10 @@ void *hs_agent_arena_array(hs_agent_arena *a, size_t n, size_t sz) {
 }
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if
- * invalid. Overlong forms, surrogates and code points past U+10FFFF are
- * invalid. */
+ * invalid. A NUL byte counts as invalid too: the strings become C
+ * strings. */
 static size_t utf8_seq(const unsigned char *s, size_t n) {
-  unsigned char c = s[0];
-  if (c >= 0x01 && c < 0x80)
-    return 1;
-  size_t len;
-  unsigned min;
-  unsigned cp;
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2, min = 0x80, cp = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3, min = 0x800, cp = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4, min = 0x10000, cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (n < len)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
-    cp = (cp << 6) | (s[i] & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
-  return len;
+  return n > 0 && s[0] == 0 ? 0 : hs_utf8_seq(s, n);
 }
 
 char *hs_agent_arena_utf8(hs_agent_arena *a, const char *s, size_t n) {

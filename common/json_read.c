@@ -1,5 +1,6 @@
 #include "common/json_read.h"
 #include "common/hex.h"
+#include "common/utf8.h"
 
 #include <locale.h>
 #include <math.h>
@@ -152,40 +153,6 @@ static long hex4(const unsigned char *s, size_t i, size_t end) {
   return v;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (n bytes available), or 0:
- * rejects overlong forms, surrogates and code points past U+10FFFF
- * (RFC 3629's table). */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-  unsigned char c = s[0];
-  if (c < 0x80)
-    return 1;
-  size_t len;
-  unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the 2nd byte */
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    if (c == 0xe0)
-      lo = 0xa0;
-    else if (c == 0xed)
-      hi = 0x9f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    if (c == 0xf0)
-      lo = 0x90;
-    else if (c == 0xf4)
-      hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (n < len || s[1] < lo || s[1] > hi)
-    return 0;
-  for (size_t i = 2; i < len; i++)
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
-  return len;
-}
-
 static size_t put_utf8(char *out, unsigned long cp) {
   if (cp < 0x80) {
     out[0] = (char)cp;
@@ -297,7 +264,7 @@ static int parse_string(parser *p, const char **out, size_t *out_len) {
                      "raw control character 0x%02x in string (must be "
                      "escaped)",
                      c);
-    size_t l = utf8_len(s + i, end - i);
+    size_t l = hs_utf8_seq(s + i, end - i);
     if (l == 0)
       return fail_at(p, i, "invalid UTF-8 byte 0x%02x in string", c);
     memcpy(dst + n, s + i, l);

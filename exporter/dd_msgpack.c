@@ -6,6 +6,7 @@
  * text in one append), strings are measured and checked for UTF-8 in one
  * pass, and nothing is allocated per span once the buffers have grown. */
 #include "exporter/dd_msgpack.h"
+#include "common/utf8.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -29,47 +30,13 @@ static int pk_write(void *data, const char *buf, size_t len) {
 
 /* ------------------------------------------------------------ UTF-8 */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left) or 0 if the byte
- * at s does not start one (RFC 3629: no overlongs, no surrogates, nothing
- * above U+10FFFF). */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-  unsigned char c = s[0];
-  if (c < 0x80)
-    return 1;
-  size_t len;
-  unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    if (c == 0xe0)
-      lo = 0xa0;
-    else if (c == 0xed)
-      hi = 0x9f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    if (c == 0xf0)
-      lo = 0x90;
-    else if (c == 0xf4)
-      hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (len > n || s[1] < lo || s[1] > hi)
-    return 0;
-  for (size_t i = 2; i < len; i++)
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
-  return len;
-}
-
 /* Copies s (n bytes) into fix with every invalid byte replaced by U+FFFD. */
 static void utf8_repair(hs_buf *fix, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
   hs_buf_reset(fix);
   size_t i = 0;
   while (i < n) {
-    size_t k = utf8_seq(p + i, n - i);
+    size_t k = hs_utf8_seq(p + i, n - i);
     if (k == 0) {
       hs_buf_append(fix, "\xef\xbf\xbd", 3);
       i++;
@@ -84,7 +51,7 @@ static int utf8_valid(const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0;
   while (i < n) {
-    size_t k = utf8_seq(p + i, n - i);
+    size_t k = hs_utf8_seq(p + i, n - i);
     if (k == 0)
       return 0;
     i += k;

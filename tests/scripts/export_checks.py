@@ -7,8 +7,16 @@ for Datadog payloads, protoc with the project's .proto files for OTLP.
         and OTLP (16 bytes).
   fork  1000 forked children export while the parent exports from another
         thread: no child hangs, every child's trace arrives exactly once.
+  rates the agent's rate_by_service answer feeds the sampler: after an
+        answer of rate 0 for the service, later traces are dropped; with
+        rate 1 they are kept.
+  preload
+        a program that knows nothing of hotspan, run with LD_PRELOAD and
+        HOTSPAN_PROFILING_ENABLED=true, uploads its profiles to the agent
+        address at exit (Datadog multipart, parsed by Python's email
+        package).
 
-usage: export_checks.py BUILD_DIR SOURCE_DIR ids|fork [FORKS]
+usage: export_checks.py BUILD_DIR SOURCE_DIR ids|fork|rates|preload [FORKS]
 """
 import glob
 import json
@@ -26,12 +34,13 @@ TOOLS = os.path.join(BUILD, "tests", "tools")
 PROTO_DIR = os.path.join(SRC, "exporter", "proto")
 
 
-def start_backend(record):
-    p = subprocess.Popen([sys.executable,
-                          os.path.join(SRC, "tests", "tools",
-                                       "fake_backend.py"),
-                          "--port", "0", "--record", record],
-                         stdout=subprocess.PIPE, text=True)
+def start_backend(record, body=None):
+    args = [sys.executable, os.path.join(SRC, "tests", "tools",
+                                         "fake_backend.py"),
+            "--port", "0", "--record", record]
+    if body is not None:
+        args += ["--body", body]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     if not line.startswith("PORT "):
         sys.exit("backend did not start: %r" % line)
@@ -156,7 +165,76 @@ def check_fork(forks):
         shutil.rmtree(record, ignore_errors=True)
 
 
-if WHAT == "ids":
+def check_rates():
+    for rate, want_dropped in ((0, True), (1, False)):
+        body = json.dumps({"rate_by_service": {
+            "service:export-driver,env:test": rate, "service:,env:": 1}})
+        record = tempfile.mkdtemp()
+        backend, port = start_backend(record, body)
+        try:
+            drv = subprocess.run(
+                [os.path.join(TOOLS, "export_driver"), "--exporters",
+                 "datadog", "--agent", "http://127.0.0.1:%d" % port],
+                input="tagged first\nflush 10000\nstats\n"
+                      "paced 1000 20000\nflush 10000\nstats\nquit\n",
+                text=True, capture_output=True, timeout=60,
+                env=dict(os.environ, HOTSPAN_LOG_LEVEL="error"))
+            lines = [json.loads(x) for x in drv.stdout.splitlines()]
+            before, after = [x for x in lines if "spans_dropped" in x]
+            dropped = after["spans_dropped"] - before["spans_dropped"]
+            print("agent rate %s: %d of 2000 spans dropped by the sampler" %
+                  (rate, dropped))
+            if want_dropped and dropped != 2000:
+                sys.exit("rate 0 from the agent did not drop the traces")
+            if not want_dropped and dropped != 0:
+                sys.exit("rate 1 from the agent dropped traces")
+        finally:
+            backend.kill()
+            shutil.rmtree(record, ignore_errors=True)
+    print("ok: the agent's rates decide later traces")
+
+
+def check_preload():
+    import email
+    import email.policy
+    lib = os.path.join(BUILD, "libhotspan.so")
+    prog = os.path.join(BUILD, "tests", "prof", "prof_burn")
+    record = tempfile.mkdtemp()
+    backend, port = start_backend(record)
+    try:
+        env = dict(os.environ, LD_PRELOAD=lib,
+                   HOTSPAN_PROFILING_ENABLED="true",
+                   DD_TRACE_AGENT_URL="http://127.0.0.1:%d" % port,
+                   DD_SERVICE="preloaded", HOTSPAN_LOG_LEVEL="error")
+        env.pop("HOTSPAN_OUTPUT_DIR", None)
+        subprocess.run([prog, "1500"], env=env, check=True, timeout=60)
+        uploads = requests(record, "/profiling/v1/input")
+        if not uploads:
+            sys.exit("no profile upload arrived")
+        m, body = uploads[-1]
+        ctype = dict((k.lower(), v) for k, v in m["headers"])["content-type"]
+        msg = email.message_from_bytes(
+            b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body,
+            policy=email.policy.HTTP)
+        parts = {p.get_param("name", header="content-disposition"): p
+                 for p in msg.iter_parts()}
+        event = json.loads(parts["event"].get_content())
+        if "service:preloaded" not in event["tags_profiler"]:
+            sys.exit("event.json tags: %s" % event["tags_profiler"])
+        if "cpu.pprof" not in event["attachments"]:
+            sys.exit("attachments: %s" % event["attachments"])
+        print("ok: %d upload(s) from a preloaded program, attachments %s" %
+              (len(uploads), event["attachments"]))
+    finally:
+        backend.kill()
+        shutil.rmtree(record, ignore_errors=True)
+
+
+if WHAT == "rates":
+    check_rates()
+elif WHAT == "preload":
+    check_preload()
+elif WHAT == "ids":
     check_ids()
 elif WHAT == "fork":
     check_fork(int(sys.argv[4]) if len(sys.argv) > 4 else 1000)

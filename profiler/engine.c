@@ -861,8 +861,13 @@ static int once_init(uint32_t max_threads) {
     return -1;
   }
   pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+  /* Under reg_lock: threads that only want out of profiling (the exporter
+   * thread, hs_prof_exclude_self) read the table under it, and may run
+   * before the first start. */
+  pthread_mutex_lock(&reg_lock);
   hs_prof_h.slots = slots;
   hs_prof_h.nslots = max_threads;
+  pthread_mutex_unlock(&reg_lock);
   once_done = 1;
   return 0;
 }

@@ -805,8 +805,8 @@ static void test_agent_rates_bad(void **state) {
       "{\"rate_by_service\":{\"service:a,env:b\":1e308}}",
       "{\"rate_by_service\":{\"service:a,env:b\":1e400}}",
       "{\"rate_by_service\":{\"service:a,env:b\":-1e400}}",
-      "{\"rate_by_service\":{\"service:a,env:b\":"
-      "123456789012345678901234567890}}",
+      ("{\"rate_by_service\":{\"service:a,env:b\":"
+       "123456789012345678901234567890}}"),
       "{\"rate_by_service\":{\"service:a,env:b\":NaN}}",
       "{\"rate_by_service\":{\"service:a,env:b\":\"0.5\"}}",
       "{\"rate_by_service\":{\"service:a,env:b\":true}}",

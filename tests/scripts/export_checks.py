@@ -205,7 +205,10 @@ def check_preload():
         env = dict(os.environ, LD_PRELOAD=lib,
                    HOTSPAN_PROFILING_ENABLED="true",
                    DD_TRACE_AGENT_URL="http://127.0.0.1:%d" % port,
-                   DD_SERVICE="preloaded", HOTSPAN_LOG_LEVEL="error")
+                   HOTSPAN_PROFILING_EXPORTERS="datadog,pyroscope",
+                   HOTSPAN_PYROSCOPE_URL="http://127.0.0.1:%d" % port,
+                   DD_SERVICE="preloaded", DD_ENV="ci",
+                   HOTSPAN_LOG_LEVEL="error")
         env.pop("HOTSPAN_OUTPUT_DIR", None)
         subprocess.run([prog, "1500"], env=env, check=True, timeout=60)
         uploads = requests(record, "/profiling/v1/input")
@@ -225,6 +228,21 @@ def check_preload():
             sys.exit("attachments: %s" % event["attachments"])
         print("ok: %d upload(s) from a preloaded program, attachments %s" %
               (len(uploads), event["attachments"]))
+        # The same profiles to Pyroscope: one /ingest per type, named
+        # <app>.<type>{labels}, raw gzipped pprof.
+        import urllib.parse
+        names = set()
+        for m, body in requests(record, "/ingest"):
+            q = urllib.parse.parse_qs(m["query"])
+            if q.get("format") != ["pprof"] or body[:2] != b"\x1f\x8b":
+                sys.exit("Pyroscope request: %s" % m["query"])
+            if int(q["until"][0]) <= int(q["from"][0]):
+                sys.exit("Pyroscope time range: %s" % m["query"])
+            names.add(q["name"][0])
+        if not any(n.startswith("preloaded.cpu{") and "env=ci" in n
+                   for n in names):
+            sys.exit("Pyroscope names: %s" % sorted(names))
+        print("ok: Pyroscope got %s" % sorted(names))
     finally:
         backend.kill()
         shutil.rmtree(record, ignore_errors=True)

@@ -1,6 +1,7 @@
 #!/bin/bash
 # LD_PRELOAD profiling with DD_TRACE_AGENT_URL set uploads the program's
-# profiles to that address at exit. Args: build dir, source dir.
+# profiles to that address at exit, and to Pyroscope when asked.
+# Args: build dir, source dir.
 set -euo pipefail
 py=/usr/bin/python3
 if grep -qE '^HOTSPAN_SANITIZE:STRING=.+' "$1/CMakeCache.txt"; then

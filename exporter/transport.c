@@ -101,7 +101,7 @@ struct hs_target {
   int draining; /* shutting down: no backoff, no retry (hs_target_drain) */
   int released; /* the thread let go of it */
   int orphaned; /* nobody waits for the release: the thread frees it */
-  int failing;  /* backend failing: warned, recovery not yet logged */
+  int failing;  /* a failure warning was logged, recovery not yet */
   uint64_t last_warn_ns;
   uint64_t dropped_since_warn;
 };
@@ -230,9 +230,11 @@ static void count_drop(hs_target *t, uint64_t *counter, const payload *p) {
 static void warn_line(hs_target *t, const char *what, char *buf, size_t n) {
   uint64_t now = hs_now_mono_ns();
   buf[0] = '\0';
-  t->failing = 1;
+  /* One line a minute at most, whether the backend stays down or flaps
+   * between failing and working: recoveries do not re-arm it. */
   if (t->last_warn_ns != 0 && now - t->last_warn_ns < WARN_EVERY_NS)
     return;
+  t->failing = 1; /* a warning was logged: log the recovery too */
   snprintf(buf, n,
            "exporter: %s: sending to %s failed: %s (%llu payloads dropped "
            "since the last message)",
@@ -469,7 +471,6 @@ static void finish_xfer(CURLM *m, hs_target *t, xfer *x, CURLcode res,
                "dropped since the last message)",
                t->name, t->url, (unsigned long long)t->dropped_since_warn);
       t->dropped_since_warn = 0;
-      t->last_warn_ns = 0;
     }
   } else {
     copy_trunc(t->st.last_error, sizeof t->st.last_error, err);

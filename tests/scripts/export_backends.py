@@ -15,6 +15,7 @@ usage: export_backends.py BUILD_DIR SOURCE_DIR
 import json
 import os
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.request
@@ -71,9 +72,16 @@ class Backend:
 
 class Driver:
     def __init__(self, args, env):
+        self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen([DRIVER] + args, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True,
-                                     env=env)
+                                     env=env, stderr=self.log)
+        self.start = time.time()
+
+    def warnings(self):
+        """The exporter's failure warnings logged so far."""
+        self.log.seek(0)
+        return [x for x in self.log if "sending to" in x and "failed" in x]
 
     def cmd(self, line):
         self.proc.stdin.write(line + "\n")
@@ -96,7 +104,7 @@ def run(kind):
     port = backend.port
     url = ("http://127.0.0.1:%d" % port if kind == "datadog"
            else "http://127.0.0.1:%d/v1/traces" % port)
-    env = dict(os.environ, HOTSPAN_LOG_LEVEL="error",
+    env = dict(os.environ, HOTSPAN_LOG_LEVEL="warn",
                HOTSPAN_EXPORTER_MAX_BYTES=str(BUDGET),
                HOTSPAN_EXPORTER_TIMEOUT_MS="1000",
                HOTSPAN_EXPORTER_SHUTDOWN_TIMEOUT_MS=str(SHUTDOWN_MS))
@@ -178,6 +186,14 @@ def run(kind):
         check(e["items_sent"] >= sent + 4000,
               "%s after %s: sending resumed (%d more spans)" %
               (kind, state, e["items_sent"] - sent))
+
+    # At most one warning line a minute, however many requests failed and
+    # however often the backend came back in between.
+    minutes = (time.time() - drv.start) / 60
+    n = len(drv.warnings())
+    check(1 <= n <= int(minutes) + 1,
+          "%s: %d warning lines in %.1f min of 5 failure episodes" %
+          (kind, n, minutes))
 
     backend.mode("blackhole")
     drv.cmd("spans 2000")

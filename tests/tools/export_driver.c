@@ -128,7 +128,6 @@ int main(int argc, char **argv) {
   hotspan_config_init(&bcfg);
   bcfg.ignore_environment = 1;
   bcfg.exporters = "none";
-  bcfg.log_level = 1;
   if (hotspan_tracer_new(&bcfg, &base) != HOTSPAN_OK)
     return 1;
   setvbuf(stdout, NULL, _IOLBF, 0);

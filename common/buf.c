@@ -48,7 +48,7 @@ int hs_buf_reserve(hs_buf *b, size_t n) {
   return 0;
 }
 
-void hs_buf_append(hs_buf *b, const void *p, size_t n) {
+void hs_buf_append_slow(hs_buf *b, const void *p, size_t n) {
   if (n == 0 || hs_buf_reserve(b, n) != 0)
     return;
   memcpy(b->data + b->len, p, n);
@@ -57,12 +57,6 @@ void hs_buf_append(hs_buf *b, const void *p, size_t n) {
 
 void hs_buf_puts(hs_buf *b, const char *s) {
   hs_buf_append(b, s, strlen(s));
-}
-
-void hs_buf_putc(hs_buf *b, char c) {
-  if (hs_buf_reserve(b, 1) != 0)
-    return;
-  b->data[b->len++] = c;
 }
 
 void hs_buf_printf(hs_buf *b, const char *fmt, ...) {

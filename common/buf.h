@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct hs_buf {
   char *data;
@@ -24,9 +25,23 @@ static inline int hs_buf_failed(const hs_buf *b) {
 }
 /* Makes room for n more bytes; 0 ok, -1 failed. */
 int hs_buf_reserve(hs_buf *b, size_t n);
-void hs_buf_append(hs_buf *b, const void *p, size_t n);
+/* Appends n bytes. The common case (room left, under the cap) is inline:
+ * encoders append a few bytes at a time, millions of times a second. */
+void hs_buf_append_slow(hs_buf *b, const void *p, size_t n);
+static inline void hs_buf_append(hs_buf *b, const void *p, size_t n) {
+  size_t len = b->len;
+  /* '<' keeps a byte for hs_buf_cstr's terminator, as hs_buf_reserve does */
+  if (!b->failed && n != 0 && n < b->cap - len && n <= b->max - len) {
+    memcpy(b->data + len, p, n);
+    b->len = len + n;
+    return;
+  }
+  hs_buf_append_slow(b, p, n);
+}
 void hs_buf_puts(hs_buf *b, const char *s);
-void hs_buf_putc(hs_buf *b, char c);
+static inline void hs_buf_putc(hs_buf *b, char c) {
+  hs_buf_append(b, &c, 1);
+}
 void hs_buf_printf(hs_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* NUL-terminates without counting the NUL in len. */

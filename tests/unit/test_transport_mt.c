@@ -797,7 +797,7 @@ static void test_fork(void **state) {
       pids[i] = fork();
       assert_true(pids[i] >= 0);
       if (pids[i] == 0) {
-        alarm(20); /* a deadlock kills the child: the test sees it */
+        alarm(60); /* a deadlock kills the child: the test sees SIGALRM */
         hs_target_stats st;
         hs_target_get_stats(parent_t, &st);
         if (st.bytes_queued != 0 || st.payloads_sent != 0)
@@ -808,7 +808,9 @@ static void test_fork(void **state) {
         if (!UNDER_TSAN) {
           if (hs_target_send(child_t, dup_body("c"), 1, NULL, 1) != HOTSPAN_OK)
             _exit(3);
-          if (hs_target_flush(child_t, 10000) != HOTSPAN_OK)
+          /* Generous: ten children start their transport at once, on a
+           * loaded machine under a sanitizer. */
+          if (hs_target_flush(child_t, 30000) != HOTSPAN_OK)
             _exit(4);
           hs_target_get_stats(child_t, &st);
           if (st.payloads_sent != 1)

@@ -326,10 +326,10 @@ static int fetch_db(const hs_cli_backend *be, const hs_cli_query *q,
     hs_corr_diff r;
     hs_corr_diff_side bs = {q->before_from, q->before_to, q->before_version};
     hs_corr_diff_side as = {q->after_from, q->after_to, q->after_version};
-    rc = hs_corr_endpoint_diff_sides(
-        s, q->service, q->endpoint,
-        q->type == HS_CLI_WALL ? HS_PT_WALL : HS_PT_CPU, &bs, &as, &o, &r, err,
-        errlen);
+    rc = hs_corr_endpoint_diff_sides(s, q->service, q->endpoint,
+                                     q->type == HS_CLI_WALL ? HS_PT_WALL
+                                                            : HS_PT_CPU,
+                                     &bs, &as, &o, &r, err, errlen);
     if (rc == HS_STORE_OK)
       hs_corr_diff_json(&r, out);
     hs_corr_diff_free(&r);

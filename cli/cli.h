@@ -132,8 +132,8 @@ int hs_cli_render(hs_cli_kind kind, const hs_json_value *doc,
 /* ------------------------------------------------------------ entry */
 
 /* Runs one query command ("traces", "trace", "hotspots", "endpoints",
- * "profile", "diff", "versions") with its arguments (argv[0] is the command name);
- * writes results to out and messages to err. now_ns anchors relative
+ * "profile", "diff", "versions") with its arguments (argv[0] is the command
+ * name); writes results to out and messages to err. now_ns anchors relative
  * times. Returns an exit code above. */
 int hs_cli_query_main(int argc, char **argv, int64_t now_ns, FILE *out,
                       FILE *err);

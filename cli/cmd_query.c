@@ -344,8 +344,7 @@ int hs_cli_query_main(int argc, char **argv, int64_t now_ns, FILE *out,
     return usage_error(&c, "--endpoint is required");
   if (q.kind == HS_Q_DIFF && !q.before_version != !q.after_version)
     return usage_error(&c, "--before-version and --after-version go together");
-  if (q.kind == HS_Q_DIFF && !q.before_version &&
-      (!have_before || !have_after))
+  if (q.kind == HS_Q_DIFF && !q.before_version && (!have_before || !have_after))
     return usage_error(&c, "--before and --after are both required (or "
                            "--before-version and --after-version)");
   if (q.kind == HS_Q_TRACES && q.limit == 0)

@@ -479,8 +479,8 @@ static int render_versions(const hs_json_value *doc, FILE *f) {
     snprintf(smp, sizeof smp, "%" PRId64, jint(v, "samples"));
     hs_cli_fmt_time(jint(v, "first_ns"), t0, sizeof t0);
     hs_cli_fmt_time(jint(v, "last_ns"), t1, sizeof t1);
-    const char *row[] = {jstr(v, "service"), jstr(v, "version"), req, smp,
-                         t0, t1};
+    const char *row[] = {
+        jstr(v, "service"), jstr(v, "version"), req, smp, t0, t1};
     table_row(&t, row);
   }
   table_print(&t, f, "");

@@ -718,8 +718,8 @@ int hs_corr_endpoint_diff(hs_store *s, const char *service,
                           hs_corr_diff *out, char *err, size_t errlen) {
   hs_corr_diff_side b = {before_from, before_to, NULL};
   hs_corr_diff_side a = {after_from, after_to, NULL};
-  return hs_corr_endpoint_diff_sides(s, service, endpoint, type, &b, &a, o,
-                                     out, err, errlen);
+  return hs_corr_endpoint_diff_sides(s, service, endpoint, type, &b, &a, o, out,
+                                     err, errlen);
 }
 
 /* Looks for one version among the stored ones; remembers a few names for
@@ -812,8 +812,8 @@ int hs_corr_endpoint_diff_sides(hs_store *s, const char *service,
   memset(&pa, 0, sizeof pa);
   hs_kvmap idx;
   hs_kvmap_init(&idx);
-  int rc = endpoint_requests_v(s, service, endpoint, bv, before_from,
-                               before_to, &out->before_requests, err, errlen);
+  int rc = endpoint_requests_v(s, service, endpoint, bv, before_from, before_to,
+                               &out->before_requests, err, errlen);
   if (rc == HS_STORE_OK)
     rc = endpoint_requests_v(s, service, endpoint, av, after_from, after_to,
                              &out->after_requests, err, errlen);
@@ -821,8 +821,8 @@ int hs_corr_endpoint_diff_sides(hs_store *s, const char *service,
     rc = endpoint_coll_v(service, endpoint, bv, before_from, before_to, type,
                          &cb, err, errlen);
   if (rc == HS_STORE_OK)
-    rc = endpoint_coll_v(service, endpoint, av, after_from, after_to, type,
-                         &ca, err, errlen);
+    rc = endpoint_coll_v(service, endpoint, av, after_from, after_to, type, &ca,
+                         err, errlen);
   if (rc == HS_STORE_OK && (build_profile(&cb, type, 0, 0, &pb) < 0 ||
                             build_profile(&ca, type, 0, 0, &pa) < 0))
     rc = hs_corr_oom(err, errlen);

@@ -94,25 +94,26 @@ static const char *const migrations[HS_STORE_SQLITE_SCHEMA_VERSION] = {
  * see the old row, so every CASE tests the same condition. COLS, VALS and
  * SET add columns (the version since schema 3). */
 #define TRACE_UPSERT(COLS, VALS, SET)                                          \
-  "INSERT INTO traces(trace_hi, trace_lo, root_span_id, root_known,"          \
-  " endpoint_id, start_ns, duration_ns, error, span_count" COLS ")"           \
-  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9" VALS ")"                               \
-  " ON CONFLICT(trace_lo, trace_hi) DO UPDATE SET"                            \
-  " span_count = span_count + excluded.span_count,"                           \
-  " error = max(error, excluded.error),"                                      \
-  " root_span_id = CASE WHEN " HS_TAKE                                        \
-  " THEN excluded.root_span_id ELSE root_span_id END,"                        \
-  " endpoint_id = CASE WHEN " HS_TAKE                                         \
-  " THEN excluded.endpoint_id ELSE endpoint_id END,"                          \
-  " start_ns = CASE WHEN " HS_TAKE " THEN excluded.start_ns ELSE start_ns END," \
-  " duration_ns = CASE WHEN " HS_TAKE                                         \
-  " THEN excluded.duration_ns ELSE duration_ns END,"                          \
+  "INSERT INTO traces(trace_hi, trace_lo, root_span_id, root_known,"           \
+  " endpoint_id, start_ns, duration_ns, error, span_count" COLS ")"            \
+  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9" VALS ")"                                \
+  " ON CONFLICT(trace_lo, trace_hi) DO UPDATE SET"                             \
+  " span_count = span_count + excluded.span_count,"                            \
+  " error = max(error, excluded.error),"                                       \
+  " root_span_id = CASE WHEN " HS_TAKE                                         \
+  " THEN excluded.root_span_id ELSE root_span_id END,"                         \
+  " endpoint_id = CASE WHEN " HS_TAKE                                          \
+  " THEN excluded.endpoint_id ELSE endpoint_id END,"                           \
+  " start_ns = CASE WHEN " HS_TAKE                                             \
+  " THEN excluded.start_ns ELSE start_ns END,"                                 \
+  " duration_ns = CASE WHEN " HS_TAKE                                          \
+  " THEN excluded.duration_ns ELSE duration_ns END,"                           \
   " root_known = max(root_known, excluded.root_known)" SET
 
 #define SAMPLE_INS(COLS, VALS)                                                 \
-  "INSERT INTO samples(time_ns, type, value, span_id,"                        \
-  " local_root_span_id, endpoint_id, trace_hi, trace_lo, thread_id,"          \
-  " thread_name_id, stack_id" COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"     \
+  "INSERT INTO samples(time_ns, type, value, span_id,"                         \
+  " local_root_span_id, endpoint_id, trace_hi, trace_lo, thread_id,"           \
+  " thread_name_id, stack_id" COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"      \
   "?10,?11" VALS ")"
 
 enum {
@@ -155,10 +156,10 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT OR IGNORE INTO spans(trace_hi, trace_lo, span_id, parent_id,"
         " service_id, name, resource, type, kind, start_ns, duration_ns,"
         " error, attrs) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [ST_TRACE_UPSERT] = TRACE_UPSERT(
-        ", version_id", ",?10",
-        ", version_id = CASE WHEN " HS_TAKE
-        " THEN excluded.version_id ELSE version_id END"),
+    [ST_TRACE_UPSERT] =
+        TRACE_UPSERT(", version_id", ",?10",
+                     ", version_id = CASE WHEN " HS_TAKE
+                     " THEN excluded.version_id ELSE version_id END"),
     [ST_FRAME_INS] = "INSERT OR IGNORE INTO frames(function, file, line,"
                      " mapping) VALUES(?,?,?,?)",
     [ST_FRAME_SEL] = "SELECT id FROM frames WHERE function=? AND file=? AND"
@@ -621,8 +622,8 @@ static int ingest_samples(sq_store *s, const hs_ing_batch *b, char *err,
   sqlite3_stmt *ins = s->st[ST_SAMPLE_INS];
   /* One version for the whole batch: the profile's. */
   int64_t vid = 0;
-  int has_version = s->version >= 3 && b->nsamples && b->version &&
-                    b->version[0];
+  int has_version =
+      s->version >= 3 && b->nsamples && b->version && b->version[0];
   if (has_version && version_id(s, b->service, b->version, &vid) < 0)
     return dberr(s, err, errlen, "storing a version");
   for (size_t i = 0; i < b->nsamples; i++) {
@@ -1386,8 +1387,8 @@ hs_store *hs_store_open_sqlite(const char *path,
       sql = old_sql[i];
     if (s->version < stmt_min_version[i])
       continue;
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                           &s->st[i], NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                           NULL) != SQLITE_OK) {
       dberr(s, err, errlen, "preparing statements");
       goto fail;
     }

@@ -368,24 +368,59 @@ void hs_agent_api_profile(void *arg, const hs_agent_http_request *req,
     store_error(res, rc, err);
 }
 
+/* One side's range of a version diff: both ends or neither (0, 0: all
+ * stored data). */
+static void p_side_range(q *c, const char *from_name, const char *to_name,
+                         int64_t *from, int64_t *to) {
+  int64_t none = -1;
+  *from = p_int(c, from_name, none, 0);
+  *to = p_int(c, to_name, none, 0);
+  if (c->failed)
+    return;
+  if ((*from == none) != (*to == none)) {
+    param_error(c, *from == none ? from_name : to_name,
+                "required with its pair (a version diff takes a whole"
+                " range or none)");
+    return;
+  }
+  if (*from == none)
+    *from = *to = 0;
+  else if (*from > *to)
+    param_error(c, from_name, "must not be after its _to");
+}
+
 void hs_agent_api_diff(void *arg, const hs_agent_http_request *req,
                        hs_agent_http_response *res) {
   hs_agent_api *a = arg;
   q c = {req, res, 0};
-  char service[PARAM_MAX], endpoint[PARAM_MAX];
+  char service[PARAM_MAX], endpoint[PARAM_MAX], bver[PARAM_MAX],
+      aver[PARAM_MAX];
   const char *svc = p_str(&c, "service", service, sizeof(service), 0);
   const char *ep = p_str(&c, "endpoint", endpoint, sizeof(endpoint), 1);
-  int64_t bf = p_int(&c, "before_from", 0, 1);
-  int64_t bt = p_int(&c, "before_to", 0, 1);
-  int64_t af = p_int(&c, "after_from", 0, 1);
-  int64_t at = p_int(&c, "after_to", 0, 1);
+  const char *bv = p_str(&c, "before_version", bver, sizeof(bver), 0);
+  const char *av = p_str(&c, "after_version", aver, sizeof(aver), 0);
+  if (!c.failed && !bv != !av)
+    param_error(&c, bv ? "after_version" : "before_version",
+                "required with its pair (a version diff compares two"
+                " versions)");
+  hs_corr_diff_side bs = {0, 0, bv}, as = {0, 0, av};
+  if (bv) {
+    /* Versions: a range is optional (default: all stored data). */
+    p_side_range(&c, "before_from", "before_to", &bs.from_ns, &bs.to_ns);
+    p_side_range(&c, "after_from", "after_to", &as.from_ns, &as.to_ns);
+  } else {
+    bs.from_ns = p_int(&c, "before_from", 0, 1);
+    bs.to_ns = p_int(&c, "before_to", 0, 1);
+    as.from_ns = p_int(&c, "after_from", 0, 1);
+    as.to_ns = p_int(&c, "after_to", 0, 1);
+    if (!c.failed && bs.from_ns > bs.to_ns)
+      param_error(&c, "before_from", "must not be after before_to");
+    if (!c.failed && as.from_ns > as.to_ns)
+      param_error(&c, "after_from", "must not be after after_to");
+  }
   int type = p_type(&c, HS_PT_CPU, 0);
   int lines = p_bool(&c, "lines", 0);
   int64_t limit = p_int(&c, "limit", 50, 0);
-  if (!c.failed && bf > bt)
-    param_error(&c, "before_from", "must not be after before_to");
-  if (!c.failed && af > at)
-    param_error(&c, "after_from", "must not be after after_to");
   if (!c.failed && (limit < 1 || limit > 10000))
     param_error(&c, "limit", "must be between 1 and 10000");
   if (c.failed)
@@ -396,13 +431,31 @@ void hs_agent_api_diff(void *arg, const hs_agent_http_request *req,
   o.top = (size_t)limit;
   hs_corr_diff r;
   char err[256] = "";
-  int rc = hs_corr_endpoint_diff(a->store, svc, ep, type, bf, bt, af, at, &o,
-                                 &r, err, sizeof(err));
+  int rc = hs_corr_endpoint_diff_sides(a->store, svc, ep, type, &bs, &as, &o,
+                                       &r, err, sizeof(err));
   if (rc)
     store_error(res, rc, err);
   else
     hs_corr_diff_json(&r, &res->body);
   hs_corr_diff_free(&r);
+}
+
+void hs_agent_api_versions(void *arg, const hs_agent_http_request *req,
+                           hs_agent_http_response *res) {
+  hs_agent_api *a = arg;
+  q c = {req, res, 0};
+  char service[PARAM_MAX];
+  const char *svc = p_str(&c, "service", service, sizeof(service), 0);
+  if (c.failed)
+    return;
+  hs_corr_versions r;
+  char err[256] = "";
+  int rc = hs_corr_versions_query(a->store, svc, &r, err, sizeof(err));
+  if (rc)
+    store_error(res, rc, err);
+  else
+    hs_corr_versions_json(&r, &res->body);
+  hs_corr_versions_free(&r);
 }
 
 int hs_agent_api_install(hs_agent_server *s, hs_agent_api *api) {
@@ -416,7 +469,9 @@ int hs_agent_api_install(hs_agent_server *s, hs_agent_api *api) {
                             api) ||
       hs_agent_server_route(s, "GET", "/api/v1/profile", hs_agent_api_profile,
                             api) ||
-      hs_agent_server_route(s, "GET", "/api/v1/diff", hs_agent_api_diff, api))
+      hs_agent_server_route(s, "GET", "/api/v1/diff", hs_agent_api_diff, api) ||
+      hs_agent_server_route(s, "GET", "/api/v1/versions", hs_agent_api_versions,
+                            api))
     return -1;
   return 0;
 }

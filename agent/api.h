@@ -8,7 +8,9 @@
  *   GET /api/v1/spans/{span_id}/hotspots    code hotspots of a span
  *   GET /api/v1/profile                     endpoint profile (json, folded,
  *                                           gzipped pprof)
- *   GET /api/v1/diff                        endpoint profile diff
+ *   GET /api/v1/diff                        endpoint profile diff (two
+ *                                           ranges or two versions)
+ *   GET /api/v1/versions                    known versions per service
  *
  * Times are Unix ns; from/to default to the last hour before now. A
  * missing or invalid parameter gives 400 with {"error": "..."} naming it;
@@ -46,6 +48,8 @@ void hs_agent_api_profile(void *api, const hs_agent_http_request *req,
                           hs_agent_http_response *res);
 void hs_agent_api_diff(void *api, const hs_agent_http_request *req,
                        hs_agent_http_response *res);
+void hs_agent_api_versions(void *api, const hs_agent_http_request *req,
+                           hs_agent_http_response *res);
 
 /* Value of parameter name in a raw query string, percent-decoded ('+' is
  * a space) into out (outlen bytes with the NUL). 1 found, 0 absent, -1

@@ -109,13 +109,26 @@ void hs_cli_api_path(const hs_cli_query *q, hs_buf *b) {
       put_param(b, &first, "service", q->service);
     if (q->endpoint)
       put_param(b, &first, "endpoint", q->endpoint);
-    put_int(b, &first, "before_from", q->before_from);
-    put_int(b, &first, "before_to", q->before_to);
-    put_int(b, &first, "after_from", q->after_from);
-    put_int(b, &first, "after_to", q->after_to);
+    if (!q->before_version || q->before_from || q->before_to) {
+      put_int(b, &first, "before_from", q->before_from);
+      put_int(b, &first, "before_to", q->before_to);
+    }
+    if (!q->after_version || q->after_from || q->after_to) {
+      put_int(b, &first, "after_from", q->after_from);
+      put_int(b, &first, "after_to", q->after_to);
+    }
+    if (q->before_version)
+      put_param(b, &first, "before_version", q->before_version);
+    if (q->after_version)
+      put_param(b, &first, "after_version", q->after_version);
     put_param(b, &first, "type", q->type == HS_CLI_WALL ? "wall" : "cpu");
     if (q->limit > 0)
       put_int(b, &first, "limit", q->limit);
+    return;
+  case HS_Q_VERSIONS:
+    hs_buf_puts(b, "/api/v1/versions");
+    if (q->service)
+      put_param(b, &first, "service", q->service);
     return;
   }
   if (q->from_ns)
@@ -311,13 +324,23 @@ static int fetch_db(const hs_cli_backend *be, const hs_cli_query *q,
   }
   case HS_Q_DIFF: {
     hs_corr_diff r;
-    rc = hs_corr_endpoint_diff(s, q->service, q->endpoint,
-                               q->type == HS_CLI_WALL ? HS_PT_WALL : HS_PT_CPU,
-                               q->before_from, q->before_to, q->after_from,
-                               q->after_to, &o, &r, err, errlen);
+    hs_corr_diff_side bs = {q->before_from, q->before_to, q->before_version};
+    hs_corr_diff_side as = {q->after_from, q->after_to, q->after_version};
+    rc = hs_corr_endpoint_diff_sides(s, q->service, q->endpoint,
+                                     q->type == HS_CLI_WALL ? HS_PT_WALL
+                                                            : HS_PT_CPU,
+                                     &bs, &as, &o, &r, err, errlen);
     if (rc == HS_STORE_OK)
       hs_corr_diff_json(&r, out);
     hs_corr_diff_free(&r);
+    break;
+  }
+  case HS_Q_VERSIONS: {
+    hs_corr_versions r;
+    rc = hs_corr_versions_query(s, q->service, &r, err, errlen);
+    if (rc == HS_STORE_OK)
+      hs_corr_versions_json(&r, out);
+    hs_corr_versions_free(&r);
     break;
   }
   }

@@ -51,7 +51,8 @@ typedef enum hs_cli_kind {
   HS_Q_TRACE,
   HS_Q_HOTSPOTS,
   HS_Q_PROFILE,
-  HS_Q_DIFF
+  HS_Q_DIFF,
+  HS_Q_VERSIONS
 } hs_cli_kind;
 
 /* Profile types as the API names them. */
@@ -80,7 +81,10 @@ typedef struct hs_cli_query {
   hs_cli_ptype type;
   int children, lines, per_request;
   hs_cli_format format;
+  /* diff: a zero from and to on a side with a version means "all stored
+   * data" (not sent to the agent). */
   int64_t before_from, before_to, after_from, after_to;
+  const char *before_version, *after_version; /* diff by version */
 } hs_cli_query;
 
 /* Where queries go: the agent at agent_url, or the store file db_path when
@@ -128,8 +132,8 @@ int hs_cli_render(hs_cli_kind kind, const hs_json_value *doc,
 /* ------------------------------------------------------------ entry */
 
 /* Runs one query command ("traces", "trace", "hotspots", "endpoints",
- * "profile", "diff") with its arguments (argv[0] is the command name);
- * writes results to out and messages to err. now_ns anchors relative
+ * "profile", "diff", "versions") with its arguments (argv[0] is the command
+ * name); writes results to out and messages to err. now_ns anchors relative
  * times. Returns an exit code above. */
 int hs_cli_query_main(int argc, char **argv, int64_t now_ns, FILE *out,
                       FILE *err);

@@ -1,4 +1,5 @@
-/* The query commands: traces, trace, hotspots, endpoints, profile, diff.
+/* The query commands: traces, trace, hotspots, endpoints, profile, diff,
+ * versions.
  * Each parses its options into an hs_cli_query, asks the backend (agent
  * or store file), and prints the raw JSON (--json) or renders it. */
 #include <inttypes.h>
@@ -75,10 +76,22 @@ static const cmd_desc cmds[] = {
      "                    pprof`) or folded (for flamegraph.pl)\n"
      "  -o FILE           write to FILE instead of standard output\n"},
     {"diff", HS_Q_DIFF,
-     "diff --endpoint E --before A..B --after C..D [--service S] [--wall]",
+     "diff --endpoint E --before A..B --after C..D [--service S] [--wall]\n"
+     "       hotspan diff --endpoint E --before-version V1 --after-version V2\n"
+     "              [--before A..B] [--after C..D] [--service S] [--wall]",
      "Per-function change of an endpoint's time per request between two\n"
-     "ranges, largest growth first. A range is two times joined by '..';\n"
-     "an empty end means now (--before -2h..-1h --after -1h..).\n"},
+     "ranges or two versions, largest growth first. A range is two times\n"
+     "joined by '..'; an empty end means now (--before -2h..-1h --after "
+     "-1h..).\n"
+     "  --before-version V, --after-version V\n"
+     "                 compare the samples of two versions of the "
+     "service;\n"
+     "                 requests are the traces whose root span has that\n"
+     "                 version. A range then narrows a side (default: all\n"
+     "                 stored data). Both versions or neither.\n"},
+    {"versions", HS_Q_VERSIONS, "versions [--service S]",
+     "Versions seen per service (from profiles and root spans), with\n"
+     "request and sample counts, first seen first.\n"},
 };
 
 static const cmd_desc *find_cmd(const char *name) {
@@ -133,7 +146,7 @@ static int parse_count(const char *s, int64_t *out) {
 #define K(x) (1u << (x))
 #define ALLK                                                                   \
   (K(HS_Q_SERVICES) | K(HS_Q_TRACES) | K(HS_Q_TRACE) | K(HS_Q_HOTSPOTS) |      \
-   K(HS_Q_PROFILE) | K(HS_Q_DIFF))
+   K(HS_Q_PROFILE) | K(HS_Q_DIFF) | K(HS_Q_VERSIONS))
 #define RANGEK (K(HS_Q_TRACES) | K(HS_Q_SERVICES) | K(HS_Q_PROFILE))
 
 typedef struct opt_desc {
@@ -146,7 +159,8 @@ static const opt_desc opts[] = {
     {"--agent", NULL, 1, ALLK},
     {"--db", NULL, 1, ALLK},
     {"--json", NULL, 0, ALLK},
-    {"--service", NULL, 1, K(HS_Q_TRACES) | K(HS_Q_PROFILE) | K(HS_Q_DIFF)},
+    {"--service", NULL, 1,
+     K(HS_Q_TRACES) | K(HS_Q_PROFILE) | K(HS_Q_DIFF) | K(HS_Q_VERSIONS)},
     {"--endpoint", NULL, 1, K(HS_Q_TRACES) | K(HS_Q_PROFILE) | K(HS_Q_DIFF)},
     {"--slowest", NULL, 1, K(HS_Q_TRACES)},
     {"--limit", NULL, 1,
@@ -165,6 +179,8 @@ static const opt_desc opts[] = {
     {"-o", "--output", 1, K(HS_Q_PROFILE)},
     {"--before", NULL, 1, K(HS_Q_DIFF)},
     {"--after", NULL, 1, K(HS_Q_DIFF)},
+    {"--before-version", NULL, 1, K(HS_Q_DIFF)},
+    {"--after-version", NULL, 1, K(HS_Q_DIFF)},
 };
 
 static const opt_desc *find_opt(const char *name, hs_cli_kind kind) {
@@ -292,6 +308,11 @@ int hs_cli_query_main(int argc, char **argv, int64_t now_ns, FILE *out,
       format = v;
     } else if (strcmp(n, "-o") == 0) {
       output = v;
+    } else if (strcmp(n, "--before-version") == 0 ||
+               strcmp(n, "--after-version") == 0) {
+      if (*v == '\0')
+        return usage_error(&c, "%s needs a version", n);
+      *(n[2] == 'b' ? &q.before_version : &q.after_version) = v;
     } else if (strcmp(n, "--before") == 0 || strcmp(n, "--after") == 0) {
       int is_before = n[2] == 'b';
       int64_t *f = is_before ? &q.before_from : &q.after_from;
@@ -321,8 +342,11 @@ int hs_cli_query_main(int argc, char **argv, int64_t now_ns, FILE *out,
   if ((q.kind == HS_Q_PROFILE || q.kind == HS_Q_DIFF) &&
       (q.endpoint == NULL || *q.endpoint == '\0'))
     return usage_error(&c, "--endpoint is required");
-  if (q.kind == HS_Q_DIFF && (!have_before || !have_after))
-    return usage_error(&c, "--before and --after are both required");
+  if (q.kind == HS_Q_DIFF && !q.before_version != !q.after_version)
+    return usage_error(&c, "--before-version and --after-version go together");
+  if (q.kind == HS_Q_DIFF && !q.before_version && (!have_before || !have_after))
+    return usage_error(&c, "--before and --after are both required (or "
+                           "--before-version and --after-version)");
   if (q.kind == HS_Q_TRACES && q.limit == 0)
     q.limit = DEFAULT_SLOWEST;
   if (format != NULL) {

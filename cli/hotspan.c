@@ -1,7 +1,8 @@
 /* hotspan — command line tool.
  *
  *   hotspan run [--output DIR] [--hz N] [--wall-hz N] [--] PROGRAM [ARGS...]
- *   hotspan traces | trace | hotspots | endpoints | profile | diff ...
+ *   hotspan traces | trace | hotspots | endpoints | profile | diff |
+ *           versions ...
  *
  * The query commands ask hotspan-agent's JSON API, or read a store file
  * with --db; they live in cmd_query.c (docs/cli.md).
@@ -60,7 +61,7 @@ static void usage(FILE *f) {
           "docs/profiling.md.\n"
           "HOTSPAN_LIBRARY overrides where libhotspan.so is taken from.\n"
           "\n"
-          "traces, trace, hotspots, endpoints, profile, diff: ask "
+          "traces, trace, hotspots, endpoints, profile, diff, versions: ask "
           "hotspan-agent\n"
           "         (--agent URL) or read its store file (--db PATH); "
           "'hotspan CMD\n"

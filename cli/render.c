@@ -442,21 +442,61 @@ static int render_endpoint_profile(const hs_json_value *doc,
   return jint(p, "samples") > 0 ? 0 : 1;
 }
 
+/* "  before 2024-...Z .. 2024-...Z  12 requests", with "version V" first
+ * for a version diff, whose zero range reads "all stored data". */
+static void diff_side(const hs_json_value *side, const char *label, FILE *f) {
+  const hs_json_value *v = hs_json_get(side, "version");
+  int64_t from = jint(side, "from_ns"), to = jint(side, "to_ns");
+  fprintf(f, "  %s ", label);
+  if (v != NULL && v->type == HS_JSON_STRING)
+    fprintf(f, "version %s, ", v->u.string.ptr);
+  if (v != NULL && v->type == HS_JSON_STRING && from == 0 && to == 0) {
+    fputs("all stored data", f);
+  } else {
+    char t0[40], t1[40];
+    hs_cli_fmt_time(from, t0, sizeof t0);
+    if (to)
+      hs_cli_fmt_time(to, t1, sizeof t1);
+    else
+      snprintf(t1, sizeof t1, "now");
+    fprintf(f, "%s .. %s", t0, t1);
+  }
+  fprintf(f, "  %" PRId64 " requests\n", jint(side, "requests"));
+}
+
+/* ------------------------------------------------------------ versions */
+
+static int render_versions(const hs_json_value *doc, FILE *f) {
+  const hs_json_value *vs = jarr(doc, "versions");
+  if (vs == NULL)
+    return -1;
+  table t;
+  table_init(&t, "SERVICE|VERSION|>REQUESTS|>SAMPLES|FIRST SEEN|LAST SEEN");
+  for (size_t i = 0; i < vs->u.array.len; i++) {
+    const hs_json_value *v = &vs->u.array.items[i];
+    char req[24], smp[24], t0[40], t1[40];
+    snprintf(req, sizeof req, "%" PRId64, jint(v, "requests"));
+    snprintf(smp, sizeof smp, "%" PRId64, jint(v, "samples"));
+    hs_cli_fmt_time(jint(v, "first_ns"), t0, sizeof t0);
+    hs_cli_fmt_time(jint(v, "last_ns"), t1, sizeof t1);
+    const char *row[] = {
+        jstr(v, "service"), jstr(v, "version"), req, smp, t0, t1};
+    table_row(&t, row);
+  }
+  table_print(&t, f, "");
+  return vs->u.array.len == 0 ? 1 : 0;
+}
+
 static int render_diff(const hs_json_value *doc, FILE *f) {
   const hs_json_value *fn = jarr(doc, "functions");
   const hs_json_value *be = jobj(doc, "before"), *af = jobj(doc, "after");
   if (fn == NULL || be == NULL || af == NULL)
     return -1;
-  char b0[40], b1[40], a0[40], a1[40];
-  hs_cli_fmt_time(jint(be, "from_ns"), b0, sizeof b0);
-  hs_cli_fmt_time(jint(be, "to_ns"), b1, sizeof b1);
-  hs_cli_fmt_time(jint(af, "from_ns"), a0, sizeof a0);
-  hs_cli_fmt_time(jint(af, "to_ns"), a1, sizeof a1);
-  fprintf(f,
-          "diff %s (%s time per request)\n  before %s .. %s  %" PRId64
-          " requests\n  after  %s .. %s  %" PRId64 " requests\n\n",
-          jstr(doc, "endpoint"), jstr(doc, "type"), b0, b1,
-          jint(be, "requests"), a0, a1, jint(af, "requests"));
+  fprintf(f, "diff %s (%s time per request)\n", jstr(doc, "endpoint"),
+          jstr(doc, "type"));
+  diff_side(be, "before", f);
+  diff_side(af, "after ", f);
+  fputc('\n', f);
   table t;
   table_init(&t, ">DELTA SELF|>BEFORE|>AFTER|>DELTA TOTAL|FUNCTION");
   for (size_t i = 0; i < fn->u.array.len; i++) {
@@ -501,6 +541,9 @@ int hs_cli_render(hs_cli_kind kind, const hs_json_value *doc,
       break;
     case HS_Q_DIFF:
       rc = render_diff(doc, f);
+      break;
+    case HS_Q_VERSIONS:
+      rc = render_versions(doc, f);
       break;
     }
   }

@@ -297,12 +297,109 @@ static void test_diff(void **state) {
          "parameter endpoint");
 }
 
+/* "inventory" GET /stock: version 1.0 with 3 requests and 30 CPU samples
+ * of 10 ms in scan, version 1.1 with 3 requests and 90 in scan: per
+ * request 100 ms before, 300 ms after. */
+static void fill_versions(void) {
+  static hs_ing_kv ver[2] = {{"version", "1.0", 0}, {"version", "1.1", 0}};
+  hs_ing_frame f_scan[] = {{"scan", "stock.c", 3, NULL}};
+  static hs_ing_span spans[3];
+  static hs_ing_sample samples[90];
+  for (int v = 0; v < 2; v++) {
+    memset(spans, 0, sizeof spans);
+    memset(samples, 0, sizeof samples);
+    int n = v ? 90 : 30;
+    for (int i = 0; i < 3; i++) {
+      spans[i].service = "inventory";
+      spans[i].name = "http.request";
+      spans[i].resource = "GET /stock";
+      spans[i].trace_id_low = (uint64_t)(100 + 10 * v + i);
+      spans[i].span_id = spans[i].trace_id_low;
+      spans[i].start_ns = T0 + (3 * v + i) * MS;
+      spans[i].duration_ns = MS;
+      spans[i].attrs = &ver[v];
+      spans[i].nattrs = 1;
+    }
+    for (int i = 0; i < n; i++) {
+      samples[i].time_ns = T0 + 3 * v * MS;
+      samples[i].type = HS_PT_CPU;
+      samples[i].value = 10 * MS;
+      samples[i].endpoint = "GET /stock";
+      samples[i].frames = f_scan;
+      samples[i].nframes = 1;
+    }
+    hs_ing_batch b;
+    memset(&b, 0, sizeof b);
+    b.spans = spans;
+    b.nspans = 3;
+    b.samples = samples;
+    b.nsamples = (size_t)n;
+    b.service = "inventory";
+    b.version = ver[v].str;
+    char err[256];
+    assert_int_equal(hs_store_ingest(store, &b, err, sizeof(err)), HS_STORE_OK);
+  }
+}
+
+static void test_versions(void **state) {
+  (void)state;
+  fill_versions();
+  expect(hs_agent_api_versions, "/api/v1/versions", "service=inventory", 200,
+         "{\"service\":\"inventory\",\"versions\":[{\"service\":\"inventory\","
+         "\"version\":\"1.0\",\"requests\":3,\"samples\":30,");
+  expect(hs_agent_api_versions, "/api/v1/versions", "service=inventory", 200,
+         "\"version\":\"1.1\",\"requests\":3,\"samples\":90,");
+  expect(hs_agent_api_versions, "/api/v1/versions", "service=nothing", 404,
+         "no versions known for service nothing");
+  /* Without a range: all stored data (0, 0). */
+  expect(hs_agent_api_diff, "/api/v1/diff",
+         "service=inventory&endpoint=GET%20%2Fstock&before_version=1.0"
+         "&after_version=1.1",
+         200,
+         "\"before\":{\"from_ns\":0,\"to_ns\":0,\"requests\":3,\"version\":"
+         "\"1.0\"},\"after\":{\"from_ns\":0,\"to_ns\":0,\"requests\":3,"
+         "\"version\":\"1.1\"},\"functions\":[{\"name\":\"scan\","
+         "\"before_self_ns\":100000000,\"after_self_ns\":300000000,"
+         "\"delta_self_ns\":200000000");
+  /* A version within a range: 1.1's first request only. */
+  char q[300];
+  snprintf(q, sizeof(q),
+           "endpoint=GET%%20%%2Fstock&before_version=1.0&after_version=1.1"
+           "&after_from=%lld&after_to=%lld",
+           (long long)(T0 + 3 * MS), (long long)(T0 + 4 * MS));
+  expect(hs_agent_api_diff, "/api/v1/diff", q, 200,
+         "\"after\":{\"from_ns\":1700000000003000000,\"to_ns\":"
+         "1700000000004000000,\"requests\":1,\"version\":\"1.1\"}");
+  expect(hs_agent_api_diff, "/api/v1/diff",
+         "service=inventory&endpoint=GET%20%2Fstock&before_version=1.0"
+         "&after_version=2.0",
+         404,
+         "version '2.0' is unknown for service inventory (known: 1.0, 1.1)");
+  /* Mixed wrongly: one version alone, or half a range with versions. */
+  expect(hs_agent_api_diff, "/api/v1/diff",
+         "endpoint=GET%20%2Fstock&before_version=1.0&before_from=0"
+         "&before_to=1&after_from=0&after_to=1",
+         400, "parameter after_version");
+  expect(hs_agent_api_diff, "/api/v1/diff",
+         "endpoint=GET%20%2Fstock&after_version=1.1&before_from=0"
+         "&before_to=1&after_from=0&after_to=1",
+         400, "parameter before_version");
+  expect(hs_agent_api_diff, "/api/v1/diff",
+         "endpoint=GET%20%2Fstock&before_version=1.0&after_version=1.1"
+         "&before_from=5",
+         400, "parameter before_to");
+  expect(hs_agent_api_diff, "/api/v1/diff",
+         "endpoint=GET%20%2Fstock&before_version=1.0&after_version=1.1"
+         "&after_from=9&after_to=5",
+         400, "parameter after_from");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_query_param), cmocka_unit_test(test_services),
       cmocka_unit_test(test_traces),      cmocka_unit_test(test_trace),
       cmocka_unit_test(test_hotspots),    cmocka_unit_test(test_profile),
-      cmocka_unit_test(test_diff),
+      cmocka_unit_test(test_diff),        cmocka_unit_test(test_versions),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

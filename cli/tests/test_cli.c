@@ -163,6 +163,31 @@ static void test_api_paths(void **state) {
   hs_cli_api_path(&q, &b);
   assert_string_equal(hs_buf_cstr(&b),
                       "/api/v1/traces/00000000000000010000000000000002");
+  hs_buf_reset(&b);
+  /* A version diff without ranges sends no range; with one, that side's. */
+  memset(&q, 0, sizeof q);
+  q.kind = HS_Q_DIFF;
+  q.endpoint = "GET /v";
+  q.before_version = "1.2.0";
+  q.after_version = "1.3.0+b 1";
+  hs_cli_api_path(&q, &b);
+  assert_string_equal(hs_buf_cstr(&b),
+                      "/api/v1/diff?endpoint=GET%20%2Fv&before_version=1.2.0"
+                      "&after_version=1.3.0%2Bb%201&type=cpu");
+  hs_buf_reset(&b);
+  q.after_from = 5;
+  q.after_to = 9;
+  hs_cli_api_path(&q, &b);
+  assert_string_equal(hs_buf_cstr(&b),
+                      "/api/v1/diff?endpoint=GET%20%2Fv&after_from=5"
+                      "&after_to=9&before_version=1.2.0"
+                      "&after_version=1.3.0%2Bb%201&type=cpu");
+  hs_buf_reset(&b);
+  memset(&q, 0, sizeof q);
+  q.kind = HS_Q_VERSIONS;
+  q.service = "shop";
+  hs_cli_api_path(&q, &b);
+  assert_string_equal(hs_buf_cstr(&b), "/api/v1/versions?service=shop");
   hs_buf_free(&b);
 }
 
@@ -236,6 +261,13 @@ static void test_usage_errors(void **state) {
   EXPECT_USAGE("diff", "--endpoint", "GET /a", "--before", "-1h..-2h",
                "--after", "-1h..");
   EXPECT_USAGE("diff", "--endpoint", "GET /a", "--before", "-2h..-1h");
+  EXPECT_USAGE("diff", "--endpoint", "GET /a", "--before-version", "1.2.0");
+  EXPECT_USAGE("diff", "--endpoint", "GET /a", "--after-version", "1.3.0",
+               "--before", "-2h..-1h", "--after", "-1h..");
+  EXPECT_USAGE("diff", "--endpoint", "GET /a", "--before-version", "",
+               "--after-version", "1.3.0");
+  EXPECT_USAGE("versions", "--endpoint", "GET /a");
+  EXPECT_USAGE("versions", "1.2.0");
   run_out r = run("traces", "--help", NULL);
   assert_int_equal(r.rc, 0);
   assert_non_null(strstr(r.out, "usage: hotspan traces"));
@@ -610,7 +642,123 @@ static void test_agent_backend(void **state) {
   run_free(&r);
 }
 
+/* ------------------------------------------------------------ versions */
+
+static tmpdb vdb;
+
+/* "shop" GET /v: version 1.2.0 with 3 requests and 30 CPU samples of 10 ms
+ * in f, then 1.3.0 with 3 requests and 90 in f (both with 30 in g). */
+static int setup_vdb(void **state) {
+  (void)state;
+  tmpdb_make(&vdb);
+  char err[256];
+  hs_store *s = hs_store_open_sqlite(vdb.path, NULL, err, sizeof err);
+  if (s == NULL)
+    fail_msg("%s", err);
+  static tbatch tb;
+  static const hs_ing_frame f[] = {{"f", "v.c", 1, ""}, {"main", "v.c", 9, ""}};
+  static const hs_ing_frame g[] = {{"g", "v.c", 5, ""}, {"main", "v.c", 9, ""}};
+  static hs_ing_kv ver[2] = {{"version", "1.2.0", 0}, {"version", "1.3.0", 0}};
+  for (int v = 0; v < 2; v++) {
+    tb_init(&tb, "shop");
+    tb.b.version = ver[v].str;
+    for (int i = 0; i < 3; i++) {
+      int64_t t = NOW - 3600 * S + (v * 3 + i) * 60 * S;
+      uint64_t id = (uint64_t)(v * 3 + i + 1);
+      hs_ing_span *sp = tb_span(&tb, 0, id, id, 0, "shop", "GET /v", t, S);
+      sp->attrs = &ver[v];
+      sp->nattrs = 1;
+      tb_samples(&tb, v ? 30 : 10, HS_PT_CPU, 10 * MS, id, "GET /v", t, f, 2);
+      tb_samples(&tb, 10, HS_PT_CPU, 10 * MS, id, "GET /v", t, g, 2);
+    }
+    if (hs_store_ingest(s, &tb.b, err, sizeof err) != HS_STORE_OK)
+      fail_msg("%s", err);
+  }
+  hs_store_close(s);
+  return 0;
+}
+
+static int teardown_vdb(void **state) {
+  (void)state;
+  tmpdb_remove(&vdb);
+  return 0;
+}
+
+static void test_db_versions_and_version_diff(void **state) {
+  (void)state;
+  run_out r = run("versions", "--service", "shop", "--db", vdb.path, NULL);
+  assert_int_equal(r.rc, 0);
+  assert_string_equal(
+      r.out, "SERVICE  VERSION  REQUESTS  SAMPLES  FIRST SEEN                "
+             "LAST SEEN\n"
+             "shop     1.2.0           3       60  2024-05-01T11:00:00.000Z  "
+             "2024-05-01T11:02:00.000Z\n"
+             "shop     1.3.0           3      120  2024-05-01T11:03:00.000Z  "
+             "2024-05-01T11:05:00.000Z\n");
+  run_free(&r);
+  r = run("versions", "--service", "nope", "--db", vdb.path, NULL);
+  assert_int_equal(r.rc, 1);
+  assert_string_equal(r.err,
+                      "hotspan versions: no versions known for service nope\n");
+  run_free(&r);
+
+  /* f: 100 ms per request before, 300 ms after (+200 %). */
+  r = run("diff", "--endpoint", "GET /v", "--service", "shop",
+          "--before-version", "1.2.0", "--after-version", "1.3.0", "--db",
+          vdb.path, NULL);
+  assert_int_equal(r.rc, 0);
+  assert_string_equal(r.out,
+                      "diff GET /v (cpu time per request)\n"
+                      "  before version 1.2.0, all stored data  3 requests\n"
+                      "  after  version 1.3.0, all stored data  3 requests\n"
+                      "\n"
+                      "DELTA SELF    BEFORE     AFTER  DELTA TOTAL  FUNCTION\n"
+                      " +200.0 ms  100.0 ms  300.0 ms    +200.0 ms  f\n"
+                      "      0 ns      0 ns      0 ns    +200.0 ms  main\n"
+                      "      0 ns  100.0 ms  100.0 ms         0 ns  g\n");
+  run_free(&r);
+  /* A version within a range: the first two minutes hold 2 of 1.2.0's. */
+  r = run("diff", "--endpoint", "GET /v", "--before-version", "1.2.0",
+          "--before", "-1h..-58m", "--after-version", "1.3.0", "--db", vdb.path,
+          NULL);
+  assert_int_equal(r.rc, 0);
+  assert_non_null(strstr(r.out, "  before version 1.2.0, "
+                                "2024-05-01T11:00:00.000Z .. "
+                                "2024-05-01T11:02:00.000Z  2 requests\n"));
+  run_free(&r);
+  r = run("diff", "--endpoint", "GET /v", "--before-version", "1.2.0",
+          "--after-version", "2.0", "--db", vdb.path, NULL);
+  assert_int_equal(r.rc, 1);
+  assert_string_equal(r.err, "hotspan diff: version '2.0' is unknown for any "
+                             "service (known: 1.2.0, 1.3.0)\n");
+  run_free(&r);
+
+  /* The agent backend asks /api/v1/versions and renders the same table. */
+  run_out dbj = run("versions", "--json", "--db", vdb.path, NULL);
+  run_out dbt = run("versions", "--db", vdb.path, NULL);
+  assert_int_equal(dbj.rc, 0);
+  fake_agent fa = {0};
+  fa.status = 200;
+  fa.body = dbj.out;
+  pthread_t t;
+  fake_start(&fa, &t);
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", fa.port);
+  r = run("versions", "--agent", url, NULL);
+  pthread_join(t, NULL);
+  close(fa.fd);
+  assert_int_equal(r.rc, 0);
+  assert_string_equal(r.out, dbt.out);
+  assert_non_null(strstr(fa.request, "GET /api/v1/versions HTTP/1.1\r\n"));
+  run_free(&r);
+  run_free(&dbj);
+  run_free(&dbt);
+}
+
 int main(void) {
+  const struct CMUnitTest versions[] = {
+      cmocka_unit_test(test_db_versions_and_version_diff),
+  };
   const struct CMUnitTest pure[] = {
       cmocka_unit_test(test_durations),
       cmocka_unit_test(test_times),
@@ -628,5 +776,7 @@ int main(void) {
   };
   int rc = cmocka_run_group_tests_name("cli", pure, NULL, NULL);
   rc |= cmocka_run_group_tests_name("cli_store", store, setup_db, teardown_db);
+  rc |= cmocka_run_group_tests_name("cli_versions", versions, setup_vdb,
+                                    teardown_vdb);
   return rc;
 }

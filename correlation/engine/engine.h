@@ -194,6 +194,7 @@ typedef struct hs_corr_diff {
   char *service, *endpoint;
   int type;
   int64_t before_from, before_to, after_from, after_to;
+  char *before_version, *after_version; /* NULL: any version */
   int64_t before_requests, after_requests;
   hs_corr_diff_row *rows; /* by delta_self, largest growth first */
   size_t n;
@@ -207,8 +208,51 @@ int hs_corr_endpoint_diff(hs_store *s, const char *service,
                           int64_t before_to, int64_t after_from,
                           int64_t after_to, const hs_corr_opts *o,
                           hs_corr_diff *out, char *err, size_t errlen);
+
+/* One side of a version diff: the samples and requests of a version,
+ * within [from_ns, to_ns) (0, 0: all stored data). */
+typedef struct hs_corr_diff_side {
+  int64_t from_ns, to_ns; /* to_ns 0: no upper bound */
+  const char *version;    /* NULL: any version (a plain range) */
+} hs_corr_diff_side;
+
+/* hs_corr_endpoint_diff with a version per side. Both versions or
+ * neither: one alone is HS_STORE_ERR. A side's request count is the
+ * number of traces of the endpoint, started in its range, whose root span
+ * carried its version (docs/store.md); its samples are those of profiles
+ * tagged with that version. A version unknown for the service (any
+ * service when service is NULL), or one with no requests and no samples
+ * of the endpoint in the range, is HS_STORE_NOTFOUND with err naming it. */
+int hs_corr_endpoint_diff_sides(hs_store *s, const char *service,
+                                const char *endpoint, int type,
+                                const hs_corr_diff_side *before,
+                                const hs_corr_diff_side *after,
+                                const hs_corr_opts *o, hs_corr_diff *out,
+                                char *err, size_t errlen);
 void hs_corr_diff_free(hs_corr_diff *r);
 void hs_corr_diff_json(const hs_corr_diff *r, hs_buf *b);
+
+/* ----------------------------------------------------------- versions */
+
+typedef struct hs_corr_version {
+  char *service, *version;
+  int64_t requests, samples;
+  int64_t first_ns, last_ns;
+} hs_corr_version;
+
+typedef struct hs_corr_versions {
+  char *service;      /* as asked; NULL: every service */
+  hs_corr_version *v; /* by service, then first seen */
+  size_t n;
+} hs_corr_versions;
+
+/* The versions known for a service (NULL: every service) that still have
+ * traces or samples stored. HS_STORE_NOTFOUND when a service is given and
+ * has none; an empty list otherwise. */
+int hs_corr_versions_query(hs_store *s, const char *service,
+                           hs_corr_versions *out, char *err, size_t errlen);
+void hs_corr_versions_free(hs_corr_versions *r);
+void hs_corr_versions_json(const hs_corr_versions *r, hs_buf *b);
 
 /* ------------------------------------------------------------- export */
 

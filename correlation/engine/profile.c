@@ -584,12 +584,14 @@ static int count_cb(void *arg, const hs_store_trace *t) {
   return 0;
 }
 
-static int endpoint_requests(hs_store *s, const char *service,
-                             const char *endpoint, int64_t from, int64_t to,
-                             int64_t *n, char *err, size_t errlen) {
+static int endpoint_requests_v(hs_store *s, const char *service,
+                               const char *endpoint, const char *version,
+                               int64_t from, int64_t to, int64_t *n, char *err,
+                               size_t errlen) {
   hs_store_trace_filter f;
   memset(&f, 0, sizeof f);
   f.service = service;
+  f.version = version;
   f.endpoint = endpoint;
   f.from_ns = from;
   f.to_ns = to;
@@ -599,18 +601,34 @@ static int endpoint_requests(hs_store *s, const char *service,
   return rc;
 }
 
-static int endpoint_coll(const char *service, const char *endpoint,
-                         int64_t from, int64_t to, int type, hs_corr_coll *c,
-                         char *err, size_t errlen) {
+static int endpoint_requests(hs_store *s, const char *service,
+                             const char *endpoint, int64_t from, int64_t to,
+                             int64_t *n, char *err, size_t errlen) {
+  return endpoint_requests_v(s, service, endpoint, NULL, from, to, n, err,
+                             errlen);
+}
+
+static int endpoint_coll_v(const char *service, const char *endpoint,
+                           const char *version, int64_t from, int64_t to,
+                           int type, hs_corr_coll *c, char *err,
+                           size_t errlen) {
   hs_store_sample_sel sel;
   memset(&sel, 0, sizeof sel);
   sel.service = service;
+  sel.version = version;
   sel.endpoint = endpoint;
   sel.from_ns = from;
   sel.to_ns = to;
   sel.type = type;
   int rc = hs_corr_coll_add(c, &sel, err, errlen);
   return rc == HS_STORE_OK ? hs_corr_coll_resolve(c, err, errlen) : rc;
+}
+
+static int endpoint_coll(const char *service, const char *endpoint,
+                         int64_t from, int64_t to, int type, hs_corr_coll *c,
+                         char *err, size_t errlen) {
+  return endpoint_coll_v(service, endpoint, NULL, from, to, type, c, err,
+                         errlen);
 }
 
 int hs_corr_endpoint_profile_query(hs_store *s, const char *service,
@@ -698,12 +716,72 @@ int hs_corr_endpoint_diff(hs_store *s, const char *service,
                           int64_t before_to, int64_t after_from,
                           int64_t after_to, const hs_corr_opts *o,
                           hs_corr_diff *out, char *err, size_t errlen) {
+  hs_corr_diff_side b = {before_from, before_to, NULL};
+  hs_corr_diff_side a = {after_from, after_to, NULL};
+  return hs_corr_endpoint_diff_sides(s, service, endpoint, type, &b, &a, o, out,
+                                     err, errlen);
+}
+
+/* Looks for one version among the stored ones; remembers a few names for
+ * the error message. */
+typedef struct version_find {
+  const char *want;
+  int found;
+  hs_buf known;
+  int nknown;
+} version_find;
+
+static int version_find_cb(void *arg, const hs_store_version *v) {
+  version_find *f = arg;
+  if (strcmp(v->version, f->want) == 0)
+    f->found = 1;
+  if (f->nknown < 8) {
+    hs_buf_puts(&f->known, f->nknown ? ", " : "");
+    hs_buf_puts(&f->known, v->version);
+  } else if (f->nknown == 8) {
+    hs_buf_puts(&f->known, ", ...");
+  }
+  f->nknown++;
+  return 0;
+}
+
+static int check_version(hs_store *s, const char *service, const char *version,
+                         char *err, size_t errlen) {
+  version_find f = {version, 0, {0}, 0};
+  hs_buf_init(&f.known, 4096);
+  int rc = hs_store_versions(s, service, version_find_cb, &f, err, errlen);
+  if (rc == HS_STORE_OK && !f.found) {
+    hs_corr_seterr(err, errlen, "version '%s' is unknown for %s%s (known: %s)",
+                   version, service ? "service " : "any service",
+                   service ? service : "",
+                   f.nknown ? hs_buf_cstr(&f.known) : "none");
+    rc = HS_STORE_NOTFOUND;
+  }
+  hs_buf_free(&f.known);
+  return rc;
+}
+
+int hs_corr_endpoint_diff_sides(hs_store *s, const char *service,
+                                const char *endpoint, int type,
+                                const hs_corr_diff_side *before,
+                                const hs_corr_diff_side *after,
+                                const hs_corr_opts *o, hs_corr_diff *out,
+                                char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
-  if (!endpoint || (type != HS_PT_CPU && type != HS_PT_WALL)) {
+  if (!endpoint || (type != HS_PT_CPU && type != HS_PT_WALL) || !before ||
+      !after) {
     hs_corr_seterr(err, errlen,
                    "diff needs an endpoint and a type (cpu or wall)");
     return HS_STORE_ERR;
   }
+  if (!before->version != !after->version) {
+    hs_corr_seterr(err, errlen,
+                   "a version diff needs both versions (before and after)");
+    return HS_STORE_ERR;
+  }
+  int64_t before_from = before->from_ns, before_to = before->to_ns;
+  int64_t after_from = after->from_ns, after_to = after->to_ns;
+  const char *bv = before->version, *av = after->version;
   size_t top = o && o->top ? o->top : DEFAULT_TOP;
   out->type = type;
   out->before_from = before_from;
@@ -711,8 +789,21 @@ int hs_corr_endpoint_diff(hs_store *s, const char *service,
   out->after_from = after_from;
   out->after_to = after_to;
   out->endpoint = strdup(endpoint);
-  if (!out->endpoint || (service && !(out->service = strdup(service))))
+  if (!out->endpoint || (service && !(out->service = strdup(service))) ||
+      (bv && !(out->before_version = strdup(bv))) ||
+      (av && !(out->after_version = strdup(av)))) {
+    hs_corr_diff_free(out);
     return hs_corr_oom(err, errlen);
+  }
+  if (bv) {
+    int vrc = check_version(s, service, bv, err, errlen);
+    if (vrc == HS_STORE_OK)
+      vrc = check_version(s, service, av, err, errlen);
+    if (vrc != HS_STORE_OK) {
+      hs_corr_diff_free(out);
+      return vrc;
+    }
+  }
   hs_corr_coll cb, ca;
   hs_corr_coll_init(&cb, s, o ? o->lines : 0);
   hs_corr_coll_init(&ca, s, o ? o->lines : 0);
@@ -721,20 +812,33 @@ int hs_corr_endpoint_diff(hs_store *s, const char *service,
   memset(&pa, 0, sizeof pa);
   hs_kvmap idx;
   hs_kvmap_init(&idx);
-  int rc = endpoint_requests(s, service, endpoint, before_from, before_to,
-                             &out->before_requests, err, errlen);
+  int rc = endpoint_requests_v(s, service, endpoint, bv, before_from, before_to,
+                               &out->before_requests, err, errlen);
   if (rc == HS_STORE_OK)
-    rc = endpoint_requests(s, service, endpoint, after_from, after_to,
-                           &out->after_requests, err, errlen);
+    rc = endpoint_requests_v(s, service, endpoint, av, after_from, after_to,
+                             &out->after_requests, err, errlen);
   if (rc == HS_STORE_OK)
-    rc = endpoint_coll(service, endpoint, before_from, before_to, type, &cb,
-                       err, errlen);
+    rc = endpoint_coll_v(service, endpoint, bv, before_from, before_to, type,
+                         &cb, err, errlen);
   if (rc == HS_STORE_OK)
-    rc = endpoint_coll(service, endpoint, after_from, after_to, type, &ca, err,
-                       errlen);
+    rc = endpoint_coll_v(service, endpoint, av, after_from, after_to, type, &ca,
+                         err, errlen);
   if (rc == HS_STORE_OK && (build_profile(&cb, type, 0, 0, &pb) < 0 ||
                             build_profile(&ca, type, 0, 0, &pa) < 0))
     rc = hs_corr_oom(err, errlen);
+  /* A version that is known but has nothing for this endpoint (in the
+   * range) would give a diff against nothing: say so instead. */
+  for (int side = 0; rc == HS_STORE_OK && bv && side < 2; side++) {
+    int64_t req = side ? out->after_requests : out->before_requests;
+    const hs_corr_profile *p = side ? &pa : &pb;
+    if (!req && !p->samples) {
+      hs_corr_seterr(err, errlen,
+                     "version '%s': no requests or samples of endpoint %s in"
+                     " the range",
+                     side ? av : bv, endpoint);
+      rc = HS_STORE_NOTFOUND;
+    }
+  }
   double nb = out->before_requests > 0 ? (double)out->before_requests : 1;
   double na = out->after_requests > 0 ? (double)out->after_requests : 1;
   /* Union of both ranges' functions. */
@@ -798,6 +902,8 @@ void hs_corr_diff_free(hs_corr_diff *r) {
     return;
   free(r->service);
   free(r->endpoint);
+  free(r->before_version);
+  free(r->after_version);
   for (size_t i = 0; i < r->n; i++)
     free(r->rows[i].name);
   free(r->rows);
@@ -811,12 +917,18 @@ void hs_corr_diff_json(const hs_corr_diff *r, hs_buf *b) {
   hs_json_str(b, r->endpoint);
   hs_buf_printf(b,
                 ",\"type\":\"%s\",\"before\":{\"from_ns\":%lld,\"to_ns\":"
-                "%lld,\"requests\":%lld},\"after\":{\"from_ns\":%lld,"
-                "\"to_ns\":%lld,\"requests\":%lld},\"functions\":[",
+                "%lld,\"requests\":%lld,\"version\":",
                 r->type == HS_PT_CPU ? "cpu" : "wall",
                 (long long)r->before_from, (long long)r->before_to,
-                (long long)r->before_requests, (long long)r->after_from,
-                (long long)r->after_to, (long long)r->after_requests);
+                (long long)r->before_requests);
+  hs_json_str(b, r->before_version);
+  hs_buf_printf(b,
+                "},\"after\":{\"from_ns\":%lld,\"to_ns\":%lld,"
+                "\"requests\":%lld,\"version\":",
+                (long long)r->after_from, (long long)r->after_to,
+                (long long)r->after_requests);
+  hs_json_str(b, r->after_version);
+  hs_buf_puts(b, "},\"functions\":[");
   for (size_t i = 0; i < r->n; i++) {
     const hs_corr_diff_row *d = &r->rows[i];
     hs_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
@@ -831,6 +943,92 @@ void hs_corr_diff_json(const hs_corr_diff *r, hs_buf *b) {
       hs_json_double(b, vals[k]);
     }
     hs_buf_putc(b, '}');
+  }
+  hs_buf_puts(b, "]}");
+}
+
+/* ---------------------------------------------------------- versions */
+
+typedef struct version_acc {
+  hs_corr_versions *out;
+  size_t cap;
+  int oom;
+} version_acc;
+
+static int version_acc_cb(void *arg, const hs_store_version *v) {
+  version_acc *a = arg;
+  hs_corr_versions *r = a->out;
+  if (r->n == a->cap) {
+    size_t nc = a->cap ? a->cap * 2 : 16;
+    hs_corr_version *nv = realloc(r->v, nc * sizeof *nv);
+    if (!nv) {
+      a->oom = 1;
+      return 1;
+    }
+    r->v = nv;
+    a->cap = nc;
+  }
+  hs_corr_version *d = &r->v[r->n];
+  memset(d, 0, sizeof *d);
+  d->service = strdup(v->service);
+  d->version = strdup(v->version);
+  d->requests = v->requests;
+  d->samples = v->samples;
+  d->first_ns = v->first_ns;
+  d->last_ns = v->last_ns;
+  r->n++;
+  if (!d->service || !d->version) {
+    a->oom = 1;
+    return 1;
+  }
+  return 0;
+}
+
+int hs_corr_versions_query(hs_store *s, const char *service,
+                           hs_corr_versions *out, char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  if (service && !(out->service = strdup(service)))
+    return hs_corr_oom(err, errlen);
+  version_acc a = {out, 0, 0};
+  int rc = hs_store_versions(s, service, version_acc_cb, &a, err, errlen);
+  if (a.oom)
+    rc = hs_corr_oom(err, errlen);
+  if (rc == HS_STORE_OK && service && !out->n) {
+    hs_corr_seterr(err, errlen, "no versions known for service %s", service);
+    rc = HS_STORE_NOTFOUND;
+  }
+  if (rc != HS_STORE_OK)
+    hs_corr_versions_free(out);
+  return rc;
+}
+
+void hs_corr_versions_free(hs_corr_versions *r) {
+  if (!r)
+    return;
+  for (size_t i = 0; i < r->n; i++) {
+    free(r->v[i].service);
+    free(r->v[i].version);
+  }
+  free(r->v);
+  free(r->service);
+  memset(r, 0, sizeof *r);
+}
+
+void hs_corr_versions_json(const hs_corr_versions *r, hs_buf *b) {
+  hs_buf_puts(b, "{\"service\":");
+  hs_json_str(b, r->service);
+  hs_buf_puts(b, ",\"versions\":[");
+  for (size_t i = 0; i < r->n; i++) {
+    const hs_corr_version *v = &r->v[i];
+    hs_buf_puts(b, i ? ",{\"service\":" : "{\"service\":");
+    hs_json_str(b, v->service);
+    hs_buf_puts(b, ",\"version\":");
+    hs_json_str(b, v->version);
+    hs_buf_printf(b,
+                  ",\"requests\":%lld,\"samples\":%lld,\"first_ns\":%lld,"
+                  "\"last_ns\":%lld}",
+                  (long long)v->requests, (long long)v->samples,
+                  (long long)v->first_ns, (long long)v->last_ns);
   }
   hs_buf_puts(b, "]}");
 }

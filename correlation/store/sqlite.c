@@ -69,12 +69,52 @@ static const char *const migrations[HS_STORE_SQLITE_SCHEMA_VERSION] = {
     "CREATE INDEX samples_endpoint ON samples(endpoint_id, time_ns, type,"
     " stack_id, value);"
     "CREATE INDEX samples_time ON samples(time_ns);",
+    /* 3: versions. A version belongs to a service (the profile's for
+     * samples, the root span's for traces); rows stored before this
+     * migration keep a NULL version_id (unknown). The indexes cover the
+     * version-selected profile query and the request count. */
+    "CREATE TABLE versions(id INTEGER PRIMARY KEY,"
+    " service_id INTEGER NOT NULL, name TEXT NOT NULL,"
+    " UNIQUE(service_id, name));"
+    "ALTER TABLE samples ADD COLUMN version_id INTEGER;"
+    "ALTER TABLE traces ADD COLUMN version_id INTEGER;"
+    "CREATE INDEX samples_version ON samples(version_id, endpoint_id,"
+    " time_ns, type, stack_id, value);"
+    "CREATE INDEX traces_version ON traces(version_id, endpoint_id,"
+    " start_ns);",
 };
 
 /* Whether the upserted trace row takes the incoming root (see below). */
 #define HS_TAKE                                                                \
   "(excluded.root_known > root_known OR (excluded.root_known = root_known"     \
   " AND root_known = 0 AND excluded.start_ns < start_ns))"
+
+/* The trace upsert. The stored root is replaced by a true root (parent
+ * 0), or while no true root is known by an earlier span. SET expressions
+ * see the old row, so every CASE tests the same condition. COLS, VALS and
+ * SET add columns (the version since schema 3). */
+#define TRACE_UPSERT(COLS, VALS, SET)                                          \
+  "INSERT INTO traces(trace_hi, trace_lo, root_span_id, root_known,"           \
+  " endpoint_id, start_ns, duration_ns, error, span_count" COLS ")"            \
+  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9" VALS ")"                                \
+  " ON CONFLICT(trace_lo, trace_hi) DO UPDATE SET"                             \
+  " span_count = span_count + excluded.span_count,"                            \
+  " error = max(error, excluded.error),"                                       \
+  " root_span_id = CASE WHEN " HS_TAKE                                         \
+  " THEN excluded.root_span_id ELSE root_span_id END,"                         \
+  " endpoint_id = CASE WHEN " HS_TAKE                                          \
+  " THEN excluded.endpoint_id ELSE endpoint_id END,"                           \
+  " start_ns = CASE WHEN " HS_TAKE                                             \
+  " THEN excluded.start_ns ELSE start_ns END,"                                 \
+  " duration_ns = CASE WHEN " HS_TAKE                                          \
+  " THEN excluded.duration_ns ELSE duration_ns END,"                           \
+  " root_known = max(root_known, excluded.root_known)" SET
+
+#define SAMPLE_INS(COLS, VALS)                                                 \
+  "INSERT INTO samples(time_ns, type, value, span_id,"                         \
+  " local_root_span_id, endpoint_id, trace_hi, trace_lo, thread_id,"           \
+  " thread_name_id, stack_id" COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"      \
+  "?10,?11" VALS ")"
 
 enum {
   ST_SERVICE_INS,
@@ -92,7 +132,17 @@ enum {
   ST_SAMPLE_INS,
   ST_STACK_GET,
   ST_FRAME_GET,
+  ST_VERSION_INS,
+  ST_VERSION_SEL,
   ST_COUNT
+};
+
+/* The first schema version each statement works with (0: all). A store
+ * opened at an older version (tests only) uses old_sql where given and
+ * leaves the others unprepared. */
+static const int stmt_min_version[ST_COUNT] = {
+    [ST_VERSION_INS] = 3,
+    [ST_VERSION_SEL] = 3,
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -106,25 +156,10 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT OR IGNORE INTO spans(trace_hi, trace_lo, span_id, parent_id,"
         " service_id, name, resource, type, kind, start_ns, duration_ns,"
         " error, attrs) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    /* The stored root is replaced by a true root (parent 0), or while no
-     * true root is known by an earlier span. SET expressions see the old
-     * row, so every CASE tests the same condition. */
     [ST_TRACE_UPSERT] =
-        "INSERT INTO traces(trace_hi, trace_lo, root_span_id, root_known,"
-        " endpoint_id, start_ns, duration_ns, error, span_count)"
-        " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)"
-        " ON CONFLICT(trace_lo, trace_hi) DO UPDATE SET"
-        " span_count = span_count + excluded.span_count,"
-        " error = max(error, excluded.error),"
-        " root_span_id = CASE WHEN " HS_TAKE
-        " THEN excluded.root_span_id ELSE root_span_id END,"
-        " endpoint_id = CASE WHEN " HS_TAKE
-        " THEN excluded.endpoint_id ELSE endpoint_id END,"
-        " start_ns = CASE WHEN " HS_TAKE
-        " THEN excluded.start_ns ELSE start_ns END,"
-        " duration_ns = CASE WHEN " HS_TAKE
-        " THEN excluded.duration_ns ELSE duration_ns END,"
-        " root_known = max(root_known, excluded.root_known)",
+        TRACE_UPSERT(", version_id", ",?10",
+                     ", version_id = CASE WHEN " HS_TAKE
+                     " THEN excluded.version_id ELSE version_id END"),
     [ST_FRAME_INS] = "INSERT OR IGNORE INTO frames(function, file, line,"
                      " mapping) VALUES(?,?,?,?)",
     [ST_FRAME_SEL] = "SELECT id FROM frames WHERE function=? AND file=? AND"
@@ -133,13 +168,19 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_STACK_SEL] = "SELECT id, frames FROM stacks WHERE hash=?",
     [ST_THREAD_INS] = "INSERT OR IGNORE INTO thread_names(name) VALUES(?)",
     [ST_THREAD_SEL] = "SELECT id FROM thread_names WHERE name=?",
-    [ST_SAMPLE_INS] =
-        "INSERT INTO samples(time_ns, type, value, span_id,"
-        " local_root_span_id, endpoint_id, trace_hi, trace_lo, thread_id,"
-        " thread_name_id, stack_id) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+    [ST_SAMPLE_INS] = SAMPLE_INS(", version_id", ",?12"),
     [ST_STACK_GET] = "SELECT frames FROM stacks WHERE id=?",
     [ST_FRAME_GET] =
         "SELECT function, file, line, mapping FROM frames WHERE id=?",
+    [ST_VERSION_INS] =
+        "INSERT OR IGNORE INTO versions(service_id, name) VALUES(?,?)",
+    [ST_VERSION_SEL] = "SELECT id FROM versions WHERE service_id=? AND name=?",
+};
+
+/* Before schema version 3 (no version columns). */
+static const char *const old_sql[ST_COUNT] = {
+    [ST_TRACE_UPSERT] = TRACE_UPSERT("", "", ""),
+    [ST_SAMPLE_INS] = SAMPLE_INS("", ""),
 };
 
 typedef struct sq_store {
@@ -148,7 +189,7 @@ typedef struct sq_store {
   char *path;
   int version;
   sqlite3_stmt *st[ST_COUNT];
-  hs_kvmap services, endpoints, frames, stacks, threads;
+  hs_kvmap services, endpoints, frames, stacks, threads, versions;
   hs_buf scratch; /* attrs JSON, cache keys */
   hs_buf blob;    /* a stack's frame ids */
 } sq_store;
@@ -185,6 +226,7 @@ static void clear_caches(sq_store *s) {
   hs_kvmap_free(&s->frames);
   hs_kvmap_free(&s->stacks);
   hs_kvmap_free(&s->threads);
+  hs_kvmap_free(&s->versions);
 }
 
 static void sq_close(hs_store *base) {
@@ -277,6 +319,52 @@ static int endpoint_id(sq_store *s, const char *service, const char *name,
   if (hs_buf_failed(k))
     return -1;
   return hs_kvmap_put(&s->endpoints, k->data, k->len, *id, NULL) ? 0 : -1;
+}
+
+/* The id of (service, version), created if new. The cache key is the
+ * service's id and the version's bytes. */
+static int version_id(sq_store *s, const char *service, const char *name,
+                      int64_t *id) {
+  int64_t sid;
+  if (service_id(s, service, &sid) < 0)
+    return -1;
+  hs_buf *k = &s->scratch;
+  hs_buf_reset(k);
+  hs_buf_append(k, &sid, sizeof sid);
+  hs_buf_puts(k, name);
+  if (hs_buf_failed(k))
+    return -1;
+  hs_kv_slot *slot = hs_kvmap_get(&s->versions, k->data, k->len);
+  if (slot) {
+    *id = slot->val;
+    return 0;
+  }
+  sqlite3_stmt *ins = s->st[ST_VERSION_INS], *sel = s->st[ST_VERSION_SEL];
+  sqlite3_bind_int64(ins, 1, sid);
+  bind_text(ins, 2, name);
+  sqlite3_bind_int64(sel, 1, sid);
+  bind_text(sel, 2, name);
+  if (step_done(ins) < 0 || step_id(sel, id) != 1)
+    return -1;
+  return hs_kvmap_put(&s->versions, k->data, k->len, *id, NULL) ? 0 : -1;
+}
+
+/* A span's version: its string attribute "version" (Datadog meta, set by
+ * hotspan's tracer on every span), else "service.version" (the OTLP
+ * semantic convention, when sent as a span attribute). NULL if neither or
+ * empty. */
+static const char *span_version(const hs_ing_span *sp) {
+  const char *alt = NULL;
+  for (uint32_t i = 0; i < sp->nattrs; i++) {
+    const hs_ing_kv *kv = &sp->attrs[i];
+    if (!kv->key || !kv->str || !kv->str[0])
+      continue;
+    if (strcmp(kv->key, "version") == 0)
+      return kv->str;
+    if (!alt && strcmp(kv->key, "service.version") == 0)
+      alt = kv->str;
+  }
+  return alt;
 }
 
 static int thread_name_id(sq_store *s, const char *name, int64_t *id) {
@@ -505,6 +593,18 @@ static int ingest_spans(sq_store *s, const hs_ing_batch *b, char *err,
     sqlite3_bind_int64(up, 7, r->duration_ns);
     sqlite3_bind_int(up, 8, a->error);
     sqlite3_bind_int64(up, 9, a->count);
+    if (s->version >= 3) {
+      const char *ver = span_version(r);
+      int64_t vid = 0;
+      if (ver && version_id(s, r->service, ver, &vid) < 0) {
+        dberr(s, err, errlen, "storing a version");
+        goto out;
+      }
+      if (ver)
+        sqlite3_bind_int64(up, 10, vid);
+      else
+        sqlite3_bind_null(up, 10);
+    }
     if (step_done(up) < 0) {
       dberr(s, err, errlen, "storing a trace");
       goto out;
@@ -520,6 +620,12 @@ out:
 static int ingest_samples(sq_store *s, const hs_ing_batch *b, char *err,
                           size_t errlen) {
   sqlite3_stmt *ins = s->st[ST_SAMPLE_INS];
+  /* One version for the whole batch: the profile's. */
+  int64_t vid = 0;
+  int has_version =
+      s->version >= 3 && b->nsamples && b->version && b->version[0];
+  if (has_version && version_id(s, b->service, b->version, &vid) < 0)
+    return dberr(s, err, errlen, "storing a version");
   for (size_t i = 0; i < b->nsamples; i++) {
     const hs_ing_sample *smp = &b->samples[i];
     if (smp->type != HS_PT_CPU && smp->type != HS_PT_WALL) {
@@ -555,6 +661,10 @@ static int ingest_samples(sq_store *s, const hs_ing_batch *b, char *err,
     else
       sqlite3_bind_null(ins, 10);
     sqlite3_bind_int64(ins, 11, stk);
+    if (has_version)
+      sqlite3_bind_int64(ins, 12, vid);
+    else if (s->version >= 3)
+      sqlite3_bind_null(ins, 12);
     if (step_done(ins) < 0)
       return dberr(s, err, errlen, "storing a sample");
   }
@@ -562,8 +672,8 @@ static int ingest_samples(sq_store *s, const hs_ing_batch *b, char *err,
 }
 
 static void bound_caches(sq_store *s) {
-  hs_kvmap *maps[] = {&s->services, &s->endpoints, &s->frames, &s->stacks,
-                      &s->threads};
+  hs_kvmap *maps[] = {&s->services, &s->endpoints, &s->frames,
+                      &s->stacks,   &s->threads,   &s->versions};
   for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
     if (maps[i]->n > CACHE_MAX_ENTRIES)
       hs_kvmap_free(maps[i]);
@@ -793,8 +903,11 @@ static int sq_traces(hs_store *base, const hs_store_trace_filter *f,
   if (!f)
     f = &none;
   char sql[1024];
-  snprintf(sql, sizeof sql, TRACE_COLS " WHERE 1%s%s%s%s%s%s%s%s",
+  snprintf(sql, sizeof sql, TRACE_COLS " WHERE 1%s%s%s%s%s%s%s%s%s",
            f->service ? " AND s.name=?1" : "",
+           f->version ? " AND t.version_id=(SELECT v.id FROM versions v"
+                        " WHERE v.service_id=s.id AND v.name=?7)"
+                      : "",
            f->endpoint ? " AND e.name=?2" : "",
            f->min_duration_ns > 0 ? " AND t.duration_ns>=?3" : "",
            f->errors_only ? " AND t.error!=0" : "",
@@ -813,6 +926,8 @@ static int sq_traces(hs_store *base, const hs_store_trace_filter *f,
   sqlite3_bind_int64(st, 4, f->from_ns);
   sqlite3_bind_int64(st, 5, f->to_ns);
   sqlite3_bind_int64(st, 6, f->limit);
+  if (f->version)
+    sqlite3_bind_text(st, 7, f->version, -1, SQLITE_STATIC);
   return run_trace_rows(s, st, cb, arg, 0, err, errlen);
 }
 
@@ -926,31 +1041,44 @@ static int sq_samples(hs_store *base, const hs_store_sample_sel *sel,
     sqlite3_finalize(st);
     return rc;
   }
-  /* Endpoint ids first, then one index range per id: keeps the covering
-   * (endpoint_id, time_ns, ...) index in use. */
-  if (sqlite3_prepare_v2(s->db,
-                         "SELECT e.id FROM endpoints e JOIN services s ON"
-                         " s.id = e.service_id WHERE e.name=?1 AND (?2 IS"
-                         " NULL OR s.name=?2 OR s.name='')",
-                         -1, &eps, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(s->db,
-                         "SELECT type, stack_id, SUM(value), COUNT(*) FROM"
-                         " samples WHERE endpoint_id=?1 AND time_ns>=?2 AND"
-                         " time_ns<?3 AND (?4=0 OR type=?4)"
-                         " GROUP BY type, stack_id",
-                         -1, &st, NULL) != SQLITE_OK) {
+  /* Endpoint ids (with the id of the version of the endpoint's service)
+   * first, then one index range per id: keeps the covering (endpoint_id,
+   * time_ns, ...) or (version_id, endpoint_id, time_ns, ...) index in
+   * use. */
+  const char *eps_sql =
+      sel->version ? "SELECT e.id, v.id FROM endpoints e JOIN services s ON"
+                     " s.id = e.service_id JOIN versions v ON v.service_id ="
+                     " e.service_id AND v.name=?3 WHERE e.name=?1 AND (?2 IS"
+                     " NULL OR s.name=?2 OR s.name='')"
+                   : "SELECT e.id, 0 FROM endpoints e JOIN services s ON"
+                     " s.id = e.service_id WHERE e.name=?1 AND (?2 IS"
+                     " NULL OR s.name=?2 OR s.name='')";
+  const char *smp_sql =
+      sel->version ? "SELECT type, stack_id, SUM(value), COUNT(*) FROM"
+                     " samples WHERE version_id=?5 AND endpoint_id=?1 AND"
+                     " time_ns>=?2 AND time_ns<?3 AND (?4=0 OR type=?4)"
+                     " GROUP BY type, stack_id"
+                   : "SELECT type, stack_id, SUM(value), COUNT(*) FROM"
+                     " samples WHERE endpoint_id=?1 AND time_ns>=?2 AND"
+                     " time_ns<?3 AND (?4=0 OR type=?4) AND ?5=0"
+                     " GROUP BY type, stack_id";
+  if (sqlite3_prepare_v2(s->db, eps_sql, -1, &eps, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(s->db, smp_sql, -1, &st, NULL) != SQLITE_OK) {
     rc = dberr(s, err, errlen, "reading samples");
     goto out;
   }
   sqlite3_bind_text(eps, 1, sel->endpoint, -1, SQLITE_STATIC);
   if (sel->service)
     sqlite3_bind_text(eps, 2, sel->service, -1, SQLITE_STATIC);
+  if (sel->version)
+    sqlite3_bind_text(eps, 3, sel->version, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, sel->from_ns);
   sqlite3_bind_int64(st, 3, sel->to_ns ? sel->to_ns : INT64_MAX);
   sqlite3_bind_int(st, 4, sel->type);
   int erc;
   while (rc == HS_STORE_OK && (erc = sqlite3_step(eps)) == SQLITE_ROW) {
     sqlite3_bind_int64(st, 1, sqlite3_column_int64(eps, 0));
+    sqlite3_bind_int64(st, 5, sqlite3_column_int64(eps, 1));
     rc = run_sample_rows(s, st, cb, arg, err, errlen);
   }
   if (rc == HS_STORE_OK && erc != SQLITE_DONE)
@@ -1049,6 +1177,49 @@ out:
   return rc;
 }
 
+/* Counts come from the version indexes (one range each); versions
+ * whose traces and samples retention has deleted are left out. */
+static int sq_versions(hs_store *base, const char *service,
+                       hs_store_version_cb cb, void *arg, char *err,
+                       size_t errlen) {
+  sq_store *s = (sq_store *)base;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(
+          s->db,
+          "SELECT sv, vn, nt, ns, min(coalesce(t0, m0), coalesce(m0, t0)),"
+          " max(coalesce(t1, m1), coalesce(m1, t1)) FROM (SELECT s.name AS"
+          " sv, v.name AS vn,"
+          " (SELECT count(*) FROM traces WHERE version_id=v.id) AS nt,"
+          " (SELECT count(*) FROM samples WHERE version_id=v.id) AS ns,"
+          " (SELECT min(start_ns) FROM traces WHERE version_id=v.id) AS t0,"
+          " (SELECT max(start_ns) FROM traces WHERE version_id=v.id) AS t1,"
+          " (SELECT min(time_ns) FROM samples WHERE version_id=v.id) AS m0,"
+          " (SELECT max(time_ns) FROM samples WHERE version_id=v.id) AS m1"
+          " FROM versions v JOIN services s ON s.id = v.service_id"
+          " WHERE ?1 IS NULL OR s.name=?1)"
+          " WHERE nt > 0 OR ns > 0 ORDER BY sv, 5, vn",
+          -1, &st, NULL) != SQLITE_OK)
+    return dberr(s, err, errlen, "listing versions");
+  if (service)
+    sqlite3_bind_text(st, 1, service, -1, SQLITE_STATIC);
+  int rc, stop = 0;
+  while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    hs_store_version v;
+    v.service = col_text(st, 0);
+    v.version = col_text(st, 1);
+    v.requests = sqlite3_column_int64(st, 2);
+    v.samples = sqlite3_column_int64(st, 3);
+    v.first_ns = sqlite3_column_int64(st, 4);
+    v.last_ns = sqlite3_column_int64(st, 5);
+    stop = cb(arg, &v);
+  }
+  int r = stop                ? stop
+          : rc != SQLITE_DONE ? dberr(s, err, errlen, "listing versions")
+                              : HS_STORE_OK;
+  sqlite3_finalize(st);
+  return r;
+}
+
 /* ------------------------------------------------------------ open */
 
 static const hs_store_vt sq_vt = {
@@ -1061,6 +1232,7 @@ static const hs_store_vt sq_vt = {
     .find_span = sq_find_span,
     .samples = sq_samples,
     .stack = sq_stack,
+    .versions = sq_versions,
 };
 
 int hs_store_sqlite_schema_version(hs_store *base) {
@@ -1210,8 +1382,13 @@ hs_store *hs_store_open_sqlite(const char *path,
   if (migrate(s, target, err, errlen) < 0)
     goto fail;
   for (int i = 0; i < ST_COUNT; i++) {
-    if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                           &s->st[i], NULL) != SQLITE_OK) {
+    const char *sql = stmt_sql[i];
+    if (s->version < 3 && old_sql[i])
+      sql = old_sql[i];
+    if (s->version < stmt_min_version[i])
+      continue;
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                           NULL) != SQLITE_OK) {
       dberr(s, err, errlen, "preparing statements");
       goto fail;
     }

@@ -61,3 +61,9 @@ int hs_store_stack(hs_store *s, int64_t stack_id, hs_store_stack_cb cb,
   return s ? s->vt->stack(s, stack_id, cb, arg, err, errlen)
            : no_store(err, errlen);
 }
+
+int hs_store_versions(hs_store *s, const char *service, hs_store_version_cb cb,
+                      void *arg, char *err, size_t errlen) {
+  return s ? s->vt->versions(s, service, cb, arg, err, errlen)
+           : no_store(err, errlen);
+}

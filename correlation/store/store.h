@@ -71,6 +71,9 @@ typedef struct hs_store_trace_filter {
   int64_t from_ns, to_ns; /* on the trace's start */
   int64_t limit;          /* 0 = no limit */
   int by_duration;        /* 1: longest first; 0: unordered */
+  /* Only traces whose root span carried this version (its "version"
+   * attribute, else "service.version"; see docs/store.md). */
+  const char *version;
 } hs_store_trace_filter;
 
 /* Which samples hs_store_samples aggregates: the samples of the given span
@@ -85,7 +88,20 @@ typedef struct hs_store_sample_sel {
   const char *endpoint;
   int64_t from_ns, to_ns;
   int type;
+  /* Endpoint selection only: only samples of profiles of this version (the
+   * batch's version, of the profile's service). NULL: any version, also
+   * samples with no version. */
+  const char *version;
 } hs_store_sample_sel;
+
+/* One known version of a service (hs_store_versions). */
+typedef struct hs_store_version {
+  const char *service; /* "" for profiles that named no service */
+  const char *version;
+  int64_t requests;          /* stored traces whose root has this version */
+  int64_t samples;           /* stored samples of this version */
+  int64_t first_ns, last_ns; /* earliest/latest trace start or sample time */
+} hs_store_version;
 
 typedef struct hs_store_frame {
   const char *function, *file, *mapping; /* file/mapping "" if unknown */
@@ -103,6 +119,7 @@ typedef int (*hs_store_sample_cb)(void *arg, int type, int64_t stack_id,
 /* A stack's frames, leaf first. */
 typedef int (*hs_store_stack_cb)(void *arg, const hs_store_frame *frames,
                                  size_t n);
+typedef int (*hs_store_version_cb)(void *arg, const hs_store_version *v);
 
 /* The implementation's table. Use the hs_store_* wrappers below. */
 typedef struct hs_store_vt {
@@ -122,6 +139,8 @@ typedef struct hs_store_vt {
                  hs_store_sample_cb cb, void *arg, char *err, size_t errlen);
   int (*stack)(hs_store *s, int64_t stack_id, hs_store_stack_cb cb, void *arg,
                char *err, size_t errlen);
+  int (*versions)(hs_store *s, const char *service, hs_store_version_cb cb,
+                  void *arg, char *err, size_t errlen);
 } hs_store_vt;
 
 struct hs_store {
@@ -139,7 +158,7 @@ typedef struct hs_store_sqlite_opts {
 } hs_store_sqlite_opts;
 
 /* The newest schema version this build knows. */
-#define HS_STORE_SQLITE_SCHEMA_VERSION 2
+#define HS_STORE_SQLITE_SCHEMA_VERSION 3
 
 /* Opens (creating if needed, unless read_only) the SQLite database at path,
  * sets WAL mode, synchronous=NORMAL and the busy timeout, and applies the
@@ -202,5 +221,10 @@ int hs_store_samples(hs_store *s, const hs_store_sample_sel *sel,
  * unknown. */
 int hs_store_stack(hs_store *s, int64_t stack_id, hs_store_stack_cb cb,
                    void *arg, char *err, size_t errlen);
+/* The versions stored for a service (NULL: every service) that still have
+ * traces or samples, ordered by service, then first seen. HS_STORE_OK with
+ * no call when there are none. */
+int hs_store_versions(hs_store *s, const char *service, hs_store_version_cb cb,
+                      void *arg, char *err, size_t errlen);
 
 #endif

@@ -385,6 +385,201 @@ static void test_endpoint_diff(void **state) {
   hs_corr_diff_free(&d);
 }
 
+/* Two versions of "shop" serving "GET /v" at the same time (a canary):
+ * 1.2.0 roots at T0+0s, +2s, +4s, 1.3.0 roots at T0+1s, +3s, +5s, each
+ * root carrying its "version" attribute. Per request, 1.2.0's profile has
+ * 10 CPU samples in f and 10 in g, 1.3.0's 30 in f and 10 in g (10 ms
+ * each, at the request's start). Noise that must not count: an
+ * unversioned "GET /v" request, a 1.3.0 request of another endpoint, and
+ * a service "web" with its own version 9.0. */
+static int setup_versions(void **state) {
+  fixture *fx = calloc(1, sizeof *fx);
+  tmpdb_make(&fx->t);
+  char err[256];
+  fx->s = hs_store_open_sqlite(fx->t.path, NULL, err, sizeof err);
+  assert_non_null(fx->s);
+  static tbatch b;
+  static hs_ing_kv va = {"version", "1.2.0", 0}, vb = {"version", "1.3.0", 0},
+                   vw = {"version", "9.0", 0};
+  for (int v = 0; v < 2; v++) {
+    tb_init(&b, "shop");
+    b.b.version = v ? "1.3.0" : "1.2.0";
+    for (int i = 0; i < 3; i++) {
+      int64_t start = T0 + (2 * i + v) * 1000 * MS;
+      uint64_t id = (uint64_t)(10 * v + i + 1);
+      hs_ing_span *sp =
+          tb_span(&b, 0, id, id, 0, "shop", "GET /v", start, 100 * MS);
+      sp->attrs = v ? &vb : &va;
+      sp->nattrs = 1;
+      tb_samples(&b, v ? 30 : 10, HS_PT_CPU, 10 * MS, id, "GET /v", start,
+                 stack_f, 3);
+      tb_samples(&b, 10, HS_PT_CPU, 10 * MS, id, "GET /v", start, stack_g, 3);
+    }
+    assert_int_equal(hs_store_ingest(fx->s, &b.b, err, sizeof err),
+                     HS_STORE_OK);
+  }
+  tb_init(&b, "shop"); /* spans only: no profile version */
+  tb_span(&b, 0, 50, 50, 0, "shop", "GET /v", T0 + 500 * MS, 10 * MS);
+  tb_span(&b, 0, 51, 51, 0, "shop", "GET /other", T0 + 600 * MS, 10 * MS)
+      ->attrs = &vb;
+  b.spans[1].nattrs = 1;
+  assert_int_equal(hs_store_ingest(fx->s, &b.b, err, sizeof err), HS_STORE_OK);
+  tb_init(&b, "web");
+  b.b.version = "9.0";
+  tb_span(&b, 0, 60, 60, 0, "web", "GET /v", T0 + 700 * MS, 10 * MS)->attrs =
+      &vw;
+  b.spans[0].nattrs = 1;
+  tb_samples(&b, 50, HS_PT_CPU, 10 * MS, 60, "GET /v", T0 + 700 * MS, stack_f,
+             3);
+  assert_int_equal(hs_store_ingest(fx->s, &b.b, err, sizeof err), HS_STORE_OK);
+  *state = fx;
+  return 0;
+}
+
+static const hs_corr_diff_row *diff_row(const hs_corr_diff *d,
+                                        const char *name) {
+  for (size_t i = 0; i < d->n; i++)
+    if (strcmp(d->rows[i].name, name) == 0)
+      return &d->rows[i];
+  fail_msg("no row %s", name);
+  return NULL;
+}
+
+static void test_version_diff(void **state) {
+  fixture *fx = *state;
+  char err[256];
+  hs_corr_diff d;
+  hs_corr_diff_side bs = {0, 0, "1.2.0"}, as = {0, 0, "1.3.0"};
+  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, "shop", "GET /v",
+                                               HS_PT_CPU, &bs, &as, NULL, &d,
+                                               err, sizeof err),
+                   HS_STORE_OK);
+  /* The unversioned request and the other endpoint's do not count. */
+  assert_int_equal(d.before_requests, 3);
+  assert_int_equal(d.after_requests, 3);
+  /* f: 300 ms / 3 before, 900 ms / 3 after: +200 ms (+200 %) per
+   * request, first; g unchanged at 100 ms. */
+  assert_string_equal(d.rows[0].name, "f");
+  assert_true(d.rows[0].before_self == 100.0 * MS);
+  assert_true(d.rows[0].after_self == 300.0 * MS);
+  assert_true(d.rows[0].delta_self == 200.0 * MS);
+  assert_true(d.rows[0].delta_self / d.rows[0].before_self == 2.0);
+  const hs_corr_diff_row *g = diff_row(&d, "g");
+  assert_true(g->before_self == 100.0 * MS && g->after_self == 100.0 * MS);
+  assert_true(g->delta_self == 0);
+  /* handler and main: total 200 -> 400 ms per request. */
+  const hs_corr_diff_row *h = diff_row(&d, "handler");
+  assert_true(h->before_total == 200.0 * MS && h->after_total == 400.0 * MS);
+  hs_buf b;
+  hs_buf_init(&b, 0);
+  hs_corr_diff_json(&d, &b);
+  assert_non_null(strstr(hs_buf_cstr(&b),
+                         "\"before\":{\"from_ns\":0,\"to_ns\":0,\"requests\":3,"
+                         "\"version\":\"1.2.0\"},\"after\":{\"from_ns\":0,"
+                         "\"to_ns\":0,\"requests\":3,\"version\":\"1.3.0\"}"));
+  hs_buf_free(&b);
+  hs_corr_diff_free(&d);
+
+  /* Any service: web's 9.0 is not 1.2.0, so the answer is the same. */
+  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, NULL, "GET /v", HS_PT_CPU,
+                                               &bs, &as, NULL, &d, err,
+                                               sizeof err),
+                   HS_STORE_OK);
+  assert_int_equal(d.before_requests, 3);
+  assert_true(diff_row(&d, "f")->after_self == 300.0 * MS);
+  hs_corr_diff_free(&d);
+
+  /* A version within a range: [T0, T0+3s) holds 1.2.0's first two
+   * requests and 1.3.0's first. */
+  bs.to_ns = as.to_ns = T0 + 3000 * MS;
+  bs.from_ns = as.from_ns = T0;
+  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, "shop", "GET /v",
+                                               HS_PT_CPU, &bs, &as, NULL, &d,
+                                               err, sizeof err),
+                   HS_STORE_OK);
+  assert_int_equal(d.before_requests, 2);
+  assert_int_equal(d.after_requests, 1);
+  assert_true(d.rows[0].before_self == 100.0 * MS);
+  assert_true(d.rows[0].after_self == 300.0 * MS);
+  hs_corr_diff_free(&d);
+}
+
+static void test_version_diff_bad_input(void **state) {
+  fixture *fx = *state;
+  char err[256];
+  hs_corr_diff d;
+  hs_corr_diff_side bs = {0, 0, "1.2.0"}, as = {0, 0, "7.7"};
+  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, "shop", "GET /v",
+                                               HS_PT_CPU, &bs, &as, NULL, &d,
+                                               err, sizeof err),
+                   HS_STORE_NOTFOUND);
+  assert_string_equal(err, "version '7.7' is unknown for service shop"
+                           " (known: 1.2.0, 1.3.0)");
+  assert_int_equal(d.n, 0);
+  hs_corr_diff_free(&d);
+  /* 9.0 is web's, not shop's. */
+  as.version = "9.0";
+  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, "shop", "GET /v",
+                                               HS_PT_CPU, &bs, &as, NULL, &d,
+                                               err, sizeof err),
+                   HS_STORE_NOTFOUND);
+  hs_corr_diff_free(&d);
+  /* Known versions, but nothing of them in the range. */
+  as.version = "1.3.0";
+  as.from_ns = T0 + HOUR;
+  as.to_ns = T0 + 2 * HOUR;
+  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, "shop", "GET /v",
+                                               HS_PT_CPU, &bs, &as, NULL, &d,
+                                               err, sizeof err),
+                   HS_STORE_NOTFOUND);
+  assert_non_null(strstr(err, "version '1.3.0': no requests or samples"));
+  hs_corr_diff_free(&d);
+  /* One version alone. */
+  as.version = NULL;
+  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, "shop", "GET /v",
+                                               HS_PT_CPU, &bs, &as, NULL, &d,
+                                               err, sizeof err),
+                   HS_STORE_ERR);
+  assert_non_null(strstr(err, "both versions"));
+  hs_corr_diff_free(&d);
+}
+
+static void test_versions_query(void **state) {
+  fixture *fx = *state;
+  char err[256];
+  hs_corr_versions v;
+  assert_int_equal(hs_corr_versions_query(fx->s, "shop", &v, err, sizeof err),
+                   HS_STORE_OK);
+  assert_int_equal(v.n, 2);
+  assert_string_equal(v.v[0].version, "1.2.0");
+  assert_int_equal(v.v[0].requests, 3);
+  assert_int_equal(v.v[0].samples, 60);
+  assert_int_equal(v.v[0].first_ns, T0);
+  assert_int_equal(v.v[0].last_ns, T0 + 4000 * MS);
+  assert_string_equal(v.v[1].version, "1.3.0");
+  assert_int_equal(v.v[1].requests, 4); /* with GET /other's */
+  assert_int_equal(v.v[1].samples, 120);
+  assert_int_equal(v.v[1].first_ns, T0 + 600 * MS);
+  hs_buf b;
+  hs_buf_init(&b, 0);
+  hs_corr_versions_json(&v, &b);
+  assert_non_null(strstr(hs_buf_cstr(&b),
+                         "{\"service\":\"shop\",\"versions\":[{\"service\":"
+                         "\"shop\",\"version\":\"1.2.0\",\"requests\":3,"
+                         "\"samples\":60,\"first_ns\":"));
+  hs_buf_free(&b);
+  hs_corr_versions_free(&v);
+  assert_int_equal(hs_corr_versions_query(fx->s, NULL, &v, err, sizeof err),
+                   HS_STORE_OK);
+  assert_int_equal(v.n, 3);
+  assert_string_equal(v.v[2].service, "web");
+  hs_corr_versions_free(&v);
+  assert_int_equal(hs_corr_versions_query(fx->s, "zz", &v, err, sizeof err),
+                   HS_STORE_NOTFOUND);
+  assert_string_equal(err, "no versions known for service zz");
+  hs_corr_versions_free(&v);
+}
+
 static void test_export_folded(void **state) {
   fixture *fx = *state;
   char err[256];
@@ -466,6 +661,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_span_hotspots, setup, teardown),
       cmocka_unit_test_setup_teardown(test_endpoint_profile, setup, teardown),
       cmocka_unit_test_setup_teardown(test_endpoint_diff, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_version_diff, setup_versions,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_version_diff_bad_input,
+                                      setup_versions, teardown),
+      cmocka_unit_test_setup_teardown(test_versions_query, setup_versions,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_export_folded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_export_pprof, setup, teardown),
       cmocka_unit_test(test_no_store),

@@ -107,14 +107,116 @@ static void test_migrates_v1_database(void **state) {
                    0);
   s = hs_store_open_sqlite(t.path, NULL, err, sizeof err);
   assert_non_null(s);
-  assert_int_equal(hs_store_sqlite_schema_version(s), 2);
+  assert_int_equal(hs_store_sqlite_schema_version(s),
+                   HS_STORE_SQLITE_SCHEMA_VERSION);
   assert_int_equal(count_traces(s), 1);
   hs_store_close(s);
-  assert_int_equal(raw_int(t.path, "PRAGMA user_version"), 2);
+  assert_int_equal(raw_int(t.path, "PRAGMA user_version"),
+                   HS_STORE_SQLITE_SCHEMA_VERSION);
   assert_int_equal(raw_int(t.path, "SELECT count(*) FROM sqlite_master WHERE"
                                    " name='samples_endpoint'"),
                    1);
   assert_int_equal(raw_int(t.path, "SELECT count(*) FROM samples"), 3);
+  tmpdb_remove(&t);
+}
+
+static int collect_version_cb(void *arg, const hs_store_version *v) {
+  char *out = arg;
+  char line[200];
+  snprintf(line, sizeof line, "%s/%s r=%lld s=%lld [%lld,%lld];", v->service,
+           v->version, (long long)v->requests, (long long)v->samples,
+           (long long)v->first_ns, (long long)v->last_ns);
+  strncat(out, line, 1023 - strlen(out));
+  return 0;
+}
+
+/* A database at schema 2 (before versions) keeps its rows through the
+ * migration to 3; they have no version (NULL) and are not listed as one,
+ * and new batches record theirs. */
+static void test_migrates_v2_database_versions(void **state) {
+  (void)state;
+  tmpdb t;
+  tmpdb_make(&t);
+  char err[256] = "";
+  hs_store_sqlite_opts o = {.target_version = 2};
+  hs_store *s = hs_store_open_sqlite(t.path, &o, err, sizeof err);
+  assert_non_null(s);
+  assert_int_equal(hs_store_sqlite_schema_version(s), 2);
+  static tbatch b;
+  tb_init(&b, "svc");
+  b.b.version = "1.0"; /* a schema-2 store cannot keep it */
+  hs_ing_kv ver = {"version", "1.0", 0};
+  tb_span(&b, 0, 1, 10, 0, "svc", "GET /x", 1000, 500);
+  b.spans[0].attrs = &ver;
+  b.spans[0].nattrs = 1;
+  tb_samples(&b, 3, HS_PT_CPU, 100, 10, "GET /x", 1000, stack_f, 3);
+  assert_int_equal(hs_store_ingest(s, &b.b, err, sizeof err), HS_STORE_OK);
+  hs_store_close(s);
+  assert_int_equal(raw_int(t.path, "PRAGMA user_version"), 2);
+  assert_int_equal(raw_int(t.path, "SELECT count(*) FROM sqlite_master WHERE"
+                                   " name='versions'"),
+                   0);
+
+  s = hs_store_open_sqlite(t.path, NULL, err, sizeof err);
+  assert_non_null(s);
+  assert_int_equal(hs_store_sqlite_schema_version(s), 3);
+  assert_int_equal(count_traces(s), 1);
+  char list[1024] = "";
+  assert_int_equal(
+      hs_store_versions(s, NULL, collect_version_cb, list, err, sizeof err),
+      HS_STORE_OK);
+  assert_string_equal(list, "");
+  /* Now with versions: one trace of 2.0 (root attribute "version"), one
+   * of 2.1 given only as "service.version", one child-only version that
+   * does not count, and 5 samples of a 2.0 profile. */
+  tb_init(&b, "svc");
+  b.b.version = "2.0";
+  hs_ing_kv v20 = {"version", "2.0", 0};
+  hs_ing_kv v21[] = {{"http.method", "GET", 0}, {"service.version", "2.1", 0}};
+  hs_ing_kv v99 = {"version", "9.9", 0};
+  hs_ing_span *sp = tb_span(&b, 0, 2, 20, 0, "svc", "GET /x", 3000, 500);
+  sp->attrs = &v20;
+  sp->nattrs = 1;
+  sp = tb_span(&b, 0, 3, 30, 0, "svc", "GET /x", 4000, 500);
+  sp->attrs = v21;
+  sp->nattrs = 2;
+  sp = tb_span(&b, 0, 3, 31, 30, "svc", "child", 4100, 50);
+  sp->attrs = &v99;
+  sp->nattrs = 1;
+  tb_samples(&b, 5, HS_PT_CPU, 100, 20, "GET /x", 3500, stack_f, 3);
+  assert_int_equal(hs_store_ingest(s, &b.b, err, sizeof err), HS_STORE_OK);
+  list[0] = 0;
+  assert_int_equal(
+      hs_store_versions(s, "svc", collect_version_cb, list, err, sizeof err),
+      HS_STORE_OK);
+  assert_string_equal(list, "svc/2.0 r=1 s=5 [3000,3500];"
+                            "svc/2.1 r=1 s=0 [4000,4000];");
+  /* Only the 2.0 trace and samples are selected by version. */
+  hs_store_trace_filter f = {.version = "2.0"};
+  int n = 0;
+  assert_int_equal(hs_store_traces(s, &f, count_cb, &n, err, sizeof err),
+                   HS_STORE_OK);
+  assert_int_equal(n, 1);
+  f.version = "9.9";
+  n = 0;
+  assert_int_equal(hs_store_traces(s, &f, count_cb, &n, err, sizeof err),
+                   HS_STORE_OK);
+  assert_int_equal(n, 0);
+  hs_store_close(s);
+  assert_int_equal(
+      raw_int(t.path, "SELECT count(*) FROM samples WHERE version_id IS NULL"),
+      3);
+  assert_int_equal(raw_int(t.path, "SELECT count(*) FROM samples s JOIN"
+                                   " versions v ON v.id = s.version_id"
+                                   " WHERE v.name='2.0'"),
+                   5);
+  assert_int_equal(raw_int(t.path, "SELECT count(*) FROM traces WHERE"
+                                   " version_id IS NULL"),
+                   1);
+  assert_int_equal(raw_int(t.path, "SELECT count(*) FROM sqlite_master WHERE"
+                                   " name IN ('samples_version',"
+                                   " 'traces_version')"),
+                   2);
   tmpdb_remove(&t);
 }
 
@@ -371,6 +473,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_creates_wal_and_schema),
       cmocka_unit_test(test_migrates_v1_database),
+      cmocka_unit_test(test_migrates_v2_database_versions),
       cmocka_unit_test(test_refuses_newer_schema),
       cmocka_unit_test(test_not_sqlite_file),
       cmocka_unit_test(test_bad_directories),

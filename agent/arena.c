@@ -140,3 +140,23 @@ int hs_agent_fail(char *err, size_t errlen, int code, const char *fmt, ...) {
   }
   return code;
 }
+
+int hs_agent_span_default_attr(hs_agent_arena *a, hs_ing_span *s,
+                               const char *key, const char *val, size_t vlen) {
+  for (uint32_t i = 0; i < s->nattrs; i++)
+    if (strcmp(s->attrs[i].key, key) == 0)
+      return 0;
+  hs_ing_kv *kv = hs_agent_arena_array(a, (size_t)s->nattrs + 1, sizeof *kv);
+  if (kv == NULL)
+    return -1;
+  if (s->nattrs > 0)
+    memcpy(kv, s->attrs, s->nattrs * sizeof *kv);
+  kv[s->nattrs].key = hs_agent_arena_utf8(a, key, strlen(key));
+  kv[s->nattrs].str = hs_agent_arena_utf8(a, val, vlen);
+  kv[s->nattrs].num = 0;
+  if (kv[s->nattrs].key == NULL || kv[s->nattrs].str == NULL)
+    return -1;
+  s->attrs = kv;
+  s->nattrs++;
+  return 0;
+}

@@ -412,12 +412,21 @@ static int map_request(ctx *c, const Request *r) {
     const char *service = arena_str(c, svc && *svc ? svc : "unknown_service");
     if (!service)
       return oom(c);
+    const char *ver =
+        rs->resource ? str_attr(rs->resource->attributes,
+                                rs->resource->n_attributes, "service.version")
+                     : NULL;
     for (size_t j = 0; j < rs->n_scope_spans; j++) {
       const ScopeSpans *ss = rs->scope_spans[j];
       for (size_t k = 0; k < ss->n_spans; k++) {
         int rc = map_span(c, ss->spans[k], service, &b->spans[b->nspans]);
         if (rc)
           return rc;
+        /* The store reads a trace's version from its root span. */
+        if (ver && *ver &&
+            hs_agent_span_default_attr(&c->d->arena, &b->spans[b->nspans],
+                                       "service.version", ver, strlen(ver)))
+          return oom(c);
         b->nspans++;
       }
     }

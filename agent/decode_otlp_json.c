@@ -447,6 +447,7 @@ static int map_request(ctx *c, const jv *root) {
             : hs_agent_arena_utf8(&c->d->arena, "unknown_service", 15);
     if (!service)
       return oom(c);
+    const jv *ver = str_attr(attrs, "service.version");
     array_field(c, rs, "scopeSpans", "scope_spans", &sss);
     for (size_t j = 0; sss && j < sss->u.array.len; j++) {
       const jv *list;
@@ -455,6 +456,11 @@ static int map_request(ctx *c, const jv *root) {
         hs_ing_span *o = &b->spans[b->nspans];
         if ((rc = map_span(c, &list->u.array.items[k], service, o)))
           return rc;
+        /* The store reads a trace's version from its root span. */
+        if (ver && ver->u.string.len &&
+            hs_agent_span_default_attr(&c->d->arena, o, "service.version",
+                                       ver->u.string.ptr, ver->u.string.len))
+          return oom(c);
         b->nspans++;
       }
     }

@@ -56,6 +56,14 @@ void *hs_agent_arena_array(hs_agent_arena *a, size_t n, size_t sz);
 /* Copy of n bytes of s as a NUL-terminated string in which embedded NULs
  * and invalid UTF-8 bytes are replaced by U+FFFD; NULL if out of memory. */
 char *hs_agent_arena_utf8(hs_agent_arena *a, const char *s, size_t n);
+
+/* Adds the string attribute key=val (both copied into the arena) to span
+ * s unless it has one with that key already: for values that OTLP carries
+ * on the resource (service.version) but the store reads from the root
+ * span. Returns 0, or -1 when the arena is out of memory. */
+struct hs_ing_span;
+int hs_agent_span_default_attr(hs_agent_arena *a, struct hs_ing_span *s,
+                               const char *key, const char *val, size_t vlen);
 void hs_agent_arena_free(hs_agent_arena *a);
 
 /* A decoded request: the batch and the arena it lives in. Owned by the

@@ -92,12 +92,16 @@ try:
             check(s["error"] is err, "%s: error flag %s" % (key, err))
         a_p = by_id[sp["parent"]["span_id"]]["attrs"]
         a_c = by_id[sp["child"]["span_id"]]["attrs"]
+        # The resource's service.version (2.0.0) is kept on every span:
+        # the store reads a trace's version from its root span.
         check(a_p == {"http.request.method": "GET",
-                      "http.route": "/orders/:id", "order.id": 4711},
+                      "http.route": "/orders/:id", "order.id": 4711,
+                      "service.version": "2.0.0"},
               "server span attributes", json.dumps(a_p))
         check(a_c == {"db.system": "postgresql", "db.rows": 7,
                       "cache.hit": "false", "load.ratio": 0.25,
-                      "db.tables": '["orders","items"]', "span.type": "sql"},
+                      "db.tables": '["orders","items"]', "span.type": "sql",
+                      "service.version": "2.0.0"},
               "client span attributes (int, bool, double, array)",
               json.dumps(a_c))
 finally:

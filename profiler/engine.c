@@ -78,7 +78,7 @@ static _Atomic(hs_prof_profile_sink) profile_sink;
 static void *_Atomic profile_sink_arg;
 
 static pthread_key_t exit_key;
-static int once_done;
+static _Atomic int once_done;
 
 static pid_t gettid_(void) {
   return (pid_t)syscall(SYS_gettid);
@@ -364,8 +364,12 @@ int hs_prof_exclude_self(void) {
          atomic_compare_exchange_strong(&excluded[i], &zero, tid);
   }
   /* Registered before it was excluded (by the pthread_create wrapper or a
-   * scan): give the slot up. */
-  (void)hs_prof_unregister_self();
+   * scan): give the slot up. Before the profiler's first start there is no
+   * slot, and reg_lock must not be taken: its fork handlers are installed
+   * only at that start, so a fork while this thread held it would leave it
+   * locked in the child, whose own exporter thread would then hang here. */
+  if (atomic_load(&once_done))
+    (void)hs_prof_unregister_self();
   return ok ? HOTSPAN_OK : HOTSPAN_EFULL;
 }
 

@@ -63,8 +63,22 @@ static int child_main(int id) {
   hotspan_span *s = hotspan_span_start(tracer, "child.work", &o);
   hotspan_span_set_tag_str(s, "child.id", tag);
   hotspan_span_finish(s);
-  if (hotspan_tracer_flush(tracer, 20000) != HOTSPAN_OK)
+  if (hotspan_tracer_flush(tracer, 20000) != HOTSPAN_OK) {
+    hotspan_exporter_stats st;
+    st.struct_size = sizeof st;
+    if (hotspan_tracer_get_exporter_stats(tracer, 0, &st) == HOTSPAN_OK)
+      fprintf(stderr,
+              "child %d (pid %d): flush timed out: sent %" PRIu64
+              " spans, %" PRIu64 " bytes queued, %" PRIu64
+              " retries, last status %" PRId64 ", last error \"%s\"\n",
+              id, (int)getpid(), st.items_sent, st.bytes_queued, st.retries,
+              st.last_status, st.last_error);
+    if (getenv("HOTSPAN_TEST_HOLD") != NULL) {
+      alarm(0);
+      sleep(120); /* time to attach a debugger */
+    }
     return 3;
+  }
   /* Counters start at zero in a child: what it sent is its own. */
   return items_sent() >= 1 ? 0 : 4;
 }

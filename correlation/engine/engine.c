@@ -433,7 +433,7 @@ void hs_corr_span_clear(hs_corr_span *sp) {
   memset(sp, 0, sizeof *sp);
 }
 
-static int copy_span(hs_corr_span *d, const hs_store_span *p) {
+int hs_corr_span_copy(hs_corr_span *d, const hs_store_span *p) {
   memset(d, 0, sizeof *d);
   d->trace_id_high = p->trace_id_high;
   d->trace_id_low = p->trace_id_low;
@@ -464,7 +464,7 @@ typedef struct spans_collect {
 static int spans_cb(void *arg, const hs_store_span *p) {
   spans_collect *c = arg;
   if (grow((void **)&c->v, &c->cap, c->n, sizeof *c->v) ||
-      copy_span(&c->v[c->n], p) < 0) {
+      hs_corr_span_copy(&c->v[c->n], p) < 0) {
     c->oom = 1;
     return 1;
   }

@@ -41,6 +41,10 @@ void hs_corr_span_clear(hs_corr_span *sp);
 /* A frame's display name: "function" or "function file:line". malloc'ed. */
 char *hs_corr_frame_name(const hs_store_frame *f, int lines);
 
+/* Deep copy of a store span into d (strings malloc'ed; NULL strings become
+ * ""). Returns 0, or -1 out of memory with d cleared. */
+int hs_corr_span_copy(hs_corr_span *d, const hs_store_span *p);
+
 /* Formats an error message into err (errlen bytes; NULL or 0: nothing). */
 void hs_corr_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -367,23 +367,8 @@ static int first_span_cb(void *arg, const hs_store_span *p) {
   /* The same span id in two traces (64-bit collision): the first wins. */
   if (o->found)
     return 0;
-  hs_corr_span *d = o->span;
-  memset(d, 0, sizeof *d);
-  d->trace_id_high = p->trace_id_high;
-  d->trace_id_low = p->trace_id_low;
-  d->span_id = p->span_id;
-  d->parent_id = p->parent_id;
-  d->kind = p->kind;
-  d->error = p->error;
-  d->start_ns = p->start_ns;
-  d->duration_ns = p->duration_ns;
-  d->service = strdup(p->service);
-  d->name = strdup(p->name);
-  d->resource = strdup(p->resource);
-  d->type = strdup(p->type);
-  d->attrs_json = strdup(p->attrs_json);
   o->found = 1;
-  if (!d->service || !d->name || !d->resource || !d->type || !d->attrs_json) {
+  if (hs_corr_span_copy(o->span, p) < 0) {
     o->oom = 1;
     return 1;
   }

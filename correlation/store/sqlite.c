@@ -271,20 +271,26 @@ static int step_done(sqlite3_stmt *st) {
 
 /* ------------------------------------------------------------ ingest */
 
-static int service_id(sq_store *s, const char *name, int64_t *id) {
-  name = name ? name : "";
+/* Id of name in a dictionary table (services, thread names): from the
+ * in-memory cache, else INSERT OR IGNORE then SELECT. */
+static int dict_id(hs_kvmap *cache, sqlite3_stmt *ins, sqlite3_stmt *sel,
+                   const char *name, int64_t *id) {
   size_t n = strlen(name);
-  hs_kv_slot *slot = hs_kvmap_get(&s->services, name, n);
+  hs_kv_slot *slot = hs_kvmap_get(cache, name, n);
   if (slot) {
     *id = slot->val;
     return 0;
   }
-  bind_text(s->st[ST_SERVICE_INS], 1, name);
-  bind_text(s->st[ST_SERVICE_SEL], 1, name);
-  if (step_done(s->st[ST_SERVICE_INS]) < 0 ||
-      step_id(s->st[ST_SERVICE_SEL], id) != 1)
+  bind_text(ins, 1, name);
+  bind_text(sel, 1, name);
+  if (step_done(ins) < 0 || step_id(sel, id) != 1)
     return -1;
-  return hs_kvmap_put(&s->services, name, n, *id, NULL) ? 0 : -1;
+  return hs_kvmap_put(cache, name, n, *id, NULL) ? 0 : -1;
+}
+
+static int service_id(sq_store *s, const char *name, int64_t *id) {
+  return dict_id(&s->services, s->st[ST_SERVICE_INS], s->st[ST_SERVICE_SEL],
+                 name ? name : "", id);
 }
 
 static int endpoint_id(sq_store *s, const char *service, const char *name,
@@ -368,18 +374,8 @@ static const char *span_version(const hs_ing_span *sp) {
 }
 
 static int thread_name_id(sq_store *s, const char *name, int64_t *id) {
-  size_t n = strlen(name);
-  hs_kv_slot *slot = hs_kvmap_get(&s->threads, name, n);
-  if (slot) {
-    *id = slot->val;
-    return 0;
-  }
-  bind_text(s->st[ST_THREAD_INS], 1, name);
-  bind_text(s->st[ST_THREAD_SEL], 1, name);
-  if (step_done(s->st[ST_THREAD_INS]) < 0 ||
-      step_id(s->st[ST_THREAD_SEL], id) != 1)
-    return -1;
-  return hs_kvmap_put(&s->threads, name, n, *id, NULL) ? 0 : -1;
+  return dict_id(&s->threads, s->st[ST_THREAD_INS], s->st[ST_THREAD_SEL], name,
+                 id);
 }
 
 static int frame_id(sq_store *s, const hs_ing_frame *f, int64_t *id) {

@@ -32,6 +32,7 @@ static void tag(hotspan_span *s, const char *k, int type, const char *sv,
                 int64_t iv, double dv) {
   hs_tag *t = &s->tags[s->ntags++];
   t->key = k;
+  t->klen = (uint16_t)strlen(k);
   t->type = (uint8_t)type;
   if (type == HS_TAG_STR)
     t->v.s = sv;

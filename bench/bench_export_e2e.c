@@ -38,10 +38,12 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,24 +70,28 @@ typedef struct opts {
   const char *dd_url;    /* external sink, or NULL */
   const char *otlp_url;
   int smoke;
+  int pin; /* appcost: this thread on CPU 0, every other thread on CPU 1 */
 } opts;
 
 static void usage(const char *prog) {
-  fprintf(stderr,
-          "usage: %s [--exporters LIST] [--seconds S] [--threads N]\n"
-          "          [--rounds N] [--rate SPANS_PER_S] [--paced-seconds S]\n"
-          "          [--full-traces N] [--dd-url URL] [--otlp-url URL]\n"
-          "          [--smoke]\n"
-          "  --exporters     datadog,otlp (default both)\n"
-          "  --seconds       e2e: seconds of production (default 3)\n"
-          "  --threads       e2e: application threads (default 1)\n"
-          "  --rounds        appcost: rounds (default 9)\n"
-          "  --rate          appcost: paced rate in spans/s (default 100000)\n"
-          "  --paced-seconds appcost: length of a paced batch (default 0.3)\n"
-          "  --full-traces   appcost: traces per full-speed batch (50000)\n"
-          "  --dd-url, --otlp-url  send there instead of the built-in sink\n"
-          "  --smoke         tiny run for CI, checks delivery only\n",
-          prog);
+  fprintf(
+      stderr,
+      "usage: %s [--exporters LIST] [--seconds S] [--threads N]\n"
+      "          [--rounds N] [--rate SPANS_PER_S] [--paced-seconds S]\n"
+      "          [--full-traces N] [--dd-url URL] [--otlp-url URL]\n"
+      "          [--pin] [--smoke]\n"
+      "  --exporters     datadog,otlp (default both)\n"
+      "  --seconds       e2e: seconds of production (default 3)\n"
+      "  --threads       e2e: application threads (default 1)\n"
+      "  --rounds        appcost: rounds (default 9)\n"
+      "  --rate          appcost: paced rate in spans/s (default 100000)\n"
+      "  --paced-seconds appcost: length of a paced batch (default 0.3)\n"
+      "  --full-traces   appcost: traces per full-speed batch (50000)\n"
+      "  --dd-url, --otlp-url  send there instead of the built-in sink\n"
+      "  --pin           appcost: the measuring thread alone on CPU 0, the\n"
+      "                  library's threads and the sink server on CPU 1\n"
+      "  --smoke         tiny run for CI, checks delivery only\n",
+      prog);
 }
 
 static double parse_num(const char *prog, const char *s) {
@@ -99,10 +105,14 @@ static double parse_num(const char *prog, const char *s) {
 }
 
 static void parse_opts(int argc, char **argv, opts *o) {
-  *o = (opts){"datadog,otlp", 3.0, 1, 9, 100000, 0.3, 50000, NULL, NULL, 0};
+  *o = (opts){"datadog,otlp", 3.0, 1, 9, 100000, 0.3, 50000, NULL, NULL, 0, 0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--pin") == 0) {
+      o->pin = 1;
+      continue;
+    }
     if (strcmp(a, "--smoke") == 0) {
       o->smoke = 1;
       o->seconds = 0.3;
@@ -193,6 +203,28 @@ static uint64_t task_cpu_ns(pid_t tid) {
   return (ut + st) * (1000000000ull / (unsigned long long)sysconf(_SC_CLK_TCK));
 }
 
+/* This thread's time waiting for a CPU while runnable (schedstat's second
+ * field), in ns; 0 where the kernel does not keep it. The file stays open
+ * per thread, so a read is one pread. */
+static uint64_t self_runq_ns(void) {
+  static __thread int fd = -2;
+  if (fd == -2) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/schedstat",
+             (int)self_tid());
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+  }
+  char buf[128];
+  ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  unsigned long long run = 0, wait = 0;
+  if (sscanf(buf, "%llu %llu", &run, &wait) != 2)
+    return 0;
+  return wait;
+}
+
 /* The threads of this process now; returns how many (at most cap). */
 static int list_tasks(pid_t *out, int cap) {
   DIR *d = opendir("/proc/self/task");
@@ -207,20 +239,18 @@ static int list_tasks(pid_t *out, int cap) {
   return n;
 }
 
-/* The system call thread tid is blocked in, or -1 (running, or unknown). A
- * library thread at rest tells which one it is: the tracer's writer waits
- * on a condition variable (futex), the transport in curl_multi_poll. */
-static long task_syscall(pid_t tid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+/* Whether thread tid's name is name (/proc/self/task/<tid>/comm). */
+static int task_named(pid_t tid, const char *name) {
+  char path[64], comm[32] = "";
+  snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)tid);
   FILE *f = fopen(path, "r");
   if (f == NULL)
-    return -1;
-  long nr = -1;
-  if (fscanf(f, "%ld", &nr) != 1)
-    nr = -1;
+    return 0;
+  if (fgets(comm, sizeof comm, f) == NULL)
+    comm[0] = '\0';
   fclose(f);
-  return nr;
+  comm[strcspn(comm, "\n")] = '\0';
+  return strcmp(comm, name) == 0;
 }
 
 /* ------------------------------------------------------------ sink server */
@@ -564,8 +594,9 @@ typedef struct lib_threads {
   pid_t writer, transport;
 } lib_threads;
 
-/* Which of the tids in after[] (not in before[]) is the writer and which
- * the transport; both idle right after the tracer starts. */
+/* The library names its threads: the tracer's writer is the new thread
+ * (in after[], not in before[]) named hotspan-writer; the process's one
+ * transport thread is named hotspan-export. */
 static lib_threads find_lib_threads(const pid_t *before, int nb,
                                     const pid_t *after, int na) {
   lib_threads lt = {0, 0};
@@ -573,11 +604,9 @@ static lib_threads find_lib_threads(const pid_t *before, int nb,
     int old = 0;
     for (int j = 0; j < nb && !old; j++)
       old = after[i] == before[j];
-    if (old)
-      continue;
-    if (task_syscall(after[i]) == SYS_futex)
+    if (!old && task_named(after[i], "hotspan-writer"))
       lt.writer = after[i];
-    else
+    else if (task_named(after[i], "hotspan-export"))
       lt.transport = after[i];
   }
   return lt;
@@ -676,6 +705,7 @@ static int run_e2e(const opts *o, const char *exporter, hotspan_tracer *t,
 typedef struct batch_result {
   double wall_ns; /* per span */
   double cpu_ns;  /* per span, this thread's CPU */
+  double runq_ns; /* per span, runnable but waiting for a CPU */
   uint64_t dropped;
 } batch_result;
 
@@ -685,13 +715,16 @@ static batch_result batch_full(hotspan_tracer *t, loop_opts *l, long traces) {
   hotspan_exporter_stats ea, eb;
   tracer_stats(t, &a);
   int has_exp = exporter_stats(t, &ea);
+  uint64_t q0 = self_runq_ns();
   uint64_t w0 = now_ns(CLOCK_MONOTONIC), c0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
   for (long i = 0; i < traces; i++)
     one_trace(t, l);
   uint64_t w1 = now_ns(CLOCK_MONOTONIC), c1 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+  uint64_t q1 = self_runq_ns();
   drain(t);
   tracer_stats(t, &b);
   batch_result r = {(w1 - w0) / (2.0 * traces), (c1 - c0) / (2.0 * traces),
+                    (q1 - q0) / (2.0 * traces),
                     b.spans_dropped - a.spans_dropped};
   if (has_exp && exporter_stats(t, &eb))
     r.dropped += export_dropped(&eb) - export_dropped(&ea);
@@ -711,20 +744,22 @@ static batch_result batch_paced(hotspan_tracer *t, loop_opts *l, double rate,
   if (bursts < 1)
     bursts = 1;
   uint64_t period = (uint64_t)(2 * BURST * 1e9 / rate);
-  uint64_t next = now_ns(CLOCK_MONOTONIC), wall = 0, cpu = 0;
+  uint64_t next = now_ns(CLOCK_MONOTONIC), wall = 0, cpu = 0, runq = 0;
   for (long k = 0; k < bursts; k++) {
     sleep_until(next);
     next += period;
+    uint64_t q0 = self_runq_ns();
     uint64_t w0 = now_ns(CLOCK_MONOTONIC), c0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
     for (int i = 0; i < BURST; i++)
       one_trace(t, l);
     cpu += now_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
     wall += now_ns(CLOCK_MONOTONIC) - w0;
+    runq += self_runq_ns() - q0;
   }
   drain(t);
   tracer_stats(t, &b);
   double spans = 2.0 * BURST * (double)bursts;
-  batch_result r = {wall / spans, cpu / spans,
+  batch_result r = {wall / spans, cpu / spans, runq / spans,
                     b.spans_dropped - a.spans_dropped};
   if (has_exp && exporter_stats(t, &eb))
     r.dropped += export_dropped(&eb) - export_dropped(&ea);
@@ -744,11 +779,12 @@ static double median(double *v, int n) {
 static void run_appcost(const opts *o, const char *exporter,
                         hotspan_tracer *with, hotspan_tracer *none, int paced) {
   int n = o->rounds;
-  double *v = calloc((size_t)n * 6, sizeof *v);
+  double *v = calloc((size_t)n * 9, sizeof *v);
   if (v == NULL)
     exit(1);
   double *ww = v, *nw = v + n, *dw = v + 2 * n;
   double *wc = v + 3 * n, *nc = v + 4 * n, *dc = v + 5 * n;
+  double *wq = v + 6 * n, *nq = v + 7 * n, *dq = v + 8 * n;
   uint64_t dropped_with = 0, dropped_none = 0;
   loop_opts l;
   loop_opts_init(&l);
@@ -774,21 +810,60 @@ static void run_appcost(const opts *o, const char *exporter,
     wc[r] = bw.cpu_ns;
     nc[r] = bn.cpu_ns;
     dc[r] = bw.cpu_ns - bn.cpu_ns;
+    wq[r] = bw.runq_ns;
+    nq[r] = bn.runq_ns;
+    dq[r] = bw.runq_ns - bn.runq_ns;
     dropped_with += bw.dropped;
     dropped_none += bn.dropped;
   }
   double mww = median(ww, n), mnw = median(nw, n), mwc = median(wc, n),
-         mnc = median(nc, n), mdw = median(dw, n), mdc = median(dc, n);
-  /* dw is sorted now: its ends are the smallest and largest difference. */
-  printf("appcost exporter=%s mode=%s rate=%.0f rounds=%d spans_per_batch=%ld "
+         mnc = median(nc, n), mdw = median(dw, n), mdc = median(dc, n),
+         mwq = median(wq, n), mnq = median(nq, n), mdq = median(dq, n);
+  /* dw and dc are sorted now: their ends are the smallest and largest
+   * difference. */
+  printf("appcost exporter=%s mode=%s pinned=%d rate=%.0f rounds=%d "
+         "spans_per_batch=%ld "
          "with_ns=%.1f none_ns=%.1f diff_ns=%.1f with_cpu_ns=%.1f "
-         "none_cpu_ns=%.1f diff_cpu_ns=%.1f diff_ns_min=%.1f "
-         "diff_ns_max=%.1f dropped_with=%llu dropped_none=%llu\n",
-         exporter, paced ? "paced" : "full", paced ? o->rate : 0.0, n,
+         "none_cpu_ns=%.1f diff_cpu_ns=%.1f with_runq_ns=%.1f "
+         "none_runq_ns=%.1f diff_runq_ns=%.1f diff_ns_min=%.1f "
+         "diff_ns_max=%.1f diff_cpu_ns_min=%.1f diff_cpu_ns_max=%.1f "
+         "dropped_with=%llu dropped_none=%llu\n",
+         exporter, paced ? "paced" : "full", o->pin, paced ? o->rate : 0.0, n,
          paced ? (long)(o->rate * o->paced_seconds) : 2 * o->full_traces, mww,
-         mnw, mdw, mwc, mnc, mdc, dw[0], dw[n - 1],
-         (unsigned long long)dropped_with, (unsigned long long)dropped_none);
+         mnw, mdw, mwc, mnc, mdc, mwq, mnq, mdq, dw[0], dw[n - 1], dc[0],
+         dc[n - 1], (unsigned long long)dropped_with,
+         (unsigned long long)dropped_none);
   free(v);
+}
+
+/* --pin: the calling thread alone on CPU 0 and every other thread of the
+ * process on CPU 1 (on = 1), or all back on every CPU (on = 0). Returns
+ * 0, or -1 (and says why) if the machine has fewer than 2 CPUs or the
+ * kernel refused. */
+static int pin_threads(int on) {
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (ncpu < 2) {
+    fprintf(stderr, "bench_export_e2e: --pin needs 2 CPUs\n");
+    return -1;
+  }
+  cpu_set_t all, app, lib;
+  CPU_ZERO(&all);
+  CPU_ZERO(&app);
+  CPU_ZERO(&lib);
+  for (long i = 0; i < ncpu && i < CPU_SETSIZE; i++)
+    CPU_SET((int)i, &all);
+  CPU_SET(0, &app);
+  CPU_SET(1, &lib);
+  pid_t self = self_tid(), tids[256];
+  int n = list_tasks(tids, 256);
+  for (int i = 0; i < n; i++) {
+    const cpu_set_t *set = !on ? &all : tids[i] == self ? &app : &lib;
+    if (sched_setaffinity(tids[i], sizeof *set, set) != 0) {
+      perror("bench_export_e2e: sched_setaffinity");
+      return -1;
+    }
+  }
+  return 0;
 }
 
 /* ------------------------------------------------------------ main */
@@ -818,10 +893,14 @@ static int run_exporter(const opts *o, const char *exporter, server *sv) {
 
   int failed = run_e2e(o, exporter, with, lt, ext ? NULL : sv);
   fflush(stdout);
+  if (o->pin && pin_threads(1) != 0)
+    exit(1);
   run_appcost(o, exporter, with, none, 1);
   fflush(stdout);
   run_appcost(o, exporter, with, none, 0);
   fflush(stdout);
+  if (o->pin && pin_threads(0) != 0)
+    exit(1);
   hotspan_tracer_free(none);
   hotspan_tracer_free(with);
   return failed;

@@ -53,13 +53,14 @@ static void fixture_init(fixture *f) {
     s->type = "web";
     s->kind = i == 0 ? 2 : 3;
     hs_tag *t = f->tags[i];
-    t[0] = (hs_tag){"http.method", HS_TAG_STR, {.s = "GET"}};
+    t[0] = (hs_tag){"http.method", HS_TAG_STR, 11, {.s = "GET"}};
     t[1] = (hs_tag){"http.url",
                     HS_TAG_STR,
+                    8,
                     {.s = "https://shop.example.com/api/v1/orders/12345"}};
-    t[2] = (hs_tag){"http.status_code", HS_TAG_INT, {.i = 200}};
-    t[3] = (hs_tag){"db.rows", HS_TAG_DOUBLE, {.d = 12.5}};
-    t[4] = (hs_tag){"cache.hit", HS_TAG_BOOL, {.i = 1}};
+    t[2] = (hs_tag){"http.status_code", HS_TAG_INT, 16, {.i = 200}};
+    t[3] = (hs_tag){"db.rows", HS_TAG_DOUBLE, 7, {.d = 12.5}};
+    t[4] = (hs_tag){"cache.hit", HS_TAG_BOOL, 9, {.i = 1}};
     s->tags = t;
     s->ntags = 5;
     s->next = i + 1 < CHUNK_SPANS ? &f->spans[i + 1] : NULL;

@@ -2,15 +2,17 @@
 # Exporter benchmarks: encode rates on one core (bench_export_dd,
 # bench_export_otlp) and end to end (bench_export_e2e: delivered spans/s
 # into a local sink server, and the application thread's cost per span
-# with an exporter against exporters "none"), run in rounds and summarised
-# in one table.
+# with an exporter against exporters "none", sharing the CPUs and with the
+# application thread on a CPU of its own), run in rounds and summarised in
+# tables.
 #
 #   bench/export.sh [--rounds N] [--seconds S] [--build-dir DIR]
 #                   [--no-build] [--keep]
 #
 # Builds RelWithDebInfo in <source>/build-bench unless --build-dir is
 # given, then runs N rounds (default 5) of "bench_export_dd, then
-# bench_export_otlp, then bench_export_e2e". The table shows the median
+# bench_export_otlp, then bench_export_e2e, then bench_export_e2e --pin
+# --rate 500000" (needs 2 CPUs). The tables show the median
 # over rounds and, in brackets, the range [min-max]. The application-thread
 # cost compares two tracers of the same process in alternating batches;
 # "with/none" is the median of the per-round ratios.
@@ -30,7 +32,7 @@ while [ $# -gt 0 ]; do
   --build-dir) build=$2; shift 2 ;;
   --no-build) do_build=0; shift ;;
   --keep) keep=1; shift ;;
-  -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
   *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -64,6 +66,12 @@ for r in $(seq 1 "$rounds"); do
   echo "round $r/$rounds: e2e" >&2
   "$build/bench/bench_export_e2e" --seconds "$seconds" >"$out/e2e.$r" \
     2>"$out/e2e.$r.err" || { cat "$out/e2e.$r.err" >&2; exit 1; }
+  # The application thread alone on a CPU, the library's threads and the
+  # sink server on the other, paced at 500 000 spans/s: its cost without
+  # sharing a core. Only the appcost lines of this run are used.
+  echo "round $r/$rounds: e2e, pinned" >&2
+  "$build/bench/bench_export_e2e" --seconds 0.5 --pin --rate 500000 \
+    >"$out/pin.$r" 2>"$out/pin.$r.err" || { cat "$out/pin.$r.err" >&2; exit 1; }
 done
 
 python3 - "$out" "$rounds" "$seconds" <<'PY'
@@ -95,9 +103,14 @@ for r in range(1, rounds + 1):
         if f[0] == "e2e":
             e2e.setdefault(d["exporter"], []).append(d)
         elif f[0] == "appcost":
-            cost.setdefault((d["exporter"], d["mode"]), []).append(d)
+            cost.setdefault((d["exporter"], d["mode"], "0"), []).append(d)
         elif f[0] == "info" and r == 1 and "program=" in line:
             info.append(line.strip())
+    for line in open(os.path.join(out, f"pin.{r}")):
+        f = line.split()
+        if f and f[0] == "appcost":
+            d = kv(f[1:])
+            cost.setdefault((d["exporter"], d["mode"], "1"), []).append(d)
 
 def fmt(v, digits=0):
     if not v:
@@ -132,19 +145,23 @@ for name, rows in e2e.items():
           f"{fmt(col(rows, 'writer_cpu_ns_per_span'))} | "
           f"{fmt(col(rows, 'transport_cpu_ns_per_span'))} |")
 print()
-print("| app thread, ns/span (root + child, 5 tags) | with exporter | "
-      "exporters none | difference | with/none | CPU: with | CPU: none | "
-      "CPU: difference | dropped (with) | target |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for (name, mode), rows in cost.items():
+print("| app thread, ns/span (root + child, 5 tags) | wall: with exporter | "
+      "wall: exporters none | wall: difference | with/none | CPU: with | "
+      "CPU: none | CPU: difference | waiting for a CPU: difference | "
+      "dropped (with) | target (CPU difference) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for (name, mode, pinned), rows in sorted(cost.items()):
     ratio = [float(x["with_ns"]) / float(x["none_ns"]) for x in rows]
     label = (f"{name}, paced {float(rows[0]['rate']):,.0f} spans/s"
              if mode == "paced" else f"{name}, full speed")
+    if pinned == "1":
+        label += ", own CPU"
     print(f"| {label} | {fmt(col(rows, 'with_ns'))} | "
           f"{fmt(col(rows, 'none_ns'))} | "
           f"{fmt([float(x['diff_ns']) for x in rows])} | "
           f"{statistics.median(ratio):.2f}x | "
           f"{fmt(col(rows, 'with_cpu_ns'))} | {fmt(col(rows, 'none_cpu_ns'))} | "
           f"{fmt([float(x['diff_cpu_ns']) for x in rows])} | "
+          f"{fmt([float(x['diff_runq_ns']) for x in rows])} | "
           f"{sum(int(x['dropped_with']) for x in rows)} | <= +100 |")
 PY

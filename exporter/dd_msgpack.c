@@ -289,6 +289,16 @@ static int prop_has(const chunk_ctx *cc, const char *key) {
   return 0;
 }
 
+/* Whether tag t (whose key is generated key g) is left out of a span on
+ * which the encoder writes the keys gen: env and version never are (the
+ * span's own value wins); a propagated key only if the trace carries it. */
+static int tag_skipped(const chunk_ctx *cc, unsigned gen, unsigned g,
+                       const hs_tag *t) {
+  if (g == K_ENV || g == K_VERSION || !(g & gen))
+    return 0;
+  return g != K_PROPAGATED || prop_has(cc, t->key);
+}
+
 /* ------------------------------------------------------------ JSON */
 
 /* Appends ",{...}" / "{...}" for one event or link, and rolls it back if
@@ -465,9 +475,12 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
   if (root && tv->agent_rate >= 0)
     gen |= K_AGENT;
 
-  /* Count meta and metrics entries: span tags first. */
+  /* Count meta and metrics entries: span tags first. Which of the first
+   * 64 tags are left out is remembered (bit i of skip), so that their keys
+   * are classified once per span. */
   uint32_t nmeta = 0, nmetrics = 0;
   int own_env = 0, own_version = 0;
+  uint64_t skip = 0;
   for (uint16_t i = 0; i < s->ntags; i++) {
     const hs_tag *t = &s->tags[i];
     unsigned g = generated_key(t->key);
@@ -475,8 +488,11 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
       own_env = 1;
     else if (g == K_VERSION)
       own_version = 1;
-    else if ((g & gen) && (g != K_PROPAGATED || prop_has(cc, t->key)))
+    if (tag_skipped(cc, gen, g, t)) {
+      if (i < 64)
+        skip |= UINT64_C(1) << i;
       continue;
+    }
     if (t->type == HS_TAG_STR || t->type == HS_TAG_BOOL)
       nmeta++;
     else if (t->type == HS_TAG_INT || isfinite(t->v.d))
@@ -548,9 +564,8 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
     const hs_tag *t = &s->tags[i];
     if (t->type != HS_TAG_STR && t->type != HS_TAG_BOOL)
       continue;
-    unsigned g = generated_key(t->key);
-    if (g != K_ENV && g != K_VERSION && (g & gen) &&
-        (g != K_PROPAGATED || prop_has(cc, t->key)))
+    if (i < 64 ? (int)((skip >> i) & 1)
+               : tag_skipped(cc, gen, generated_key(t->key), t))
       continue;
     put_str(e, t->key);
     if (t->type == HS_TAG_STR)
@@ -633,9 +648,8 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
     double v = t->type == HS_TAG_INT ? (double)t->v.i : t->v.d;
     if (!isfinite(v))
       continue; /* the agent's JSON side cannot hold NaN or Inf */
-    unsigned g = generated_key(t->key);
-    if (g != K_ENV && g != K_VERSION && (g & gen) &&
-        (g != K_PROPAGATED || prop_has(cc, t->key)))
+    if (i < 64 ? (int)((skip >> i) & 1)
+               : tag_skipped(cc, gen, generated_key(t->key), t))
       continue;
     put_str(e, t->key);
     msgpack_pack_double(&e->pk, v);
@@ -731,7 +745,7 @@ int hs_dd_encoder_add(hs_dd_encoder *e, const hs_chunk *c) {
   cc.pid = 0;
   for (const hotspan_span *s = c->spans; s != NULL; s = s->next)
     if (s->is_local_root) {
-      cc.pid = (int64_t)getpid(); /* read per chunk: fork changes it */
+      cc.pid = hs_process_id(); /* per chunk: fork changes it */
       break;
     }
   size_t mark = e->out.len;
@@ -742,8 +756,10 @@ int hs_dd_encoder_add(hs_dd_encoder *e, const hs_chunk *c) {
   msgpack_pack_array(&e->pk, c->nspans);
   uint32_t n = 0;
   for (const hotspan_span *s = c->spans; s != NULL && n < c->nspans;
-       s = s->next, n++)
+       s = s->next, n++) {
+    hs_span_prefetch(s->next);
     encode_span(e, &cc, s);
+  }
   if (hs_buf_failed(&e->out) || n != c->nspans) {
     e->out.len = mark;
     e->out.failed = 0;

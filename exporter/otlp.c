@@ -642,6 +642,7 @@ int hs_otlp_encoder_add_chunk(hs_otlp_encoder *e, const hs_chunk *c) {
   group *last = &e->groups[0];
   const char *last_service = own;
   for (const hotspan_span *s = c->spans; s != NULL; s = s->next) {
+    hs_span_prefetch(s->next);
     group *g = last;
     if (s->service != last_service && s->service != NULL &&
         strcmp(s->service, last->service) != 0) {
@@ -669,7 +670,7 @@ int hs_otlp_encoder_finish(hs_otlp_encoder *e, uint8_t **out, size_t *len) {
   arena *a = &e->a;
   int rc = HOTSPAN_ENOMEM;
   if (e->pid_idx != SIZE_MAX) /* a forked child reports its own pid */
-    e->res_any[e->pid_idx].int_value = (int64_t)getpid();
+    e->res_any[e->pid_idx].int_value = hs_process_id();
   size_t nused = 0;
   for (size_t i = 0; i < e->ngroups; i++)
     nused += e->groups[i].n > 0;

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -585,6 +586,7 @@ static void *thread_main(void *arg) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, NULL);
+  prctl(PR_SET_NAME, "hotspan-export");
   (void)hs_prof_exclude_self();
   uint64_t rng = hs_now_mono_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b9u;
   if (rng == 0)

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "correlation/thread_ctx.h"
@@ -26,6 +27,7 @@ enum hs_tag_type { HS_TAG_STR = 1, HS_TAG_INT, HS_TAG_DOUBLE, HS_TAG_BOOL };
 typedef struct hs_tag {
   const char *key; /* in the span's arena */
   uint8_t type;    /* enum hs_tag_type */
+  uint16_t klen;   /* strlen(key) (at most HS_TAG_KEY_MAX) */
   union {
     const char *s; /* in the span's arena */
     int64_t i;
@@ -100,12 +102,30 @@ struct hotspan_span {
   uint16_t nlinks;
   uint16_t dropped_events; /* past HS_SPAN_MAX_EVENTS */
   uint16_t dropped_links;  /* past HS_SPAN_MAX_LINKS */
-  hs_tag inline_tags[HS_SPAN_INLINE_TAGS];
-  hs_arena_block *blocks; /* overflow of the arena */
+  hs_arena_block *blocks;  /* overflow of the arena */
   char *apos;
   char *aend;
+  /* The fields above are written for every span; keeping them together
+   * keeps the number of cache lines a span touches low. */
+  hs_tag inline_tags[HS_SPAN_INLINE_TAGS];
   char arena[HS_SPAN_ARENA];
 };
+
+/* The part of a span that starting it, setting a few tags and encoding it
+ * touch: its fields, the inline tags and the start of its arena. */
+#define HS_SPAN_HOT_BYTES (offsetof(hotspan_span, arena) + 128)
+
+/* Asks the CPU to start loading what an encoder will read of span s (a
+ * hint; s may be NULL). A chunk waiting in the writer's queue has often
+ * left every cache by the time it is written, and the spans of a chunk
+ * are a linked list, so without this each one costs several memory
+ * round trips in a row. */
+static inline void hs_span_prefetch(const hotspan_span *s) {
+  if (s == NULL)
+    return;
+  for (size_t off = 0; off < HS_SPAN_HOT_BYTES; off += 64)
+    __builtin_prefetch((const char *)s + off, 0, 3);
+}
 
 /* ------------------------------------------------------------ traces */
 
@@ -143,11 +163,6 @@ struct hs_trace {
   uint32_t n_finished;
   uint8_t root_finished;
   uint8_t has_remote;
-  /* From an extracted context (has_remote), copied at root start. */
-  char origin[HOTSPAN_ORIGIN_MAX];
-  char propagated_tags[HOTSPAN_PROPAGATED_TAGS_MAX];
-  char tracestate_other[HOTSPAN_TRACESTATE_MAX];
-  char last_dd_parent_id[17];
   hs_trace *orphan_next; /* tracer's list of traces with spans left open */
   /* Every live trace is on one of its tracer's shard lists (under the
    * shard's mutex), so that hotspan_tracer_free can flush and reclaim
@@ -155,7 +170,19 @@ struct hs_trace {
   hs_trace *live_prev;
   hs_trace *live_next;
   uint8_t live_shard;
+  /* From an extracted context (has_remote), copied at root start. The
+   * large buffers come last, so that starting a trace writes only the
+   * first cache lines of the object (HS_TRACE_HOT_BYTES);
+   * tracestate_other is set only for a remote parent and read only when
+   * has_remote is 1. */
+  char origin[HOTSPAN_ORIGIN_MAX];
+  char last_dd_parent_id[17];
+  char propagated_tags[HOTSPAN_PROPAGATED_TAGS_MAX];
+  char tracestate_other[HOTSPAN_TRACESTATE_MAX];
 };
+
+/* The part of an hs_trace that starting a local trace writes. */
+#define HS_TRACE_HOT_BYTES (offsetof(hs_trace, propagated_tags) + 1)
 
 /* Trace-level values a sink needs, copied under the trace mutex once per
  * chunk (the sampling decision and the extracted context may still change
@@ -399,6 +426,9 @@ hs_tstate *hs_tstate_get(void);
 
 /* Number of forks seen by this process (bumped in the child). */
 unsigned hs_fork_generation(void);
+/* getpid() without a system call each time: cached, and read again after
+ * a fork (fork generation changed). Thread-safe. */
+int64_t hs_process_id(void);
 void hs_fork_handlers_install(void);
 
 /* Ids: 64-bit random, never 0; span ids have the top bit clear. */

@@ -8,8 +8,10 @@
  * slabs of HS_SLAB objects; slabs are never freed (they are reachable from
  * the slab list, so leak checkers stay quiet) and memory use is bounded by
  * the peak number of live spans. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "tracer/internal.h"
@@ -43,17 +45,25 @@ typedef struct hs_pool {
   uint64_t n;
   hs_slab *slabs;
   size_t obj_size;
+  unsigned prefetch_lines;
 } hs_pool;
 
 enum { POOL_SPAN, POOL_TRACE, POOL_CHUNK, POOL_COUNT };
 
-#define HS_POOL_INIT(type)                                                     \
+/* How much of an object a new span, trace or chunk writes at once: the
+ * span's header, tags and the start of its arena; the trace's fields
+ * before its large context buffers; the whole chunk. */
+#define HS_LINES(bytes) ((unsigned)(((bytes) + 63) / 64))
+
+#define HS_POOL_INIT(type, hot)                                                \
   {                                                                            \
     PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL,                                  \
-        (sizeof(type) + 63) & ~(size_t)63                                      \
+        (sizeof(type) + 63) & ~(size_t)63, HS_LINES(hot)                       \
   }
 static hs_pool pools[POOL_COUNT] = {
-    HS_POOL_INIT(hotspan_span), HS_POOL_INIT(hs_trace), HS_POOL_INIT(hs_chunk)};
+    HS_POOL_INIT(hotspan_span, HS_SPAN_HOT_BYTES),
+    HS_POOL_INIT(hs_trace, HS_TRACE_HOT_BYTES),
+    HS_POOL_INIT(hs_chunk, sizeof(hs_chunk))};
 
 _Static_assert(sizeof(hs_free) <= sizeof(hotspan_span) &&
                    sizeof(hs_free) <= sizeof(hs_trace) &&
@@ -118,6 +128,11 @@ static void *pool_get(hs_pool *p, hs_cache *c) {
   hs_free *f = c->head;
   c->head = f->next;
   c->n--;
+  if (c->head != NULL) {
+    const char *nx = (const char *)c->head;
+    for (unsigned i = 0; i < p->prefetch_lines; i++)
+      __builtin_prefetch(nx + 64 * i, 1, 3);
+  }
   return f;
 }
 
@@ -258,7 +273,6 @@ hs_trace *hs_trace_alloc(void) {
   tr->has_remote = 0;
   tr->origin[0] = '\0';
   tr->propagated_tags[0] = '\0';
-  tr->tracestate_other[0] = '\0';
   tr->last_dd_parent_id[0] = '\0';
   tr->orphan_next = NULL;
   return tr;
@@ -309,6 +323,20 @@ static _Atomic unsigned fork_gen;
 
 unsigned hs_fork_generation(void) {
   return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+/* The fork generation in the high half, the pid in the low half; 0 until
+ * first asked. */
+static _Atomic uint64_t cached_pid;
+
+int64_t hs_process_id(void) {
+  uint64_t gen = hs_fork_generation();
+  uint64_t v = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+  if (__builtin_expect(v == 0 || (v >> 32) != gen, 0)) {
+    v = gen << 32 | (uint32_t)getpid();
+    atomic_store_explicit(&cached_pid, v, memory_order_relaxed);
+  }
+  return (int64_t)(uint32_t)v;
 }
 
 void hs__tracers_atfork_prepare(void);

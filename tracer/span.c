@@ -334,7 +334,7 @@ static inline int span_open(const hotspan_span *s) {
  * one with the key copied. NULL when out of memory. */
 static hs_tag *tag_slot(hotspan_span *s, const char *key, size_t klen) {
   for (uint16_t i = 0; i < s->ntags; i++)
-    if (strcmp(s->tags[i].key, key) == 0)
+    if (s->tags[i].klen == klen && memcmp(s->tags[i].key, key, klen) == 0)
       return &s->tags[i];
   if (s->ntags == s->cap_tags) {
     if (s->cap_tags >= HS_SPAN_MAX_TAGS)
@@ -358,6 +358,7 @@ static hs_tag *tag_slot(hotspan_span *s, const char *key, size_t klen) {
     return NULL;
   hs_tag *tag = &s->tags[s->ntags++];
   tag->key = k;
+  tag->klen = (uint16_t)klen;
   tag->type = 0;
   return tag;
 }
@@ -464,7 +465,9 @@ static int copy_attrs(hotspan_span *s, const hotspan_attribute *attrs,
     return HOTSPAN_ENOMEM;
   for (size_t i = 0; i < nattrs; i++) {
     const hotspan_attribute *a = &attrs[i];
-    t[i].key = arena_strdup(s, a->key, strlen(a->key));
+    size_t klen = strlen(a->key); /* at most HS_TAG_KEY_MAX: checked */
+    t[i].key = arena_strdup(s, a->key, klen);
+    t[i].klen = (uint16_t)klen;
     if (t[i].key == NULL)
       return HOTSPAN_ENOMEM;
     switch (a->type) {

@@ -43,12 +43,29 @@ static void remove_decision_maker(hs_trace *tr) {
 /* Sets "_dd.p.dm=-N" in the trace's propagated tags, replacing an earlier
  * value. Under tr->mu. */
 static void add_decision_maker(hs_trace *tr) {
-  remove_decision_maker(tr);
+  if (tr->propagated_tags[0] != '\0')
+    remove_decision_maker(tr);
+  /* Formatted by hand: this runs once per trace, and snprintf costs more
+   * than the rest of the decision. */
+  char digits[12];
+  size_t nd = 0;
+  unsigned m = tr->mechanism > 0 ? (unsigned)tr->mechanism : 0;
+  do {
+    digits[nd++] = (char)('0' + m % 10);
+    m /= 10;
+  } while (m != 0);
   size_t len = strlen(tr->propagated_tags);
-  int n = snprintf(tr->propagated_tags + len, sizeof tr->propagated_tags - len,
-                   "%s_dd.p.dm=-%d", len ? "," : "", tr->mechanism);
-  if (n < 0 || (size_t)n >= sizeof tr->propagated_tags - len)
-    tr->propagated_tags[len] = '\0'; /* does not fit: leave tags as they were */
+  size_t need = (len ? 1 : 0) + 10 + nd; /* [,]_dd.p.dm=-N */
+  if (len + need >= sizeof tr->propagated_tags)
+    return; /* does not fit: leave tags as they were */
+  char *p = tr->propagated_tags + len;
+  if (len)
+    *p++ = ',';
+  memcpy(p, "_dd.p.dm=-", 10);
+  p += 10;
+  while (nd > 0)
+    *p++ = digits[--nd];
+  *p = '\0';
 }
 
 void hs_trace_set_priority_locked(hs_trace *tr, int priority, int mechanism) {
@@ -352,8 +369,11 @@ void hs_trace_snapshot(hs_trace *tr, hs_trace_view *out) {
   copy_str(out->origin, tr->origin, sizeof out->origin);
   copy_str(out->propagated_tags, tr->propagated_tags,
            sizeof out->propagated_tags);
-  copy_str(out->tracestate_other, tr->tracestate_other,
-           sizeof out->tracestate_other);
+  if (tr->has_remote)
+    copy_str(out->tracestate_other, tr->tracestate_other,
+             sizeof out->tracestate_other);
+  else
+    out->tracestate_other[0] = '\0';
   copy_str(out->last_dd_parent_id, tr->last_dd_parent_id,
            sizeof out->last_dd_parent_id);
   pthread_mutex_unlock(&tr->mu);
@@ -373,8 +393,11 @@ static void fill_context(hs_trace *tr, const hotspan_span *s,
   copy_str(out->origin, tr->origin, sizeof out->origin);
   copy_str(out->propagated_tags, tr->propagated_tags,
            sizeof out->propagated_tags);
-  copy_str(out->tracestate_other, tr->tracestate_other,
-           sizeof out->tracestate_other);
+  if (tr->has_remote)
+    copy_str(out->tracestate_other, tr->tracestate_other,
+             sizeof out->tracestate_other);
+  else
+    out->tracestate_other[0] = '\0';
   copy_str(out->last_dd_parent_id, tr->last_dd_parent_id,
            sizeof out->last_dd_parent_id);
   pthread_mutex_unlock(&tr->mu);

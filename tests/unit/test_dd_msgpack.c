@@ -75,24 +75,28 @@ static void tag_str(hotspan_span *s, const char *k, const char *v) {
   assert_true(s->ntags < HS_SPAN_INLINE_TAGS);
   hs_tag *t = &s->tags[s->ntags++];
   t->key = k;
+  t->klen = (uint16_t)strlen(k);
   t->type = HS_TAG_STR;
   t->v.s = v;
 }
 static void tag_int(hotspan_span *s, const char *k, int64_t v) {
   hs_tag *t = &s->tags[s->ntags++];
   t->key = k;
+  t->klen = (uint16_t)strlen(k);
   t->type = HS_TAG_INT;
   t->v.i = v;
 }
 static void tag_double(hotspan_span *s, const char *k, double v) {
   hs_tag *t = &s->tags[s->ntags++];
   t->key = k;
+  t->klen = (uint16_t)strlen(k);
   t->type = HS_TAG_DOUBLE;
   t->v.d = v;
 }
 static void tag_bool(hotspan_span *s, const char *k, int v) {
   hs_tag *t = &s->tags[s->ntags++];
   t->key = k;
+  t->klen = (uint16_t)strlen(k);
   t->type = HS_TAG_BOOL;
   t->v.i = v;
 }
@@ -561,10 +565,10 @@ static void test_events_and_links(void **state) {
   fixture *f = fx_new();
   hotspan_span *s = fx_span(f, 1, 0, "op");
   s->is_local_root = 1;
-  hs_tag eattrs[4] = {{"str", HS_TAG_STR, {.s = "v\"q"}},
-                      {"int", HS_TAG_INT, {.i = -42}},
-                      {"dbl", HS_TAG_DOUBLE, {.d = 0.5}},
-                      {"bool", HS_TAG_BOOL, {.i = 1}}};
+  hs_tag eattrs[4] = {{"str", HS_TAG_STR, 3, {.s = "v\"q"}},
+                      {"int", HS_TAG_INT, 3, {.i = -42}},
+                      {"dbl", HS_TAG_DOUBLE, 3, {.d = 0.5}},
+                      {"bool", HS_TAG_BOOL, 4, {.i = 1}}};
   hs_span_event ev2 = {NULL, "second", 20, NULL, 0};
   hs_span_event ev1 = {&ev2, "exception", 1700000000000000001ull, eattrs, 4};
   s->events = &ev1;
@@ -651,7 +655,7 @@ static void test_hostile_strings(void **state) {
   tag_str(s, "trunc", "abc\xe2\x82"); /* cut in the middle of a character */
   /* Events with 25000-byte attributes: the JSON stays under the meta
    * value limit by leaving out whole events. */
-  hs_tag attr = {"a", HS_TAG_STR, {.s = big_ascii}};
+  hs_tag attr = {"a", HS_TAG_STR, 1, {.s = big_ascii}};
   hs_span_event evs[3];
   for (int i = 0; i < 3; i++) {
     evs[i] = (hs_span_event){i < 2 ? &evs[i + 1] : NULL, "e", 1, &attr, 1};

@@ -144,11 +144,11 @@ static void test_mapping(void **state) {
   hotspan_span child;
   memset(&child, 0, sizeof child);
   hs_tag tags[5] = {
-      {"http.method", HS_TAG_STR, {.s = "GET"}},
-      {"http.status_code", HS_TAG_INT, {.i = -500}},
-      {"ratio", HS_TAG_DOUBLE, {.d = 0.25}},
-      {"cache.hit", HS_TAG_BOOL, {.i = 1}},
-      {"error.message", HS_TAG_STR, {.s = "boom"}},
+      {"http.method", HS_TAG_STR, 11, {.s = "GET"}},
+      {"http.status_code", HS_TAG_INT, 16, {.i = -500}},
+      {"ratio", HS_TAG_DOUBLE, 5, {.d = 0.25}},
+      {"cache.hit", HS_TAG_BOOL, 9, {.i = 1}},
+      {"error.message", HS_TAG_STR, 13, {.s = "boom"}},
   };
   f.trace.has_remote = 1;
   snprintf(f.trace.tracestate_other, sizeof f.trace.tracestate_other,

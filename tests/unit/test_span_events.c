@@ -218,7 +218,7 @@ static void test_links(void **state) {
   hs_buf_init(&b, 0);
   hotspan_span fake;
   memset(&fake, 0, sizeof fake);
-  hs_tag tag = {.key = "n", .type = HS_TAG_INT};
+  hs_tag tag = {.key = "n", .klen = 1, .type = HS_TAG_INT};
   tag.v.i = 3;
   hs_span_link l = {.trace_id_high = 1,
                     .trace_id_low = 2,

@@ -207,11 +207,7 @@ void hs_json_double(hs_buf *b, double v) {
 }
 
 void hs_json_hex64(hs_buf *b, uint64_t v) {
-  static const char hex[] = "0123456789abcdef";
   char tmp[16];
-  for (int i = 15; i >= 0; i--) {
-    tmp[i] = hex[v & 15];
-    v >>= 4;
-  }
+  hs_hex16(tmp, v);
   hs_buf_append(b, tmp, sizeof tmp);
 }

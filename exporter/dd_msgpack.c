@@ -425,13 +425,9 @@ static void links_json(hs_buf *j, const hotspan_span *s) {
 /* ------------------------------------------------------------ spans */
 
 static void put_hex64(hs_dd_encoder *e, uint64_t v) {
-  static const char digits[] = "0123456789abcdef";
   char b[17];
   b[0] = (char)0xb0; /* fixstr of 16 bytes */
-  for (int i = 15; i >= 0; i--) {
-    b[1 + i] = digits[v & 0xf];
-    v >>= 4;
-  }
+  hs_hex16(b + 1, v);
   hs_buf_append(&e->out, b, sizeof b);
 }
 

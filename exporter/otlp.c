@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 #include "exporter/otlp.h"
 #include "hotspan/error.h"
@@ -631,13 +632,29 @@ static pb_span *encode_span(hs_otlp_encoder *e, const hotspan_span *s,
   return sp;
 }
 
+/* The W3C tracestate a span of the chunk would propagate (the dd member
+ * with the sampling priority, origin and propagated tags, then other
+ * vendors' members): the same for every span but for the dd member's p:
+ * value, the span's own id. Built once per chunk; *id_at is where p:'s
+ * digits are. */
+static size_t chunk_tracestate(const hs_trace_view *tv, char *out,
+                               size_t *id_at) {
+  hotspan_context ctx;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.sampling_priority = tv->priority;
+  memcpy(ctx.origin, tv->origin, sizeof ctx.origin);
+  memcpy(ctx.propagated_tags, tv->propagated_tags, sizeof ctx.propagated_tags);
+  memcpy(ctx.tracestate_other, tv->tracestate_other,
+         sizeof ctx.tracestate_other);
+  return hs_prop_w3c_tracestate(&ctx, out, id_at);
+}
+
 int hs_otlp_encoder_add_chunk(hs_otlp_encoder *e, const hs_chunk *c) {
   hs_trace_view tv;
   hs_trace_snapshot(c->trace, &tv);
-  char *trace_state = NULL;
-  if (tv.tracestate_other[0] != '\0' &&
-      (trace_state = arena_strdup(&e->a, tv.tracestate_other)) == NULL)
-    return HOTSPAN_ENOMEM;
+  char ts[HS_W3C_TRACESTATE_OUT];
+  size_t ts_id_at = 0;
+  size_t ts_len = chunk_tracestate(&tv, ts, &ts_id_at);
   const char *own = e->groups[0].service;
   group *last = &e->groups[0];
   const char *last_service = own;
@@ -652,6 +669,11 @@ int hs_otlp_encoder_add_chunk(hs_otlp_encoder *e, const hs_chunk *c) {
     }
     last = g;
     last_service = s->service;
+    char *trace_state = arena_alloc(&e->a, ts_len + 1);
+    if (trace_state == NULL)
+      return HOTSPAN_ENOMEM;
+    memcpy(trace_state, ts, ts_len + 1);
+    hs_hex16(trace_state + ts_id_at, s->span_id);
     pb_span *sp = encode_span(e, s, &tv, trace_state);
     if (sp == NULL || group_push(g, sp) != 0)
       return HOTSPAN_ENOMEM;

@@ -133,10 +133,10 @@ int hs_prop_b3single_extract(const hs_prop_headers *h, hotspan_context *ctx) {
 static size_t trace_id_hex(const hotspan_context *ctx, char *out) {
   size_t n = 0;
   if (ctx->trace_id_high != 0) {
-    hs_prop_hex16(out, ctx->trace_id_high);
+    hs_hex16(out, ctx->trace_id_high);
     n = 16;
   }
-  hs_prop_hex16(out + n, ctx->trace_id_low);
+  hs_hex16(out + n, ctx->trace_id_low);
   n += 16;
   out[n] = '\0';
   return n;
@@ -148,7 +148,7 @@ int hs_prop_b3multi_inject(const hotspan_context *ctx,
   trace_id_hex(ctx, buf);
   if (w->set(carrier, "x-b3-traceid", buf) != 0)
     return HOTSPAN_EIO;
-  hs_prop_hex16(buf, ctx->span_id);
+  hs_hex16(buf, ctx->span_id);
   buf[16] = '\0';
   if (w->set(carrier, "x-b3-spanid", buf) != 0)
     return HOTSPAN_EIO;
@@ -168,7 +168,7 @@ int hs_prop_b3single_inject(const hotspan_context *ctx,
   char buf[32 + 1 + 16 + 2 + 1];
   size_t n = trace_id_hex(ctx, buf);
   buf[n++] = '-';
-  hs_prop_hex16(buf + n, ctx->span_id);
+  hs_hex16(buf + n, ctx->span_id);
   n += 16;
   int prio = ctx->sampling_priority;
   if (prio != HOTSPAN_PRIORITY_UNSET) {

@@ -260,7 +260,7 @@ int hs_prop_dd_inject(const hotspan_context *ctx,
         tags[tl++] = ',';
       memcpy(tags + tl, TID_KEY "=", TID_KEY_LEN + 1);
       tl += TID_KEY_LEN + 1;
-      hs_prop_hex16(tags + tl, ctx->trace_id_high);
+      hs_hex16(tags + tl, ctx->trace_id_high);
       tl += 16;
     }
   }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "hotspan/propagation.h"
 #include "tracer/propagation_codec.h"
 
@@ -189,15 +190,6 @@ static inline int hs_prop_parse_hex(const char *s, size_t n, uint64_t *out) {
   }
   *out = v;
   return 0;
-}
-
-/* Writes v as 16 lowercase hex digits (no NUL). */
-static inline void hs_prop_hex16(char *dst, uint64_t v) {
-  static const char digits[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; i--) {
-    dst[i] = digits[v & 0xf];
-    v >>= 4;
-  }
 }
 
 /* Parses a decimal uint64 made only of digits (leading zeros allowed).

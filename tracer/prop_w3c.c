@@ -364,9 +364,14 @@ static char map_key_char(char c) {
 /* Buffer: dd member (256) + ',' + other vendors (511) + NUL. */
 #define TS_OUT_MAX (HS_DD_MEMBER_MAX + 1 + HOTSPAN_TRACESTATE_MAX)
 
+_Static_assert(HS_W3C_TRACESTATE_OUT == TS_OUT_MAX + 1,
+               "HS_W3C_TRACESTATE_OUT holds the dd member and the others");
+
 /* Appends the dd member "dd=s:..;p:..;o:..;t.k:v.." to out (empty); t.
- * entries that would push the member over 256 characters are left out. */
-static size_t write_dd_member(const hotspan_context *ctx, char *out) {
+ * entries that would push the member over 256 characters are left out.
+ * *span_id_at: where p:'s 16 hex digits are. */
+static size_t write_dd_member(const hotspan_context *ctx, char *out,
+                              size_t *span_id_at) {
   size_t n = 0;
   memcpy(out, "dd=", 3);
   n = 3;
@@ -378,7 +383,8 @@ static size_t write_dd_member(const hotspan_context *ctx, char *out) {
   }
   memcpy(out + n, "p:", 2);
   n += 2;
-  hs_prop_hex16(out + n, ctx->span_id);
+  *span_id_at = n;
+  hs_hex16(out + n, ctx->span_id);
   n += 16;
   size_t on = hs_prop_fieldlen(ctx->origin, sizeof ctx->origin);
   if (on > 0 && on < sizeof ctx->origin) {
@@ -426,16 +432,25 @@ int hs_prop_w3c_inject(const hotspan_context *ctx,
                        const hotspan_carrier_writer *w, void *carrier) {
   char tp[TRACEPARENT_V00_LEN + 1];
   memcpy(tp, "00-", 3);
-  hs_prop_hex16(tp + 3, ctx->trace_id_high);
-  hs_prop_hex16(tp + 19, ctx->trace_id_low);
+  hs_hex16(tp + 3, ctx->trace_id_high);
+  hs_hex16(tp + 19, ctx->trace_id_low);
   tp[35] = '-';
-  hs_prop_hex16(tp + 36, ctx->span_id);
+  hs_hex16(tp + 36, ctx->span_id);
   memcpy(tp + 52, hs_prop_sampled(ctx) ? "-01" : "-00", 4);
   if (w->set(carrier, "traceparent", tp) != 0)
     return HOTSPAN_EIO;
 
   char ts[TS_OUT_MAX + 1];
-  size_t n = write_dd_member(ctx, ts);
+  size_t span_id_at;
+  hs_prop_w3c_tracestate(ctx, ts, &span_id_at);
+  if (w->set(carrier, "tracestate", ts) != 0)
+    return HOTSPAN_EIO;
+  return HOTSPAN_OK;
+}
+
+size_t hs_prop_w3c_tracestate(const hotspan_context *ctx, char *ts,
+                              size_t *span_id_at) {
+  size_t n = write_dd_member(ctx, ts, span_id_at);
   /* Other vendors' members follow in their order, at most 31 of them so
    * that the list stays within 32 members. Members that are not valid
    * tracestate (a hand-built context) or another dd member are skipped:
@@ -463,7 +478,5 @@ int hs_prop_w3c_inject(const hotspan_context *ctx,
     members++;
   }
   ts[n] = '\0';
-  if (w->set(carrier, "tracestate", ts) != 0)
-    return HOTSPAN_EIO;
-  return HOTSPAN_OK;
+  return n;
 }

@@ -4,6 +4,7 @@
 #ifndef HS_TRACER_PROPAGATION_CODEC_H
 #define HS_TRACER_PROPAGATION_CODEC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "hotspan/propagation.h"
@@ -40,5 +41,14 @@ int hs_prop_extract(const hs_prop_styles *styles,
  * will be downstream; ctx->sampling_priority must be decided. */
 int hs_prop_inject(const hs_prop_styles *styles, const hotspan_context *ctx,
                    const hotspan_carrier_writer *writer, void *carrier);
+
+/* The W3C tracestate header value that injecting ctx writes: the dd member
+ * ("dd=s:..;p:<span id>;o:..;t.*"), then other vendors' members. out must
+ * hold HS_W3C_TRACESTATE_OUT bytes; returns the length (NUL-terminated).
+ * *span_id_at is where the 16 hex digits of ctx->span_id are, so that a
+ * caller can reuse the value for another span of the same trace. */
+#define HS_W3C_TRACESTATE_OUT (256 + 1 + HOTSPAN_TRACESTATE_MAX + 1)
+size_t hs_prop_w3c_tracestate(const hotspan_context *ctx, char *out,
+                              size_t *span_id_at);
 
 #endif

@@ -52,7 +52,15 @@ has 'message: "disk on fire"'
 # Root: sampled + HAS_IS_REMOTE + IS_REMOTE; children: sampled + HAS_IS_REMOTE.
 [ "$(count 'flags: 769')" = 1 ] || fail "root flags are not 0x301"
 [ "$(count 'flags: 257')" = 4 ] || fail "children flags are not 0x101"
-has 'trace_state: "rojo=00f067aa0ba902b7"'
+# Each span's trace_state is the tracestate it would propagate: the dd
+# member with the priority and its own id as p:, then the other vendor's
+# member extracted from the incoming request.
+grep -oE 'trace_state: "dd=s:1;p:[0-9a-f]{16},rojo=00f067aa0ba902b7"' \
+  "$work/decoded.txt" > "$work/ts.txt" || true
+[ "$(wc -l < "$work/ts.txt")" = 5 ] ||
+  fail "the 5 spans do not all carry the dd member and rojo in trace_state"
+[ "$(sort -u "$work/ts.txt" | wc -l)" = 5 ] ||
+  fail "the spans' trace_state do not each carry their own p: id"
 
 # Tags with native types, resource and type as attributes.
 has 'int_value: 500'

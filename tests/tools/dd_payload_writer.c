@@ -134,10 +134,10 @@ int main(int argc, char **argv) {
    * them (tracer/internal.h); they live in this function's frame until
    * the tracer is freed. */
   static hs_tag attrs[4];
-  attrs[0] = (hs_tag){"a.str", HS_TAG_STR, {.s = "x"}};
-  attrs[1] = (hs_tag){"a.int", HS_TAG_INT, {.i = 7}};
-  attrs[2] = (hs_tag){"a.dbl", HS_TAG_DOUBLE, {.d = 1.5}};
-  attrs[3] = (hs_tag){"a.bool", HS_TAG_BOOL, {.i = 1}};
+  attrs[0] = (hs_tag){"a.str", HS_TAG_STR, 5, {.s = "x"}};
+  attrs[1] = (hs_tag){"a.int", HS_TAG_INT, 5, {.i = 7}};
+  attrs[2] = (hs_tag){"a.dbl", HS_TAG_DOUBLE, 5, {.d = 1.5}};
+  attrs[3] = (hs_tag){"a.bool", HS_TAG_BOOL, 6, {.i = 1}};
   static hs_span_event ev[2];
   ev[0] =
       (hs_span_event){&ev[1], "exception", 1700000000123456789ull, attrs, 4};

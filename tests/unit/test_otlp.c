@@ -85,25 +85,30 @@ static void test_golden_tiny_span(void **state) {
   /* Derived by hand from the wire format (tag = field << 3 | wire type;
    * 2 = length-delimited, 0 = varint, 1 = fixed64, 5 = fixed32). */
   static const uint8_t want[] = {
-      0x0a, 0x62, /* request.resource_spans (1), 98 bytes */
+      0x0a, 0x7d, /* request.resource_spans (1), 125 bytes */
       0x0a, 0x15, /*  resource_spans.resource (1), 21 bytes */
       0x0a, 0x13, /*   resource.attributes (1), 19 bytes */
-      0x0a, 0x0c, 's',  'e',  'r', 'v', 'i', 'c', 'e', '.', 'n',
-      'a',  'm',  'e', /* key (1) "service.name" */
+      0x0a, 0x0c, 's',  'e',  'r', 'v', 'i', 'c', 'e', '.', 'n', 'a', 'm',
+      'e',             /* key (1) "service.name" */
       0x12, 0x03,      /* value (2): AnyValue, 3 bytes */
       0x0a, 0x01, 's', /* string_value (1) "s" */
-      0x12, 0x49,      /*  resource_spans.scope_spans (2), 73 bytes */
+      0x12, 0x64,      /*  resource_spans.scope_spans (2), 100 bytes */
       0x0a, 0x0c,      /*   scope (1), 12 bytes */
       0x0a, 0x07, 'h',  'o',  't', 's', 'p', 'a', 'n', /* name "hotspan" */
       0x12, 0x01, '1',                                 /* version "1" */
-      0x12, 0x39, /*   spans (2), 57 bytes */
+      0x12, 0x54, /*   spans (2), 84 bytes */
       0x0a, 0x10, /*    trace_id (1): high 64 then low 64, big-endian */
-      0,    0,    0,    0,    0,   0,   0,   1,   0,   0,   0,
-      0,    0,    0,    0,    2,                          /* */
-      0x12, 0x08, 0,    0,    0,   0,   0,   0,   0,   3, /* span_id (2), no
-                                                             parent (4) */
-      0x2a, 0x01, 'n',                                    /* name (5) */
-      0x30, 0x02,                                         /* kind (6) SERVER */
+      0,    0,    0,    0,    0,   0,   0,   1,   0,   0,   0,   0,   0,
+      0,    0,    2,                                      /* */
+      0x12, 0x08, 0,    0,    0,   0,   0,   0,   0,   3, /* span_id (2) */
+      0x1a, 0x19, /* trace_state (3), 25 bytes: the W3C tracestate this
+                     span propagates (priority 1, p: its own id) */
+      'd',  'd',  '=',  's',  ':', '1', ';', 'p', ':', '0', '0', '0', '0',
+      '0',  '0',  '0',  '0',  '0', '0', '0', '0', '0', '0', '0', '3', /* no
+                                                                         parent
+                                                                         (4) */
+      0x2a, 0x01, 'n',                               /* name (5) */
+      0x30, 0x02,                                    /* kind (6) SERVER */
       0x39, 10,   0,    0,    0,   0,   0,   0,   0, /* start_time_unix_nano (7)
                                                         fixed64 */
       0x41, 15,   0,    0,    0,   0,   0,   0,   0, /* end_time_unix_nano (8) =
@@ -153,6 +158,9 @@ static void test_mapping(void **state) {
   f.trace.has_remote = 1;
   snprintf(f.trace.tracestate_other, sizeof f.trace.tracestate_other,
            "ot=x:1,rojo=00f067aa0ba902b7");
+  snprintf(f.trace.origin, sizeof f.trace.origin, "synthetics");
+  snprintf(f.trace.propagated_tags, sizeof f.trace.propagated_tags,
+           "_dd.p.dm=-3,_dd.p.tid=0000000000000001");
   f.span.parent_id = 0x99; /* remote parent */
   f.span.resource = "GET /x";
   f.span.type = "web";
@@ -198,7 +206,12 @@ static void test_mapping(void **state) {
   assert_int_equal(sp->flags, 0x301); /* sampled, remote parent */
   assert_int_equal(sp->parent_span_id.len, 8);
   assert_int_equal(sp->parent_span_id.data[7], 0x99);
-  assert_string_equal(sp->trace_state, "ot=x:1,rojo=00f067aa0ba902b7");
+  /* The tracestate the span would propagate: the dd member (priority,
+   * its own id, origin, propagated tags but the trace id's high half),
+   * then the other vendors' members as extracted. */
+  assert_string_equal(sp->trace_state, "dd=s:1;p:0000000000000003;"
+                                       "o:synthetics;t.dm:-3,"
+                                       "ot=x:1,rojo=00f067aa0ba902b7");
   assert_int_equal(sp->kind, 2);
   assert_int_equal(sp->n_attributes, 7);
   assert_int_equal(
@@ -234,6 +247,9 @@ static void test_mapping(void **state) {
       "h1");
   const pb_span *c = r->resource_spans[1]->scope_spans[0]->spans[0];
   assert_int_equal(c->flags, 0x101); /* local parent */
+  assert_string_equal(c->trace_state, "dd=s:1;p:0000000000000004;"
+                                      "o:synthetics;t.dm:-3,"
+                                      "ot=x:1,rojo=00f067aa0ba902b7");
   assert_int_equal(c->kind, 0);
   assert_int_equal(c->n_attributes, 0);
   assert_null(c->status);

@@ -1,10 +1,13 @@
 /* OTLP/HTTP protobuf trace encoder (see otlp.h).
  *
  * Workload: one payload holds up to a few thousand spans, each with a
- * handful of tags; the writer thread encodes ~10^5 spans/s in busy
- * services. So every message struct, id and string of a payload comes from
- * one bump arena that is rewound, not freed, after each payload, and the
- * request is sized and packed once. */
+ * handful of tags; the writer thread encodes up to ~10^6 spans/s. Each span
+ * is written in the wire format as it is added, into its service's buffer,
+ * and a payload is those buffers behind a few bytes of resource and scope.
+ * protobuf-c's generated code reads the collector's responses (and the
+ * tests read our requests with it); writing through its message structs
+ * cost two generic passes over a tree built per span, three times the
+ * time of the whole direct encoding (docs/PERFORMANCE.md, "Exporters"). */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,114 +22,12 @@
 #include "hotspan/version.h"
 #include "otlp_trace_service.pb-c.h"
 
-typedef Opentelemetry__Proto__Common__V1__AnyValue pb_any;
-typedef Opentelemetry__Proto__Common__V1__KeyValue pb_kv;
-typedef Opentelemetry__Proto__Common__V1__InstrumentationScope pb_scope;
-typedef Opentelemetry__Proto__Resource__V1__Resource pb_resource;
-typedef Opentelemetry__Proto__Trace__V1__ResourceSpans pb_rspans;
-typedef Opentelemetry__Proto__Trace__V1__ScopeSpans pb_sspans;
-typedef Opentelemetry__Proto__Trace__V1__Span pb_span;
-typedef Opentelemetry__Proto__Trace__V1__Span__Event pb_event;
-typedef Opentelemetry__Proto__Trace__V1__Span__Link pb_link;
-typedef Opentelemetry__Proto__Trace__V1__Status pb_status;
-typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest
-    pb_request;
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse
     pb_response;
-
-static const pb_any any_init =
-    OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
-static const pb_kv kv_init = OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT;
-static const pb_span span_init = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__INIT;
-static const pb_event event_init =
-    OPENTELEMETRY__PROTO__TRACE__V1__SPAN__EVENT__INIT;
-static const pb_link link_init =
-    OPENTELEMETRY__PROTO__TRACE__V1__SPAN__LINK__INIT;
-static const pb_status status_init =
-    OPENTELEMETRY__PROTO__TRACE__V1__STATUS__INIT;
 
 #define FLAG_SAMPLED 0x01u
 #define FLAG_HAS_IS_REMOTE 0x100u
 #define FLAG_IS_REMOTE 0x200u
-
-/* ------------------------------------------------------------ arena */
-
-#define ARENA_BLOCK ((size_t)64 << 10)
-
-typedef struct ablock {
-  struct ablock *next;
-  size_t cap;
-  size_t used;
-  _Alignas(16) char data[];
-} ablock;
-
-typedef struct arena {
-  ablock *head;
-  ablock *cur;
-  size_t used; /* bytes handed out since the last rewind */
-} arena;
-
-/* n bytes, 8-aligned; NULL when out of memory. */
-static void *arena_alloc(arena *a, size_t n) {
-  n = (n + 7) & ~(size_t)7;
-  ablock *b = a->cur;
-  if (b != NULL && b->cap - b->used >= n) {
-    void *p = b->data + b->used;
-    b->used += n;
-    a->used += n;
-    return p;
-  }
-  /* Next kept block if it is big enough, else a new one after cur. */
-  if (b != NULL && b->next != NULL && b->next->cap >= n) {
-    b = b->next;
-  } else {
-    size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
-    ablock *nb = malloc(sizeof *nb + cap);
-    if (nb == NULL)
-      return NULL;
-    nb->cap = cap;
-    if (b == NULL) {
-      nb->next = a->head;
-      a->head = nb;
-    } else {
-      nb->next = b->next;
-      b->next = nb;
-    }
-    b = nb;
-  }
-  b->used = n;
-  a->cur = b;
-  a->used += n;
-  return b->data;
-}
-
-static void arena_rewind(arena *a) {
-  a->cur = a->head;
-  if (a->cur != NULL)
-    a->cur->used = 0;
-  a->used = 0;
-}
-
-static void arena_free(arena *a) {
-  ablock *b = a->head;
-  while (b != NULL) {
-    ablock *n = b->next;
-    free(b);
-    b = n;
-  }
-  a->head = a->cur = NULL;
-  a->used = 0;
-}
-
-static char *arena_strdup(arena *a, const char *s) {
-  if (s == NULL)
-    return NULL;
-  size_t n = strlen(s);
-  char *p = arena_alloc(a, n + 1);
-  if (p != NULL)
-    memcpy(p, s, n + 1);
-  return p;
-}
 
 /* ------------------------------------------------------------ ids */
 
@@ -270,59 +171,204 @@ int hs_otlp_resource_init(hs_otlp_resource *r, const hs_tracer_settings *st) {
   return rc;
 }
 
+/* ------------------------------------------------------------ wire */
+
+/* Protocol Buffers wire format, written directly: a field is its key
+ * (field number << 3 | wire type) as a varint, then a varint, 8 or 4
+ * little-endian bytes, or a varint length and that many bytes. Fields are
+ * written in field-number order and proto3 defaults (0, "", empty bytes)
+ * are left out, except inside the AnyValue oneof, where the member written
+ * is the value. Nested messages are sized first (the *_size functions), so
+ * that each length is written once, minimally, with no second pass. */
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+
+static size_t vlen(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+static void put_varint_long(hs_buf *b, uint64_t v) {
+  uint8_t t[10];
+  size_t n = 0;
+  while (v >= 0x80) {
+    t[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  t[n++] = (uint8_t)v;
+  hs_buf_append(b, t, n);
+}
+
+/* Most varints here (keys, lengths of short strings) are one byte. */
+static inline void put_varint(hs_buf *b, uint64_t v) {
+  if (v < 0x80)
+    hs_buf_putc(b, (char)v);
+  else
+    put_varint_long(b, v);
+}
+
+static void put_key(hs_buf *b, unsigned field, unsigned wt) {
+  put_varint(b, (uint64_t)field << 3 | wt);
+}
+
+/* A fixed64 (wt WT_I64, 8 bytes) or fixed32 (WT_I32, 4) field. */
+static void put_fixed(hs_buf *b, unsigned field, unsigned wt, uint64_t v) {
+  uint8_t t[8];
+  size_t n = wt == WT_I64 ? 8 : 4;
+  for (size_t i = 0; i < n; i++)
+    t[i] = (uint8_t)(v >> (8 * i));
+  put_key(b, field, wt);
+  hs_buf_append(b, t, n);
+}
+
+static void put_fixed64(hs_buf *b, unsigned field, uint64_t v) {
+  put_fixed(b, field, WT_I64, v);
+}
+
+static void put_fixed32(hs_buf *b, unsigned field, uint32_t v) {
+  put_fixed(b, field, WT_I32, v);
+}
+
+/* A length-delimited field: key, length, n bytes of p. */
+static void put_lenfield(hs_buf *b, unsigned field, const void *p, size_t n) {
+  put_key(b, field, WT_LEN);
+  put_varint(b, n);
+  hs_buf_append(b, p, n);
+}
+
+/* The key and length of a field whose n bytes the caller writes next. */
+static void put_lenhead(hs_buf *b, unsigned field, size_t n) {
+  put_key(b, field, WT_LEN);
+  put_varint(b, n);
+}
+
+/* A proto3 string field; left out when empty. */
+static void put_str(hs_buf *b, unsigned field, const char *s, size_t n) {
+  if (n > 0)
+    put_lenfield(b, field, s, n);
+}
+
+/* Size of a length-delimited field (key of a field below 16) of n bytes. */
+static size_t lenfield_size(size_t n) {
+  return 1 + vlen(n) + n;
+}
+
+/* AnyValue (string 1, bool 2, int 3, double 4) of a tag. */
+static size_t any_size(const hs_tag *t, size_t slen) {
+  switch (t->type) {
+  case HS_TAG_STR:
+    return lenfield_size(slen);
+  case HS_TAG_INT:
+    return 1 + vlen((uint64_t)t->v.i);
+  case HS_TAG_DOUBLE:
+    return 1 + 8;
+  default:
+    return 1 + 1;
+  }
+}
+
+static void put_any(hs_buf *b, const hs_tag *t, size_t slen) {
+  switch (t->type) {
+  case HS_TAG_STR:
+    put_lenfield(b, 1, t->v.s, slen);
+    break;
+  case HS_TAG_INT:
+    put_key(b, 3, WT_VARINT);
+    put_varint(b, (uint64_t)t->v.i);
+    break;
+  case HS_TAG_DOUBLE: {
+    uint64_t bits;
+    memcpy(&bits, &t->v.d, sizeof bits);
+    put_fixed64(b, 4, bits);
+    break;
+  }
+  default:
+    put_key(b, 2, WT_VARINT);
+    put_varint(b, t->v.i != 0);
+    break;
+  }
+}
+
+/* KeyValue (key 1, value 2) of a tag. */
+static size_t kv_size(const hs_tag *t, size_t klen, size_t slen) {
+  return (klen > 0 ? lenfield_size(klen) : 0) +
+         lenfield_size(any_size(t, slen));
+}
+
+static size_t tag_slen(const hs_tag *t) {
+  return t->type == HS_TAG_STR ? strlen(t->v.s) : 0;
+}
+
+/* One attribute as field `field` (a KeyValue) of the enclosing message. */
+static void put_attr(hs_buf *b, unsigned field, const hs_tag *t) {
+  size_t klen = strlen(t->key), slen = tag_slen(t);
+  put_lenhead(b, field, kv_size(t, klen, slen));
+  put_str(b, 1, t->key, klen);
+  put_lenhead(b, 2, any_size(t, slen));
+  put_any(b, t, slen);
+}
+
+/* Total size of n attributes written as field numbers below 16. */
+static size_t attrs_size(const hs_tag *tags, size_t n) {
+  size_t sz = 0;
+  for (size_t i = 0; i < n; i++)
+    sz += lenfield_size(
+        kv_size(&tags[i], strlen(tags[i].key), tag_slen(&tags[i])));
+  return sz;
+}
+
+static void put_attrs(hs_buf *b, unsigned field, const hs_tag *tags, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    put_attr(b, field, &tags[i]);
+}
+
+/* A string attribute that is not a span tag (resource.name, span.type). */
+static void put_str_attr(hs_buf *b, unsigned field, const char *key,
+                         const char *value) {
+  hs_tag t = {.key = key, .type = HS_TAG_STR, .v.s = value};
+  put_attr(b, field, &t);
+}
+
+static void put_id(hs_buf *b, unsigned field, uint64_t id) {
+  uint8_t t[8];
+  hs_otlp_span_id_bytes(id, t);
+  put_lenfield(b, field, t, 8);
+}
+
+static void put_trace_id(hs_buf *b, unsigned field, uint64_t high,
+                         uint64_t low) {
+  uint8_t t[16];
+  hs_otlp_trace_id_bytes(high, low, t);
+  put_lenfield(b, field, t, 16);
+}
+
 /* ------------------------------------------------------------ encoder */
 
-/* The spans of one service (one ResourceSpans). Kept between payloads. */
+/* The spans of one service (one ResourceSpans), already encoded as the
+ * repeated `spans` field (2) of its ScopeSpans. Kept between payloads. */
 typedef struct group {
   char *service;
-  pb_span **spans;
-  size_t n;
-  size_t cap;
+  hs_buf spans;
+  uint32_t n;
 } group;
 
 #define MAX_GROUPS 64 /* services kept between payloads */
 
 struct hs_otlp_encoder {
-  arena a;
-  /* The resource of the tracer's service, built once. */
-  pb_kv *res_kv;
-  pb_any *res_any;
-  pb_kv **res_ptrs;
-  size_t nres;
-  size_t service_idx; /* index of service.name in res_ptrs */
-  size_t pid_idx;     /* index of process.pid, or SIZE_MAX */
+  /* The resource of the tracer's service: service.name first. */
   hs_otlp_resource res;
+  size_t pid_idx; /* index of process.pid, or SIZE_MAX */
   char *scope_version;
   group *groups; /* groups[0]: the tracer's service */
   size_t ngroups;
+  hs_buf span; /* one span's message, before its length is known */
   uint32_t nspans;
+  size_t bytes; /* encoded spans pending, all groups */
 };
-
-static void tag_to_any(const hs_tag *t, pb_any *v, const char *s) {
-  *v = any_init;
-  switch (t->type) {
-  case HS_TAG_STR:
-    v->value_case =
-        OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-    v->string_value = (char *)s;
-    break;
-  case HS_TAG_INT:
-    v->value_case =
-        OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-    v->int_value = t->v.i;
-    break;
-  case HS_TAG_DOUBLE:
-    v->value_case =
-        OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
-    v->double_value = t->v.d;
-    break;
-  default:
-    v->value_case =
-        OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
-    v->bool_value = t->v.i != 0;
-    break;
-  }
-}
 
 hs_otlp_encoder *hs_otlp_encoder_new(const hs_otlp_resource *res,
                                      const char *service,
@@ -331,6 +377,7 @@ hs_otlp_encoder *hs_otlp_encoder_new(const hs_otlp_resource *res,
   if (e == NULL)
     return NULL;
   e->pid_idx = SIZE_MAX;
+  hs_buf_init(&e->span, 0);
   /* Copy of the attributes, service.name first. */
   int ok = hs_otlp_resource_add_str(
                &e->res, "service.name",
@@ -343,48 +390,37 @@ hs_otlp_encoder *hs_otlp_encoder_new(const hs_otlp_resource *res,
       ok = hs_otlp_resource_add_int(&e->res, t->key, t->v.i) == HOTSPAN_OK;
   }
   e->scope_version = strdup(scope_version != NULL ? scope_version : "");
-  e->nres = e->res.nattrs;
-  e->res_kv = calloc(e->nres, sizeof *e->res_kv);
-  e->res_any = calloc(e->nres, sizeof *e->res_any);
-  e->res_ptrs = calloc(e->nres, sizeof *e->res_ptrs);
   e->groups = calloc(MAX_GROUPS, sizeof *e->groups);
-  if (!ok || e->scope_version == NULL || e->res_kv == NULL ||
-      e->res_any == NULL || e->res_ptrs == NULL || e->groups == NULL) {
+  if (!ok || e->scope_version == NULL || e->groups == NULL) {
     hs_otlp_encoder_free(e);
     return NULL;
   }
-  for (size_t i = 0; i < e->nres; i++) {
-    const hs_tag *t = &e->res.attrs[i];
-    e->res_kv[i] = kv_init;
-    e->res_kv[i].key = (char *)t->key;
-    tag_to_any(t, &e->res_any[i], t->v.s);
-    e->res_kv[i].value = &e->res_any[i];
-    e->res_ptrs[i] = &e->res_kv[i];
-    if (strcmp(t->key, "process.pid") == 0)
+  for (size_t i = 0; i < e->res.nattrs; i++)
+    if (strcmp(e->res.attrs[i].key, "process.pid") == 0)
       e->pid_idx = i;
-  }
-  e->service_idx = 0;
   e->groups[0].service = strdup(e->res.attrs[0].v.s);
   if (e->groups[0].service == NULL) {
     hs_otlp_encoder_free(e);
     return NULL;
   }
+  hs_buf_init(&e->groups[0].spans, 0);
   e->ngroups = 1;
   return e;
+}
+
+static void group_free(group *g) {
+  free(g->service);
+  hs_buf_free(&g->spans);
+  memset(g, 0, sizeof *g);
 }
 
 void hs_otlp_encoder_free(hs_otlp_encoder *e) {
   if (e == NULL)
     return;
-  arena_free(&e->a);
-  for (size_t i = 0; e->groups != NULL && i < e->ngroups; i++) {
-    free(e->groups[i].service);
-    free(e->groups[i].spans);
-  }
+  for (size_t i = 0; e->groups != NULL && i < e->ngroups; i++)
+    group_free(&e->groups[i]);
   free(e->groups);
-  free(e->res_kv);
-  free(e->res_any);
-  free(e->res_ptrs);
+  hs_buf_free(&e->span);
   free(e->scope_version);
   hs_otlp_resource_free(&e->res);
   free(e);
@@ -395,28 +431,25 @@ uint32_t hs_otlp_encoder_spans(const hs_otlp_encoder *e) {
 }
 
 size_t hs_otlp_encoder_bytes(const hs_otlp_encoder *e) {
-  return e->a.used;
+  return e->bytes;
 }
 
 void hs_otlp_encoder_reset(hs_otlp_encoder *e) {
-  arena_rewind(&e->a);
-  for (size_t i = 0; i < e->ngroups; i++)
+  for (size_t i = 0; i < e->ngroups; i++) {
+    hs_buf_reset(&e->groups[i].spans);
     e->groups[i].n = 0;
+  }
   /* Services seen once should not pin memory forever. */
   if (e->ngroups > MAX_GROUPS / 2) {
-    for (size_t i = 1; i < e->ngroups; i++) {
-      free(e->groups[i].service);
-      free(e->groups[i].spans);
-      memset(&e->groups[i], 0, sizeof e->groups[i]);
-    }
+    for (size_t i = 1; i < e->ngroups; i++)
+      group_free(&e->groups[i]);
     e->ngroups = 1;
   }
   e->nspans = 0;
+  e->bytes = 0;
 }
 
-/* The group of a service; NULL when out of memory or out of groups. The
- * common case (the tracer's own service string) is one pointer or string
- * compare. */
+/* The group of a service; NULL when out of memory or out of groups. */
 static group *group_for(hs_otlp_encoder *e, const char *service) {
   if (service == NULL)
     return &e->groups[0];
@@ -429,207 +462,105 @@ static group *group_for(hs_otlp_encoder *e, const char *service) {
   g->service = strdup(service);
   if (g->service == NULL)
     return NULL;
+  hs_buf_init(&g->spans, 0);
   e->ngroups++;
   return g;
 }
 
-static int group_push(group *g, pb_span *sp) {
-  if (g->n == g->cap) {
-    size_t cap = g->cap ? g->cap * 2 : 256;
-    pb_span **ns = realloc(g->spans, cap * sizeof *ns);
-    if (ns == NULL)
-      return -1;
-    g->spans = ns;
-    g->cap = cap;
-  }
-  g->spans[g->n++] = sp;
-  return 0;
-}
-
-/* n KeyValues for tags (copied) plus extra slots left for the caller;
- * fills *out_ptrs. Returns 0, -1 on out of memory. */
-static int build_attrs(arena *a, const hs_tag *tags, size_t n, size_t extra,
-                       pb_kv ***out_ptrs) {
-  size_t total = n + extra;
-  *out_ptrs = NULL;
-  if (total == 0)
-    return 0;
-  pb_kv **ptrs = arena_alloc(a, total * sizeof *ptrs);
-  pb_kv *kvs = arena_alloc(a, total * sizeof *kvs);
-  pb_any *anys = arena_alloc(a, total * sizeof *anys);
-  if (ptrs == NULL || kvs == NULL || anys == NULL)
-    return -1;
-  for (size_t i = 0; i < total; i++) {
-    kvs[i] = kv_init;
-    anys[i] = any_init;
-    kvs[i].value = &anys[i];
-    ptrs[i] = &kvs[i];
-  }
-  for (size_t i = 0; i < n; i++) {
-    const hs_tag *t = &tags[i];
-    kvs[i].key = arena_strdup(a, t->key);
-    const char *s = NULL;
-    if (t->type == HS_TAG_STR && (s = arena_strdup(a, t->v.s)) == NULL)
-      return -1;
-    if (kvs[i].key == NULL)
-      return -1;
-    tag_to_any(t, &anys[i], s);
-  }
-  *out_ptrs = ptrs;
-  return 0;
-}
-
-static void set_str_attr(pb_kv *kv, const char *key, char *value) {
-  kv->key = (char *)key;
-  kv->value->value_case =
-      OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-  kv->value->string_value = value;
-}
-
-static ProtobufCBinaryData id_bytes(arena *a, uint64_t high, uint64_t low,
-                                    int wide) {
-  ProtobufCBinaryData b = {0, NULL};
-  uint8_t *p = arena_alloc(a, wide ? 16 : 8);
-  if (p == NULL)
-    return b;
-  if (wide)
-    hs_otlp_trace_id_bytes(high, low, p);
-  else
-    hs_otlp_span_id_bytes(low, p);
-  b.data = p;
-  b.len = wide ? 16 : 8;
-  return b;
-}
-
-static int add_events(arena *a, const hotspan_span *s, pb_span *sp) {
-  if (s->nevents == 0)
-    return 0;
-  pb_event **evs = arena_alloc(a, s->nevents * sizeof *evs);
-  pb_event *ev = arena_alloc(a, s->nevents * sizeof *ev);
-  if (evs == NULL || ev == NULL)
-    return -1;
-  size_t i = 0;
+/* Span.Event (time 1, name 2, attributes 3) as field 11. */
+static void put_events(hs_buf *b, const hotspan_span *s) {
+  uint16_t i = 0;
   for (const hs_span_event *x = s->events; x != NULL && i < s->nevents;
        x = x->next, i++) {
-    ev[i] = event_init;
-    ev[i].time_unix_nano = x->time_ns;
-    ev[i].name = arena_strdup(a, x->name);
-    if (ev[i].name == NULL ||
-        build_attrs(a, x->attrs, x->nattrs, 0, &ev[i].attributes) != 0)
-      return -1;
-    ev[i].n_attributes = x->nattrs;
-    evs[i] = &ev[i];
+    size_t nlen = x->name != NULL ? strlen(x->name) : 0;
+    size_t sz = (x->time_ns != 0 ? 9 : 0) +
+                (nlen > 0 ? lenfield_size(nlen) : 0) +
+                attrs_size(x->attrs, x->nattrs);
+    put_lenhead(b, 11, sz);
+    if (x->time_ns != 0)
+      put_fixed64(b, 1, x->time_ns);
+    put_str(b, 2, x->name, nlen);
+    put_attrs(b, 3, x->attrs, x->nattrs);
   }
-  sp->events = evs;
-  sp->n_events = i;
-  return 0;
 }
 
-static int add_links(arena *a, const hotspan_span *s, pb_span *sp) {
-  if (s->nlinks == 0)
-    return 0;
-  pb_link **lks = arena_alloc(a, s->nlinks * sizeof *lks);
-  pb_link *lk = arena_alloc(a, s->nlinks * sizeof *lk);
-  if (lks == NULL || lk == NULL)
-    return -1;
-  size_t i = 0;
+/* Span.Link (trace_id 1, span_id 2, trace_state 3, attributes 4, flags 6)
+ * as field 13. Whether the linked context is remote is not recorded: only
+ * the W3C flags, without HAS_IS_REMOTE. */
+static void put_links(hs_buf *b, const hotspan_span *s) {
+  uint16_t i = 0;
   for (const hs_span_link *x = s->links; x != NULL && i < s->nlinks;
        x = x->next, i++) {
-    lk[i] = link_init;
-    lk[i].trace_id = id_bytes(a, x->trace_id_high, x->trace_id_low, 1);
-    lk[i].span_id = id_bytes(a, 0, x->span_id, 0);
-    if (lk[i].trace_id.data == NULL || lk[i].span_id.data == NULL)
-      return -1;
-    if (x->tracestate != NULL && x->tracestate[0] != '\0' &&
-        (lk[i].trace_state = arena_strdup(a, x->tracestate)) == NULL)
-      return -1;
-    /* Whether the linked context is remote is not recorded: only the W3C
-     * flags, without HAS_IS_REMOTE. */
-    lk[i].flags = x->trace_flags;
-    if (build_attrs(a, x->attrs, x->nattrs, 0, &lk[i].attributes) != 0)
-      return -1;
-    lk[i].n_attributes = x->nattrs;
-    lks[i] = &lk[i];
+    size_t tslen = x->tracestate != NULL ? strlen(x->tracestate) : 0;
+    size_t sz = lenfield_size(16) + lenfield_size(8) +
+                (tslen > 0 ? lenfield_size(tslen) : 0) +
+                attrs_size(x->attrs, x->nattrs) + (x->trace_flags != 0 ? 5 : 0);
+    put_lenhead(b, 13, sz);
+    put_trace_id(b, 1, x->trace_id_high, x->trace_id_low);
+    put_id(b, 2, x->span_id);
+    put_str(b, 3, x->tracestate, tslen);
+    put_attrs(b, 4, x->attrs, x->nattrs);
+    if (x->trace_flags != 0)
+      put_fixed32(b, 6, x->trace_flags);
   }
-  sp->links = lks;
-  sp->n_links = i;
-  return 0;
 }
 
-static pb_span *encode_span(hs_otlp_encoder *e, const hotspan_span *s,
-                            const hs_trace_view *tv, char *trace_state) {
-  arena *a = &e->a;
+/* One Span message into b (empty). trace_state: the chunk's, with this
+ * span's id already in it. */
+static void encode_span(hs_buf *b, const hotspan_span *s,
+                        const hs_trace_view *tv, const char *trace_state,
+                        size_t ts_len) {
   const hs_trace *tr = s->trace;
-  pb_span *sp = arena_alloc(a, sizeof *sp);
-  if (sp == NULL)
-    return NULL;
-  *sp = span_init;
-  sp->trace_id = id_bytes(a, tr->id_high, tr->id_low, 1);
-  sp->span_id = id_bytes(a, 0, s->span_id, 0);
-  if (sp->trace_id.data == NULL || sp->span_id.data == NULL)
-    return NULL;
-  if (s->parent_id != 0) {
-    sp->parent_span_id = id_bytes(a, 0, s->parent_id, 0);
-    if (sp->parent_span_id.data == NULL)
-      return NULL;
+  put_trace_id(b, 1, tr->id_high, tr->id_low);
+  put_id(b, 2, s->span_id);
+  put_str(b, 3, trace_state, ts_len);
+  if (s->parent_id != 0)
+    put_id(b, 4, s->parent_id);
+  if (s->name != NULL)
+    put_str(b, 5, s->name, strlen(s->name));
+  if (s->kind >= 1 && s->kind <= 5) {
+    put_key(b, 6, WT_VARINT);
+    put_varint(b, s->kind);
   }
-  sp->trace_state = trace_state;
-  sp->name = arena_strdup(a, s->name != NULL ? s->name : "");
-  if (sp->name == NULL)
-    return NULL;
-  sp->kind =
-      (Opentelemetry__Proto__Trace__V1__Span__SpanKind)(s->kind <= 5 ? s->kind
-                                                                     : 0);
-  sp->start_time_unix_nano = s->start_ns;
-  sp->end_time_unix_nano = s->start_ns + s->duration_ns;
+  if (s->start_ns != 0)
+    put_fixed64(b, 7, s->start_ns);
+  if (s->start_ns + s->duration_ns != 0)
+    put_fixed64(b, 8, s->start_ns + s->duration_ns);
+  put_attrs(b, 9, s->tags, s->ntags);
+  if (s->resource != NULL && s->resource[0] != '\0' &&
+      (s->name == NULL || strcmp(s->resource, s->name) != 0))
+    put_str_attr(b, 9, "resource.name", s->resource);
+  if (s->type != NULL && s->type[0] != '\0')
+    put_str_attr(b, 9, "span.type", s->type);
+  put_events(b, s);
+  if (s->dropped_events != 0) {
+    put_key(b, 12, WT_VARINT);
+    put_varint(b, s->dropped_events);
+  }
+  put_links(b, s);
+  if (s->dropped_links != 0) {
+    put_key(b, 14, WT_VARINT);
+    put_varint(b, s->dropped_links);
+  }
+  if (s->error) {
+    /* Status (message 2, code 3): the error.message tag is the message. */
+    const char *msg = NULL;
+    for (uint16_t i = 0; i < s->ntags && msg == NULL; i++)
+      if (s->tags[i].type == HS_TAG_STR &&
+          strcmp(s->tags[i].key, "error.message") == 0)
+        msg = s->tags[i].v.s;
+    size_t mlen = msg != NULL ? strlen(msg) : 0;
+    put_lenhead(b, 15, (mlen > 0 ? lenfield_size(mlen) : 0) + 2);
+    put_str(b, 2, msg, mlen);
+    put_key(b, 3, WT_VARINT);
+    put_varint(b, 2); /* STATUS_CODE_ERROR */
+  }
   /* The parent of a local root with a parent id came from another
    * process; every other span's parent is in this process. */
   uint32_t flags = (tv->priority > 0 ? FLAG_SAMPLED : 0) | FLAG_HAS_IS_REMOTE;
   if (s->is_local_root && s->parent_id != 0 && tv->has_remote)
     flags |= FLAG_IS_REMOTE;
-  sp->flags = flags;
-
-  int has_res = s->resource != NULL && s->resource[0] != '\0' &&
-                (s->name == NULL || strcmp(s->resource, s->name) != 0);
-  int has_type = s->type != NULL && s->type[0] != '\0';
-  size_t extra = (size_t)has_res + (size_t)has_type;
-  if (build_attrs(a, s->tags, s->ntags, extra, &sp->attributes) != 0)
-    return NULL;
-  size_t k = s->ntags;
-  if (has_res) {
-    char *v = arena_strdup(a, s->resource);
-    if (v == NULL)
-      return NULL;
-    set_str_attr(sp->attributes[k++], "resource.name", v);
-  }
-  if (has_type) {
-    char *v = arena_strdup(a, s->type);
-    if (v == NULL)
-      return NULL;
-    set_str_attr(sp->attributes[k++], "span.type", v);
-  }
-  sp->n_attributes = k;
-  sp->dropped_events_count = s->dropped_events;
-  sp->dropped_links_count = s->dropped_links;
-  if (add_events(a, s, sp) != 0 || add_links(a, s, sp) != 0)
-    return NULL;
-  if (s->error) {
-    pb_status *st = arena_alloc(a, sizeof *st);
-    if (st == NULL)
-      return NULL;
-    *st = status_init;
-    st->code =
-        OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
-    for (size_t i = 0; i < s->ntags; i++)
-      if (s->tags[i].type == HS_TAG_STR &&
-          strcmp(s->tags[i].key, "error.message") == 0) {
-        /* The attribute copy made above serves as the message too. */
-        st->message = sp->attributes[i]->value->string_value;
-        break;
-      }
-    sp->status = st;
-  }
-  return sp;
+  put_fixed32(b, 16, flags);
 }
 
 /* The W3C tracestate a span of the chunk would propagate (the dd member
@@ -655,9 +586,8 @@ int hs_otlp_encoder_add_chunk(hs_otlp_encoder *e, const hs_chunk *c) {
   char ts[HS_W3C_TRACESTATE_OUT];
   size_t ts_id_at = 0;
   size_t ts_len = chunk_tracestate(&tv, ts, &ts_id_at);
-  const char *own = e->groups[0].service;
   group *last = &e->groups[0];
-  const char *last_service = own;
+  const char *last_service = last->service;
   for (const hotspan_span *s = c->spans; s != NULL; s = s->next) {
     hs_span_prefetch(s->next);
     group *g = last;
@@ -669,17 +599,37 @@ int hs_otlp_encoder_add_chunk(hs_otlp_encoder *e, const hs_chunk *c) {
     }
     last = g;
     last_service = s->service;
-    char *trace_state = arena_alloc(&e->a, ts_len + 1);
-    if (trace_state == NULL)
+    hs_hex16(ts + ts_id_at, s->span_id);
+    hs_buf_reset(&e->span);
+    encode_span(&e->span, s, &tv, ts, ts_len);
+    if (hs_buf_failed(&e->span))
+      return HOTSPAN_ENOMEM; /* over 64 MiB, or out of memory */
+    size_t before = g->spans.len;
+    put_lenfield(&g->spans, 2, e->span.data, e->span.len);
+    if (hs_buf_failed(&g->spans)) {
+      /* Does not fit the group's buffer: leave what was there. */
+      g->spans.len = before;
+      g->spans.failed = 0;
       return HOTSPAN_ENOMEM;
-    memcpy(trace_state, ts, ts_len + 1);
-    hs_hex16(trace_state + ts_id_at, s->span_id);
-    pb_span *sp = encode_span(e, s, &tv, trace_state);
-    if (sp == NULL || group_push(g, sp) != 0)
-      return HOTSPAN_ENOMEM;
+    }
+    g->n++;
+    e->bytes += g->spans.len - before;
     e->nspans++;
   }
   return HOTSPAN_OK;
+}
+
+/* Resource (attributes 1) of group g: the encoder's attributes, with the
+ * group's service as service.name (always the first). */
+static size_t resource_size(const hs_otlp_encoder *e, const group *g) {
+  hs_tag svc = {.key = "service.name", .type = HS_TAG_STR, .v.s = g->service};
+  size_t sz = lenfield_size(kv_size(&svc, 12, strlen(g->service)));
+  return sz + attrs_size(e->res.attrs + 1, e->res.nattrs - 1);
+}
+
+static size_t scope_size(const hs_otlp_encoder *e) {
+  size_t vl = strlen(e->scope_version);
+  return lenfield_size(7) + (vl > 0 ? lenfield_size(vl) : 0);
 }
 
 int hs_otlp_encoder_finish(hs_otlp_encoder *e, uint8_t **out, size_t *len) {
@@ -689,82 +639,51 @@ int hs_otlp_encoder_finish(hs_otlp_encoder *e, uint8_t **out, size_t *len) {
     hs_otlp_encoder_reset(e);
     return HOTSPAN_OK;
   }
-  arena *a = &e->a;
-  int rc = HOTSPAN_ENOMEM;
   if (e->pid_idx != SIZE_MAX) /* a forked child reports its own pid */
-    e->res_any[e->pid_idx].int_value = hs_process_id();
-  size_t nused = 0;
-  for (size_t i = 0; i < e->ngroups; i++)
-    nused += e->groups[i].n > 0;
-  pb_rspans **rs = arena_alloc(a, nused * sizeof *rs);
-  pb_scope *scope = arena_alloc(a, sizeof *scope);
-  if (rs == NULL || scope == NULL)
-    goto done;
-  *scope =
-      (pb_scope)OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT;
-  scope->name = "hotspan";
-  scope->version = e->scope_version;
-  size_t k = 0;
+    e->res.attrs[e->pid_idx].v.i = hs_process_id();
+  /* ExportTraceServiceRequest: resource_spans (1) per service, each with
+   * its resource (1) and one ScopeSpans (2) of scope (1) and spans (2). */
+  size_t total = 0, scope = scope_size(e);
   for (size_t i = 0; i < e->ngroups; i++) {
-    group *g = &e->groups[i];
+    const group *g = &e->groups[i];
     if (g->n == 0)
       continue;
-    pb_rspans *r = arena_alloc(a, sizeof *r);
-    pb_sspans *ss = arena_alloc(a, sizeof *ss);
-    pb_sspans **ssp = arena_alloc(a, sizeof *ssp);
-    pb_resource *res = arena_alloc(a, sizeof *res);
-    if (r == NULL || ss == NULL || ssp == NULL || res == NULL)
-      goto done;
-    *r = (pb_rspans)OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT;
-    *ss = (pb_sspans)OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT;
-    *res = (pb_resource)OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT;
-    res->n_attributes = e->nres;
-    if (i == 0) {
-      res->attributes = e->res_ptrs;
-    } else {
-      /* Same attributes, another service.name. */
-      pb_kv **ptrs = arena_alloc(a, e->nres * sizeof *ptrs);
-      pb_kv *kv = arena_alloc(a, sizeof *kv);
-      pb_any *v = arena_alloc(a, sizeof *v);
-      if (ptrs == NULL || kv == NULL || v == NULL)
-        goto done;
-      memcpy(ptrs, e->res_ptrs, e->nres * sizeof *ptrs);
-      *kv = kv_init;
-      *v = any_init;
-      kv->value = v;
-      set_str_attr(kv, "service.name", g->service);
-      ptrs[e->service_idx] = kv;
-      res->attributes = ptrs;
-    }
-    ss->scope = scope;
-    ss->spans = g->spans;
-    ss->n_spans = g->n;
-    ssp[0] = ss;
-    r->resource = res;
-    r->scope_spans = ssp;
-    r->n_scope_spans = 1;
-    rs[k++] = r;
+    size_t ss = lenfield_size(scope) + g->spans.len;
+    size_t rs = lenfield_size(resource_size(e, g)) + lenfield_size(ss);
+    total += lenfield_size(rs);
   }
-  pb_request req =
-      OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
-  req.resource_spans = rs;
-  req.n_resource_spans = k;
-  size_t n = protobuf_c_message_get_packed_size(&req.base);
-  uint8_t *buf = malloc(n > 0 ? n : 1);
-  if (buf == NULL)
-    goto done;
-  size_t w = protobuf_c_message_pack(&req.base, buf);
-  if (w != n) { /* cannot happen with consistent structs; never send junk */
-    free(buf);
-    rc = HOTSPAN_EIO;
-    goto done;
+  hs_buf b;
+  hs_buf_init(&b, total + 1);
+  if (hs_buf_reserve(&b, total) != 0) {
+    hs_buf_free(&b);
+    hs_otlp_encoder_reset(e);
+    return HOTSPAN_ENOMEM;
   }
-  *out = buf;
-  *len = n;
-  rc = HOTSPAN_OK;
-done:
+  for (size_t i = 0; i < e->ngroups; i++) {
+    const group *g = &e->groups[i];
+    if (g->n == 0)
+      continue;
+    size_t res = resource_size(e, g);
+    size_t ss = lenfield_size(scope) + g->spans.len;
+    put_lenhead(&b, 1, lenfield_size(res) + lenfield_size(ss));
+    put_lenhead(&b, 1, res);
+    put_str_attr(&b, 1, "service.name", g->service);
+    put_attrs(&b, 1, e->res.attrs + 1, e->res.nattrs - 1);
+    put_lenhead(&b, 2, ss);
+    put_lenhead(&b, 1, scope);
+    put_str(&b, 1, "hotspan", 7);
+    put_str(&b, 2, e->scope_version, strlen(e->scope_version));
+    hs_buf_append(&b, g->spans.data, g->spans.len);
+  }
   hs_otlp_encoder_reset(e);
-  return rc;
+  if (hs_buf_failed(&b) || b.len != total) {
+    /* Cannot happen with consistent sizes; never send a broken body. */
+    hs_buf_free(&b);
+    return HOTSPAN_EIO;
+  }
+  *out = (uint8_t *)b.data;
+  *len = b.len;
+  return HOTSPAN_OK;
 }
 
 /* ------------------------------------------------------------ gzip */

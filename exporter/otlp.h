@@ -70,8 +70,8 @@ int hs_otlp_encoder_add_chunk(hs_otlp_encoder *e, const hs_chunk *c);
 
 /* Spans added since the last finish/reset. */
 uint32_t hs_otlp_encoder_spans(const hs_otlp_encoder *e);
-/* Memory used by the pending payload, an upper bound of its encoded size
- * (used to cut payloads by size). */
+/* Encoded size of the pending spans (used to cut payloads by size); the
+ * request adds the resource and scope, a few hundred bytes per service. */
 size_t hs_otlp_encoder_bytes(const hs_otlp_encoder *e);
 
 /* Packs the pending spans as one ExportTraceServiceRequest into a malloc'd
@@ -81,8 +81,7 @@ size_t hs_otlp_encoder_bytes(const hs_otlp_encoder *e);
  * is reset). */
 int hs_otlp_encoder_finish(hs_otlp_encoder *e, uint8_t **out, size_t *len);
 
-/* Forgets the pending spans; keeps the arena memory for the next
- * payload. */
+/* Forgets the pending spans; keeps the buffers for the next payload. */
 void hs_otlp_encoder_reset(hs_otlp_encoder *e);
 
 /* ------------------------------------------------------------ helpers */

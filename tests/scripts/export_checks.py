@@ -154,6 +154,13 @@ def check_fork(forks):
         if len(ids) != forks:
             sys.exit("%d child traces for %d children (duplicates)" %
                      (len(ids), forks))
+        wrong_pid = [s["meta"]["child.id"] for s in dd_spans(record)
+                     if "child.id" in s["meta"] and
+                     s["metrics"].get("process_id") !=
+                     s["metrics"].get("child.pid")]
+        if wrong_pid:
+            sys.exit("children whose process_id is not their own pid: %s" %
+                     wrong_pid[:20])
         parent = sum(1 for s in dd_spans(record)
                      if s["meta"].get("who") == "parent")
         if parent == 0:

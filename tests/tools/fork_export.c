@@ -62,6 +62,9 @@ static int child_main(int id) {
   o.root = 1;
   hotspan_span *s = hotspan_span_start(tracer, "child.work", &o);
   hotspan_span_set_tag_str(s, "child.id", tag);
+  /* The exporter reports the process id of every local root: the child's
+   * own, not the parent's it was forked from. */
+  hotspan_span_set_tag_int(s, "child.pid", (int64_t)getpid());
   hotspan_span_finish(s);
   if (hotspan_tracer_flush(tracer, 20000) != HOTSPAN_OK) {
     hotspan_exporter_stats st;

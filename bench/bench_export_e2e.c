@@ -353,11 +353,14 @@ static int conn_feed(server *sv, conn *c, const char *p, size_t n) {
     if (c->in_body && c->body_left == 0) {
       const char *r = c->otlp ? otlp_reply : dd_reply;
       size_t rlen = c->otlp ? sizeof otlp_reply - 1 : sizeof dd_reply - 1;
+      /* Counted before the answer goes out: the exporter counts the
+       * payload when the answer arrives, and the totals are compared as
+       * soon as the exporter's count is complete. */
+      atomic_fetch_add(&sv->requests, 1);
       if (write_all(c->fd, r, rlen) != 0) {
         atomic_fetch_add(&sv->bad, 1);
         return -1;
       }
-      atomic_fetch_add(&sv->requests, 1);
       c->in_body = 0;
       c->hlen = 0;
     }

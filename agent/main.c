@@ -2,7 +2,7 @@
  * Pyroscope), stores them in SQLite and answers the /api/v1 queries.
  *
  *   hotspan-agent [--listen HOST:PORT] [--db PATH] [--retention DUR]
- *                 [--max-db-size SIZE]
+ *                 [--max-db-size SIZE] [--db-cache SIZE]
  *
  * One loop thread does everything: a batch is acknowledged (200) only
  * after its transaction committed, so an acknowledged batch survives a
@@ -50,6 +50,8 @@ static void usage(FILE *f) {
              "                       0 keeps everything)\n"
              "  --max-db-size SIZE   shrink the database below SIZE: 500M, 2G "
              "(default: no limit)\n"
+             "  --db-cache SIZE      SQLite page cache: 16M to 16G "
+             "(default 64M)\n"
              "  --help               this text\n"
              "  --version            the version\n");
 }
@@ -203,6 +205,7 @@ int main(int argc, char **argv) {
   agent a;
   memset(&a, 0, sizeof a);
   a.max_age_ns = DEFAULT_RETENTION_NS;
+  int cache_mib = 0; /* the store's default */
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -224,7 +227,8 @@ int main(int argc, char **argv) {
     }
     int known = strcmp(name, "--listen") == 0 || strcmp(name, "--db") == 0 ||
                 strcmp(name, "--retention") == 0 ||
-                strcmp(name, "--max-db-size") == 0;
+                strcmp(name, "--max-db-size") == 0 ||
+                strcmp(name, "--db-cache") == 0;
     if (!known)
       return bad_flag("unknown option", arg, "");
     if (!val) {
@@ -242,6 +246,12 @@ int main(int argc, char **argv) {
       if ((a.max_age_ns = parse_duration(val)) < 0)
         return bad_flag("--retention", val,
                         ": want a duration like 30m, 12h or 7d");
+    } else if (strcmp(name, "--db-cache") == 0) {
+      int64_t c = parse_size(val);
+      if (c < (INT64_C(16) << 20) || c > (INT64_C(16) << 30))
+        return bad_flag("--db-cache", val,
+                        ": want a size from 16M to 16G, like 64M or 1G");
+      cache_mib = (int)(c >> 20);
     } else {
       if ((a.max_bytes = parse_size(val)) < 0)
         return bad_flag("--max-db-size", val, ": want a size like 500M or 2G");
@@ -254,7 +264,10 @@ int main(int argc, char **argv) {
                     ": want HOST:PORT, e.g. 127.0.0.1:8126");
 
   char err[512] = "";
-  a.store = hs_store_open_sqlite(db, NULL, err, sizeof(err));
+  hs_store_sqlite_opts so;
+  memset(&so, 0, sizeof so);
+  so.cache_mib = cache_mib;
+  a.store = hs_store_open_sqlite(db, &so, err, sizeof(err));
   if (!a.store) {
     fprintf(stderr, "hotspan-agent: cannot open database: %s\n", err);
     return 1;

@@ -63,6 +63,7 @@ static int64_t trace_start(long trace, long ntraces) {
 
 int main(int argc, char **argv) {
   long nspans = 100000, nsamples = 500000, batch = 1000;
+  int cache_mib = 0;
   const char *keep = NULL;
   int smoke = 0;
   for (int i = 1; i < argc; i++) {
@@ -78,10 +79,12 @@ int main(int argc, char **argv) {
       batch = atol(argv[++i]);
     } else if (!strcmp(argv[i], "--keep") && i + 1 < argc) {
       keep = argv[++i];
+    } else if (!strcmp(argv[i], "--cache-mib") && i + 1 < argc) {
+      cache_mib = atoi(argv[++i]);
     } else {
       fprintf(stderr,
               "usage: %s [--smoke] [--spans N] [--samples N] [--batch N]"
-              " [--keep PATH]\n",
+              " [--keep PATH] [--cache-mib N]\n",
               argv[0]);
       return 2;
     }
@@ -118,7 +121,9 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/agent.db", dir);
   }
   char err[512];
-  hs_store *st = hs_store_open_sqlite(path, NULL, err, sizeof err);
+  hs_store_sqlite_opts so = {0};
+  so.cache_mib = cache_mib; /* 0: the store's default */
+  hs_store *st = hs_store_open_sqlite(path, &so, err, sizeof err);
   if (!st) {
     fprintf(stderr, "%s\n", err);
     return 1;
@@ -202,7 +207,9 @@ int main(int argc, char **argv) {
          done_spans, t_spans, done_spans / t_spans, batch);
   printf("ingest samples: %ld in %.2f s: %.0f samples/s (batches of ~%ld)\n",
          done_samples, t_samples, done_samples / t_samples, samples_per_batch);
-  printf("database: %.1f MB\n", (double)hs_store_sqlite_size(st) / 1e6);
+  printf("database: %.1f MB (page cache %d MiB)\n",
+         (double)hs_store_sqlite_size(st) / 1e6,
+         cache_mib > 0 ? cache_mib : 64);
 
   int reps = smoke ? 3 : 21;
   double *tq = calloc((size_t)reps, sizeof *tq);

@@ -1330,6 +1330,14 @@ hs_store *hs_store_open_sqlite(const char *path,
   }
   sqlite3_extended_result_codes(s->db, 0);
   sqlite3_busy_timeout(s->db, o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 5000);
+  {
+    char sql[64];
+    /* A negative cache_size is in KiB. */
+    int mib = o.cache_mib > 0 ? o.cache_mib : 64;
+    snprintf(sql, sizeof sql, "PRAGMA cache_size=-%ld",
+             (long)(mib < (1 << 20) ? mib : 1 << 20) * 1024);
+    sqlite3_exec(s->db, sql, NULL, NULL, NULL); /* a hint: failure is fine */
+  }
   /* The first read of the file: a file that is not SQLite fails here. */
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);

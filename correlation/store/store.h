@@ -152,6 +152,11 @@ struct hs_store {
 typedef struct hs_store_sqlite_opts {
   int busy_timeout_ms; /* 0 = 5000 */
   int read_only;       /* open an existing database for queries only */
+  /* SQLite's page cache for this connection, in MiB; 0 = 64 (SQLite's own
+   * default is 2). The span-id and sample indexes of a large database are
+   * inserted into at random places, which a 2 MiB cache turns into disk
+   * reads (docs/PERFORMANCE.md, "Store and correlation queries"). */
+  int cache_mib;
   /* Tests only: migrate to this schema version instead of the newest
    * (0 = newest). */
   int target_version;

@@ -458,20 +458,38 @@ void hs_agent_api_versions(void *arg, const hs_agent_http_request *req,
   hs_corr_versions_free(&r);
 }
 
+/* The route handler: one query at a time on the API's store. */
+static void locked_call(void *arg, const hs_agent_http_request *req,
+                        hs_agent_http_response *res) {
+  hs_agent_api_call *call = arg;
+  pthread_mutex_lock(&call->api->mu);
+  call->fn(call->api, req, res);
+  pthread_mutex_unlock(&call->api->mu);
+}
+
 int hs_agent_api_install(hs_agent_server *s, hs_agent_api *api) {
-  if (hs_agent_server_route(s, "GET", "/api/v1/services", hs_agent_api_services,
-                            api) ||
-      hs_agent_server_route(s, "GET", "/api/v1/traces", hs_agent_api_traces,
-                            api) ||
-      hs_agent_server_route(s, "GET", "/api/v1/traces/*", hs_agent_api_trace,
-                            api) ||
-      hs_agent_server_route(s, "GET", "/api/v1/spans/*", hs_agent_api_spans,
-                            api) ||
-      hs_agent_server_route(s, "GET", "/api/v1/profile", hs_agent_api_profile,
-                            api) ||
-      hs_agent_server_route(s, "GET", "/api/v1/diff", hs_agent_api_diff, api) ||
-      hs_agent_server_route(s, "GET", "/api/v1/versions", hs_agent_api_versions,
-                            api))
-    return -1;
+  static const struct {
+    const char *path;
+    hs_agent_http_handler fn;
+  } routes[HS_AGENT_API_ROUTES] = {
+      {"/api/v1/services", hs_agent_api_services},
+      {"/api/v1/traces", hs_agent_api_traces},
+      {"/api/v1/traces/*", hs_agent_api_trace},
+      {"/api/v1/spans/*", hs_agent_api_spans},
+      {"/api/v1/profile", hs_agent_api_profile},
+      {"/api/v1/diff", hs_agent_api_diff},
+      {"/api/v1/versions", hs_agent_api_versions},
+  };
+  pthread_mutex_init(&api->mu, NULL);
+  for (size_t i = 0; i < HS_AGENT_API_ROUTES; i++) {
+    api->calls[i] = (hs_agent_api_call){api, routes[i].fn};
+    if (hs_agent_server_route_worker(s, "GET", routes[i].path, locked_call,
+                                     &api->calls[i]))
+      return -1;
+  }
   return 0;
+}
+
+void hs_agent_api_fini(hs_agent_api *api) {
+  pthread_mutex_destroy(&api->mu);
 }

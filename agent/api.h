@@ -14,8 +14,10 @@
  *
  * Times are Unix ns; from/to default to the last hour before now. A
  * missing or invalid parameter gives 400 with {"error": "..."} naming it;
- * an unknown trace, span or endpoint 404; a store failure 500. Handlers
- * run on the server's loop thread and use the store synchronously. */
+ * an unknown trace, span or endpoint 404; a store failure 500. The routes
+ * run on the server's worker threads (hs_agent_server_route_worker), one
+ * query at a time on the API's own store connection, so a long query does
+ * not hold up ingest on the loop thread. */
 #ifndef HS_AGENT_API_H
 #define HS_AGENT_API_H
 
@@ -24,15 +26,35 @@
 #include "agent/http_server.h"
 #include "correlation/store/store.h"
 
-typedef struct hs_agent_api {
-  hs_store *store; /* borrowed; used only on the loop thread */
+#include <pthread.h>
+
+#define HS_AGENT_API_ROUTES 7
+
+typedef struct hs_agent_api hs_agent_api;
+
+/* One installed route: which handler, for which api. */
+typedef struct hs_agent_api_call {
+  hs_agent_api *api;
+  hs_agent_http_handler fn;
+} hs_agent_api_call;
+
+struct hs_agent_api {
+  /* Borrowed; used by one query at a time, from the worker threads. The
+   * agent gives the API a read-only connection of its own (SQLite's WAL
+   * lets it read while the loop thread's connection writes). */
+  hs_store *store;
   /* Clock for the default time range; NULL: CLOCK_REALTIME. */
   int64_t (*now_ns)(void);
-} hs_agent_api;
+  /* Set up by hs_agent_api_install. */
+  pthread_mutex_t mu;
+  hs_agent_api_call calls[HS_AGENT_API_ROUTES];
+};
 
-/* Adds the /api/v1 routes to s. api must stay valid while s runs. 0 ok,
- * -1 when the route table is full. */
+/* Adds the /api/v1 routes to s as worker routes. api must stay valid while
+ * s runs; release it with hs_agent_api_fini after s is freed. 0 ok, -1
+ * when the route table is full. */
 int hs_agent_api_install(hs_agent_server *s, hs_agent_api *api);
+void hs_agent_api_fini(hs_agent_api *api);
 
 /* Handlers, exposed for in-process tests: each answers one request
  * (req->path and req->query are used) into res. */

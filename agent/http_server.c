@@ -24,6 +24,7 @@ typedef struct route {
   char path[128];
   hs_agent_http_handler handler;
   void *arg;
+  int worker; /* runs on libuv's thread pool (hs_agent_server_route_worker) */
 } route;
 
 typedef struct conn conn;
@@ -50,7 +51,9 @@ struct hs_agent_server {
   _Atomic uint64_t st_requests, st_rejected, st_refused, st_timeouts;
 };
 
-enum { ST_IDLE, ST_READING, ST_RESPONDING, ST_CLOSING };
+/* ST_WORKING: a worker route's handler runs on the thread pool; the
+ * connection reads nothing and has no timer until it is done. */
+enum { ST_IDLE, ST_READING, ST_WORKING, ST_RESPONDING, ST_CLOSING };
 
 struct conn {
   uv_tcp_t tcp;
@@ -146,8 +149,8 @@ static const char *reason_phrase(int status) {
 
 /* ------------------------------------------------------------ lifecycle */
 
-static void conn_free_cb(uv_handle_t *h) {
-  conn *c = h->data;
+/* Drops one reference (a handle, or a worker job); the last frees c. */
+static void conn_unref(conn *c) {
   if (--c->open_handles > 0)
     return;
   hs_buf_free(&c->url);
@@ -156,6 +159,10 @@ static void conn_free_cb(uv_handle_t *h) {
   hs_buf_free(&c->out);
   free(c->pending);
   free(c);
+}
+
+static void conn_free_cb(uv_handle_t *h) {
+  conn_unref(h->data);
 }
 
 static void conn_close(conn *c) {
@@ -430,6 +437,142 @@ static int path_match(const char *pat, const char *path) {
   return strcmp(pat, path) == 0;
 }
 
+static void response_init(hs_agent_http_response *res) {
+  memset(res, 0, sizeof(*res));
+  res->status = 200;
+  res->content_type = "application/json";
+  hs_buf_init(&res->body, 0);
+}
+
+/* Logs a rejected request and sends what the handler answered; frees
+ * res's body. On the loop thread. */
+static void finish_response(conn *c, hs_agent_http_response *res,
+                            const char *method, const char *path, int keep) {
+  hs_agent_server *s = c->srv;
+  if (hs_buf_failed(&res->body)) {
+    hs_buf_reset(&res->body);
+    res->status = 500;
+    res->content_type = "application/json";
+    hs_buf_puts(&res->body, "{\"error\":\"response too large\"}");
+  }
+  if (res->status >= 400) {
+    atomic_fetch_add_explicit(&s->st_rejected, 1, memory_order_relaxed);
+    srv_logf(s, "rejected request from %s: %d %s %.100s: %.200s", c->peer,
+             res->status, method, path,
+             res->log_reason ? res->log_reason : hs_buf_cstr(&res->body));
+  }
+  send_response(c, res->status, res->content_type, res->body.data,
+                res->body.len, res->close || !keep, NULL);
+  hs_buf_free(&res->body);
+}
+
+/* ------------------------------------------------------------ workers */
+
+/* A worker route's request, copied out of the connection (whose buffers
+ * belong to the loop thread), with the response its handler fills. The
+ * job holds a reference on the connection (one of its open_handles), so
+ * that a connection closed meanwhile (server shutdown) stays allocated
+ * until the job is back; its answer is then dropped. */
+typedef struct job {
+  uv_work_t work;
+  conn *c;
+  const route *r;
+  int keep;
+  hs_agent_http_request req;
+  hs_agent_http_header hdrs[MAX_HEADERS];
+  char *strings; /* method, path, query, peer, header names and values */
+  uint8_t *body;
+  hs_agent_http_response res;
+} job;
+
+static void job_run(uv_work_t *w) {
+  job *j = w->data;
+  j->r->handler(j->r->arg, &j->req, &j->res);
+}
+
+static void job_done(uv_work_t *w, int status) {
+  job *j = w->data;
+  conn *c = j->c;
+  (void)status; /* UV_ECANCELED cannot happen: jobs are never cancelled */
+  if (c->state == ST_WORKING)
+    finish_response(c, &j->res, j->req.method, j->req.path, j->keep);
+  else
+    hs_buf_free(&j->res.body); /* closed meanwhile: nobody to answer */
+  free(j->strings);
+  free(j->body);
+  free(j);
+  conn_unref(c);
+}
+
+/* Copies s into the job's string area at *pos; returns the copy. */
+static const char *job_str(job *j, size_t *pos, const char *s) {
+  if (s == NULL)
+    return NULL;
+  size_t n = strlen(s) + 1;
+  char *d = j->strings + *pos;
+  memcpy(d, s, n);
+  *pos += n;
+  return d;
+}
+
+static void start_job(conn *c, const route *r, const hs_agent_http_request *q,
+                      int keep) {
+  job *j = calloc(1, sizeof(*j));
+  size_t need = 0;
+  const char *const fixed[] = {q->method, q->path,         q->query,
+                               q->peer,   q->content_type, q->content_encoding};
+  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+    need += fixed[i] ? strlen(fixed[i]) + 1 : 0;
+  for (size_t i = 0; i < q->nheaders; i++)
+    need += strlen(q->headers[i].name) + strlen(q->headers[i].value) + 2;
+  if (j)
+    j->strings = malloc(need ? need : 1);
+  if (j && j->strings)
+    j->body = malloc(q->body_len + 1);
+  if (!j || !j->strings || !j->body) {
+    if (j) {
+      free(j->strings);
+      free(j);
+    }
+    reject(c, 503, "out of memory");
+    return;
+  }
+  size_t pos = 0;
+  j->c = c;
+  j->r = r;
+  j->keep = keep;
+  j->req = *q;
+  j->req.method = job_str(j, &pos, q->method);
+  j->req.path = job_str(j, &pos, q->path);
+  j->req.query = job_str(j, &pos, q->query);
+  j->req.peer = job_str(j, &pos, q->peer);
+  j->req.content_type = job_str(j, &pos, q->content_type);
+  j->req.content_encoding = job_str(j, &pos, q->content_encoding);
+  for (size_t i = 0; i < q->nheaders; i++) {
+    j->hdrs[i].name = job_str(j, &pos, q->headers[i].name);
+    j->hdrs[i].value = job_str(j, &pos, q->headers[i].value);
+  }
+  j->req.headers = j->hdrs;
+  memcpy(j->body, q->body, q->body_len);
+  j->body[q->body_len] = 0;
+  j->req.body = j->body;
+  response_init(&j->res);
+  j->work.data = j;
+  c->state = ST_WORKING;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  uv_timer_stop(&c->timer);
+  c->open_handles++;
+  if (uv_queue_work(&c->srv->loop, &j->work, job_run, job_done) < 0) {
+    c->open_handles--;
+    c->state = ST_READING;
+    hs_buf_free(&j->res.body);
+    free(j->strings);
+    free(j->body);
+    free(j);
+    reject(c, 503, "cannot start the request");
+  }
+}
+
 static void dispatch(conn *c) {
   hs_agent_server *s = c->srv;
   const char *url = hs_buf_cstr(&c->url);
@@ -499,28 +642,15 @@ static void dispatch(conn *c) {
       .body_len = c->body.len,
       .peer = c->peer,
   };
-  hs_agent_http_response res;
-  memset(&res, 0, sizeof(res));
-  res.status = 200;
-  res.content_type = "application/json";
-  hs_buf_init(&res.body, 0);
   atomic_fetch_add_explicit(&s->st_requests, 1, memory_order_relaxed);
+  if (r->worker) {
+    start_job(c, r, &req, keep);
+    return;
+  }
+  hs_agent_http_response res;
+  response_init(&res);
   r->handler(r->arg, &req, &res);
-  if (hs_buf_failed(&res.body)) {
-    hs_buf_reset(&res.body);
-    res.status = 500;
-    res.content_type = "application/json";
-    hs_buf_puts(&res.body, "{\"error\":\"response too large\"}");
-  }
-  if (res.status >= 400) {
-    atomic_fetch_add_explicit(&s->st_rejected, 1, memory_order_relaxed);
-    srv_logf(s, "rejected request from %s: %d %s %.100s: %.200s", c->peer,
-             res.status, method, path,
-             res.log_reason ? res.log_reason : hs_buf_cstr(&res.body));
-  }
-  send_response(c, res.status, res.content_type, res.body.data, res.body.len,
-                res.close || !keep, NULL);
-  hs_buf_free(&res.body);
+  finish_response(c, &res, method, path, keep);
 }
 
 /* Parses data; after a complete request the parser is paused and the
@@ -705,9 +835,8 @@ hs_agent_server *hs_agent_server_new(const hs_agent_server_config *cfg,
   return s;
 }
 
-int hs_agent_server_route(hs_agent_server *s, const char *method,
-                          const char *path, hs_agent_http_handler handler,
-                          void *arg) {
+static int add_route(hs_agent_server *s, const char *method, const char *path,
+                     hs_agent_http_handler handler, void *arg, int worker) {
   if (s->nroutes == MAX_ROUTES ||
       strlen(method) >= sizeof(s->routes[0].method) ||
       strlen(path) >= sizeof(s->routes[0].path))
@@ -717,7 +846,20 @@ int hs_agent_server_route(hs_agent_server *s, const char *method,
   snprintf(r->path, sizeof(r->path), "%s", path);
   r->handler = handler;
   r->arg = arg;
+  r->worker = worker;
   return 0;
+}
+
+int hs_agent_server_route(hs_agent_server *s, const char *method,
+                          const char *path, hs_agent_http_handler handler,
+                          void *arg) {
+  return add_route(s, method, path, handler, arg, 0);
+}
+
+int hs_agent_server_route_worker(hs_agent_server *s, const char *method,
+                                 const char *path,
+                                 hs_agent_http_handler handler, void *arg) {
+  return add_route(s, method, path, handler, arg, 1);
 }
 
 int hs_agent_server_listen(hs_agent_server *s, char *err, size_t errlen) {

@@ -17,9 +17,11 @@
  * (rate-limited to 10 a second, with a count of the suppressed ones).
  *
  * Threads: everything runs on the server's loop thread, which is the
- * thread that calls hs_agent_server_run. hs_agent_server_stop may be
- * called from any thread (and from a signal handler); all other functions
- * must not race with a running loop. */
+ * thread that calls hs_agent_server_run, except the handlers of worker
+ * routes (hs_agent_server_route_worker), which run on libuv's thread pool
+ * so that a long one (a query) does not hold up the other connections.
+ * hs_agent_server_stop may be called from any thread (and from a signal
+ * handler); all other functions must not race with a running loop. */
 #ifndef HS_AGENT_HTTP_SERVER_H
 #define HS_AGENT_HTTP_SERVER_H
 
@@ -91,6 +93,19 @@ hs_agent_server *hs_agent_server_new(const hs_agent_server_config *cfg,
 int hs_agent_server_route(hs_agent_server *s, const char *method,
                           const char *path, hs_agent_http_handler handler,
                           void *arg);
+
+/* Adds a route like hs_agent_server_route whose handler runs on libuv's
+ * thread pool (UV_THREADPOOL_SIZE threads, 4 by default) instead of the
+ * loop thread: several may run at once, with each other and with the loop
+ * thread's handlers, so handler and arg must be thread-safe. The request
+ * is copied for the handler; the connection waits (no timeouts apply)
+ * until the handler returns, and a connection closed meanwhile (server
+ * shutdown) just drops the answer; hs_agent_server_run and _free return
+ * only after every started handler has. Same errors as
+ * hs_agent_server_route. */
+int hs_agent_server_route_worker(hs_agent_server *s, const char *method,
+                                 const char *path,
+                                 hs_agent_http_handler handler, void *arg);
 
 /* Binds and listens. 0 ok, -1 with a message in err. */
 int hs_agent_server_listen(hs_agent_server *s, char *err, size_t errlen);

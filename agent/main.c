@@ -4,11 +4,13 @@
  *   hotspan-agent [--listen HOST:PORT] [--db PATH] [--retention DUR]
  *                 [--max-db-size SIZE] [--db-cache SIZE]
  *
- * One loop thread does everything: a batch is acknowledged (200) only
- * after its transaction committed, so an acknowledged batch survives a
- * crash of the agent (SQLite WAL, synchronous=NORMAL: it may be lost only
- * if the machine itself loses power). Retention runs every minute. SIGINT
- * and SIGTERM stop it cleanly (exit 0). docs/agent.md describes it all. */
+ * One loop thread receives and stores everything: a batch is acknowledged
+ * (200) only after its transaction committed, so an acknowledged batch
+ * survives a crash of the agent (SQLite WAL, synchronous=NORMAL: it may
+ * be lost only if the machine itself loses power). /api/v1 queries run on
+ * libuv's worker threads over a read-only connection of their own. Retention
+ * runs every minute. SIGINT and SIGTERM stop it cleanly (exit 0). docs/agent.md
+ * describes it all. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -272,6 +274,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "hotspan-agent: cannot open database: %s\n", err);
     return 1;
   }
+  /* Queries get a read-only connection of their own, used from the
+   * server's worker threads, so that they never wait for an ingest
+   * transaction on the loop thread, nor it for them (WAL). */
+  so.read_only = 1;
+  hs_store *query_store = hs_store_open_sqlite(db, &so, err, sizeof(err));
+  if (!query_store) {
+    fprintf(stderr, "hotspan-agent: cannot open database: %s\n", err);
+    hs_store_close(a.store);
+    return 1;
+  }
   hs_agent_server_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.host = host;
@@ -280,6 +292,7 @@ int main(int argc, char **argv) {
   hs_agent_server *srv = hs_agent_server_new(&cfg, err, sizeof(err));
   if (!srv) {
     fprintf(stderr, "hotspan-agent: %s\n", err);
+    hs_store_close(query_store);
     hs_store_close(a.store);
     return 1;
   }
@@ -287,17 +300,21 @@ int main(int argc, char **argv) {
   memset(&routes, 0, sizeof routes);
   routes.store_batch = store_batch;
   routes.store_arg = &a;
-  hs_agent_api api = {a.store, NULL};
-  if (hs_agent_routes_install(srv, &routes) ||
-      hs_agent_api_install(srv, &api)) {
+  hs_agent_api api;
+  memset(&api, 0, sizeof api);
+  api.store = query_store;
+  int failed =
+      hs_agent_routes_install(srv, &routes) || hs_agent_api_install(srv, &api);
+  if (failed)
     fprintf(stderr, "hotspan-agent: route table full\n");
-    hs_agent_server_free(srv);
-    hs_store_close(a.store);
-    return 1;
-  }
-  if (hs_agent_server_listen(srv, err, sizeof(err))) {
+  else if (hs_agent_server_listen(srv, err, sizeof(err))) {
     fprintf(stderr, "hotspan-agent: cannot listen on %s: %s\n", listen, err);
+    failed = 1;
+  }
+  if (failed) {
     hs_agent_server_free(srv);
+    hs_agent_api_fini(&api);
+    hs_store_close(query_store);
     hs_store_close(a.store);
     return 1;
   }
@@ -322,6 +339,8 @@ int main(int argc, char **argv) {
   uv_timer_stop(&a.retain_timer);
   uv_close((uv_handle_t *)&a.retain_timer, NULL);
   hs_agent_server_free(srv); /* runs the loop once more: the timer closes */
+  hs_agent_api_fini(&api);
+  hs_store_close(query_store);
   hs_store_close(a.store);
   fprintf(stderr,
           "hotspan-agent: stopped after %" PRIu64 " batches (%" PRIu64

@@ -57,11 +57,35 @@ static int capture_store(void *arg, const hs_ing_batch *b, char *err,
   return 0;
 }
 
+/* A worker route's handler that holds its thread until released: shows
+ * whether the loop thread keeps serving meanwhile. */
+typedef struct gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int entered;  /* handlers that started */
+  int released; /* handlers may return */
+} gate;
+
+static void gate_handler(void *arg, const hs_agent_http_request *req,
+                         hs_agent_http_response *res) {
+  gate *g = arg;
+  pthread_mutex_lock(&g->mu);
+  g->entered++;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->released)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+  /* The copied request is intact on the worker thread. */
+  hs_buf_printf(&res->body, "{\"path\":\"%s\",\"query\":\"%s\"}", req->path,
+                req->query ? req->query : "");
+}
+
 typedef struct fixture {
   hs_agent_server *srv;
   pthread_t thread;
   hs_agent_routes routes;
   captured cap;
+  gate gate;
   int port;
   char base[64];
 } fixture;
@@ -89,6 +113,11 @@ static int setup(void **state) {
   f->routes.store_arg = &f->cap;
   f->routes.limits.max_inflated = 256 << 10;
   assert_int_equal(hs_agent_routes_install(f->srv, &f->routes), 0);
+  pthread_mutex_init(&f->gate.mu, NULL);
+  pthread_cond_init(&f->gate.cv, NULL);
+  assert_int_equal(hs_agent_server_route_worker(f->srv, "GET", "/test/gate",
+                                                gate_handler, &f->gate),
+                   0);
   if (hs_agent_server_listen(f->srv, err, sizeof(err)))
     fail_msg("%s", err);
   f->port = hs_agent_server_port(f->srv);
@@ -105,6 +134,8 @@ static int teardown(void **state) {
   pthread_join(f->thread, NULL);
   hs_agent_server_free(f->srv);
   pthread_mutex_destroy(&f->cap.mu);
+  pthread_mutex_destroy(&f->gate.mu);
+  pthread_cond_destroy(&f->gate.cv);
   free(f);
   return 0;
 }
@@ -534,12 +565,102 @@ static void test_stop_from_another_thread(void **state) {
   send_all(fd, "GET /info HTTP/1.1\r\n", 20);
   hs_agent_server_stop(f->srv);
   pthread_join(f->thread, NULL);
+  pthread_mutex_destroy(&f->gate.mu);
+  pthread_cond_destroy(&f->gate.cv);
   char buf[256];
   ssize_t n = read_until_close(fd, buf, sizeof(buf));
   assert_true(n >= 0);
   close(fd);
   hs_agent_server_free(f->srv);
   pthread_mutex_destroy(&f->cap.mu);
+  free(f);
+}
+
+/* ------------------------------------------------------------ workers */
+
+typedef struct gate_client {
+  fixture *f;
+  pthread_t thread;
+  reply r;
+} gate_client;
+
+static void *gate_client_main(void *arg) {
+  gate_client *gc = arg;
+  gc->r = request(gc->f, NULL, "GET", "/test/gate?x=1", NULL, NULL, 0, 0);
+  return NULL;
+}
+
+/* Waits until n gate handlers have started; fails after 10 s. */
+static void wait_entered(gate *g, int n) {
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += 10;
+  pthread_mutex_lock(&g->mu);
+  while (g->entered < n)
+    if (pthread_cond_timedwait(&g->cv, &g->mu, &dl) != 0)
+      break;
+  int entered = g->entered;
+  pthread_mutex_unlock(&g->mu);
+  assert_true(entered >= n);
+}
+
+static void gate_release(gate *g) {
+  pthread_mutex_lock(&g->mu);
+  g->released = 1;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+/* While two worker handlers hold their threads, the loop thread still
+ * answers other connections (ingest included); the held requests are
+ * answered once released. */
+static void test_worker_routes_do_not_block(void **state) {
+  fixture *f = *state;
+  gate_client gc[2];
+  for (int i = 0; i < 2; i++) {
+    gc[i].f = f;
+    assert_int_equal(
+        pthread_create(&gc[i].thread, NULL, gate_client_main, &gc[i]), 0);
+  }
+  wait_entered(&f->gate, 2);
+  expect_info_ok(f);
+  size_t len;
+  void *body = traces_payload(&len);
+  reply r = request(f, NULL, "PUT", "/v0.4/traces", MSGPACK_HDRS, body, len, 0);
+  free(body);
+  assert_int_equal(r.status, 200);
+  pthread_mutex_lock(&f->cap.mu);
+  assert_int_equal(f->cap.spans, 2);
+  pthread_mutex_unlock(&f->cap.mu);
+  gate_release(&f->gate);
+  for (int i = 0; i < 2; i++) {
+    pthread_join(gc[i].thread, NULL);
+    assert_int_equal(gc[i].r.status, 200);
+    assert_string_equal(gc[i].r.body,
+                        "{\"path\":\"/test/gate\",\"query\":\"x=1\"}");
+  }
+}
+
+/* Stopping the server while a worker handler runs: the loop waits for the
+ * handler, the client's connection is closed without an answer, nothing
+ * is freed twice (ASan) and the server shuts down. */
+static void test_stop_with_worker_running(void **state) {
+  (void)state;
+  fixture *f;
+  setup((void **)&f);
+  gate_client gc = {.f = f};
+  assert_int_equal(pthread_create(&gc.thread, NULL, gate_client_main, &gc), 0);
+  wait_entered(&f->gate, 1);
+  hs_agent_server_stop(f->srv);
+  usleep(100000); /* the loop closes the connections meanwhile */
+  gate_release(&f->gate);
+  pthread_join(f->thread, NULL);
+  pthread_join(gc.thread, NULL);
+  assert_true(gc.r.status != 200);
+  hs_agent_server_free(f->srv);
+  pthread_mutex_destroy(&f->cap.mu);
+  pthread_mutex_destroy(&f->gate.mu);
+  pthread_cond_destroy(&f->gate.cv);
   free(f);
 }
 
@@ -561,6 +682,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_too_many_connections, setup,
                                       teardown),
       cmocka_unit_test(test_stop_from_another_thread),
+      cmocka_unit_test_setup_teardown(test_worker_routes_do_not_block, setup,
+                                      teardown),
+      cmocka_unit_test(test_stop_with_worker_running),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();

@@ -661,7 +661,10 @@ static void feed(conn *c, const char *data, size_t len) {
     return;
   enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
   if (e == HPE_PAUSED) {
-    if (used < len && c->state == ST_RESPONDING && !c->close_after) {
+    /* A pipelined request behind this one: kept until the answer is
+     * written (a worker route's answer is not even computed yet). */
+    if (used < len && (c->state == ST_WORKING ||
+                       (c->state == ST_RESPONDING && !c->close_after))) {
       c->pending = malloc(len - used);
       if (!c->pending) {
         conn_close(c);

@@ -632,7 +632,25 @@ static void test_worker_routes_do_not_block(void **state) {
   pthread_mutex_lock(&f->cap.mu);
   assert_int_equal(f->cap.spans, 2);
   pthread_mutex_unlock(&f->cap.mu);
+  /* A request pipelined behind a worker route's waits for its answer:
+   * both come back, in order. */
+  int fd = tcp_connect(f->port);
+  const char *two = "GET /test/gate?x=2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                    "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                    "\r\n";
+  send_all(fd, two, strlen(two));
+  wait_entered(&f->gate, 3);
   gate_release(&f->gate);
+  char buf[2048];
+  ssize_t n = read_until_close(fd, buf, sizeof(buf));
+  close(fd);
+  assert_true(n > 0);
+  char *first = strstr(buf, "HTTP/1.1 200 ");
+  char *second = strstr(buf, "HTTP/1.1 404 ");
+  assert_non_null(first);
+  assert_non_null(second);
+  assert_true(first < second);
+  assert_non_null(strstr(buf, "\"query\":\"x=2\""));
   for (int i = 0; i < 2; i++) {
     pthread_join(gc[i].thread, NULL);
     assert_int_equal(gc[i].r.status, 200);

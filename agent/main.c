@@ -52,7 +52,9 @@ static void usage(FILE *f) {
              "                       0 keeps everything)\n"
              "  --max-db-size SIZE   shrink the database below SIZE: 500M, 2G "
              "(default: no limit)\n"
-             "  --db-cache SIZE      SQLite page cache: 16M to 16G "
+             "  --db-cache SIZE      SQLite page cache of each of the two "
+             "connections\n"
+             "                       (ingest, queries): 16M to 16G "
              "(default 64M)\n"
              "  --help               this text\n"
              "  --version            the version\n");

@@ -59,23 +59,13 @@ typedef struct q {
   int failed;
 } q;
 
-static void answer_error(hs_agent_http_response *res, int status,
-                         const char *msg) {
-  res->status = status;
-  res->content_type = "application/json";
-  hs_buf_reset(&res->body);
-  hs_buf_puts(&res->body, "{\"error\":");
-  hs_json_str(&res->body, msg);
-  hs_buf_putc(&res->body, '}');
-}
-
 static void param_error(q *c, const char *name, const char *why) {
   if (c->failed)
     return;
   c->failed = 1;
   char msg[200];
   snprintf(msg, sizeof(msg), "parameter %s: %s", name, why);
-  answer_error(c->res, 400, msg);
+  hs_agent_http_error(c->res, 400, msg);
 }
 
 /* String parameter into buf; NULL when absent (error if required). */
@@ -157,8 +147,8 @@ static void p_range(q *c, const hs_agent_api *a, int64_t *from, int64_t *to) {
 }
 
 static void store_error(hs_agent_http_response *res, int rc, const char *err) {
-  answer_error(res, rc == HS_STORE_NOTFOUND ? 404 : 500,
-               err[0] ? err : "query failed");
+  hs_agent_http_error(res, rc == HS_STORE_NOTFOUND ? 404 : 500,
+                      err[0] ? err : "query failed");
 }
 
 /* ---------------------------------------------------------- handlers */
@@ -235,11 +225,11 @@ void hs_agent_api_trace(void *arg, const hs_agent_http_request *req,
   uint64_t hi, lo;
   if (path_segment(req->path, "/api/v1/traces/", id, sizeof(id), &rest) ||
       *rest) {
-    answer_error(res, 404, "not found");
+    hs_agent_http_error(res, 404, "not found");
     return;
   }
   if (hs_corr_parse_id(id, &hi, &lo)) {
-    answer_error(res, 400, "trace_id: not a decimal or hex trace id");
+    hs_agent_http_error(res, 400, "trace_id: not a decimal or hex trace id");
     return;
   }
   hs_corr_trace r;
@@ -267,11 +257,12 @@ void hs_agent_api_spans(void *arg, const hs_agent_http_request *req,
   uint64_t hi, lo;
   if (path_segment(req->path, "/api/v1/spans/", id, sizeof(id), &rest) ||
       strcmp(rest, "/hotspots") != 0) {
-    answer_error(res, 404, "not found");
+    hs_agent_http_error(res, 404, "not found");
     return;
   }
   if (hs_corr_parse_id(id, &hi, &lo) || hi != 0) {
-    answer_error(res, 400, "span_id: not a decimal or hex 64-bit span id");
+    hs_agent_http_error(res, 400,
+                        "span_id: not a decimal or hex 64-bit span id");
     return;
   }
   q c = {req, res, 0};

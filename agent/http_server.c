@@ -437,6 +437,16 @@ static int path_match(const char *pat, const char *path) {
   return strcmp(pat, path) == 0;
 }
 
+void hs_agent_http_error(hs_agent_http_response *res, int status,
+                         const char *msg) {
+  res->status = status;
+  res->content_type = "application/json";
+  hs_buf_reset(&res->body);
+  hs_buf_puts(&res->body, "{\"error\":");
+  hs_json_str(&res->body, msg);
+  hs_buf_putc(&res->body, '}');
+}
+
 static void response_init(hs_agent_http_response *res) {
   memset(res, 0, sizeof(*res));
   res->status = 200;

@@ -74,6 +74,10 @@ typedef struct hs_agent_http_response {
   const char *log_reason;
 } hs_agent_http_response;
 
+/* Sets res to status with the body {"error": msg} (JSON-escaped). */
+void hs_agent_http_error(hs_agent_http_response *res, int status,
+                         const char *msg);
+
 /* Called on the loop thread with a complete request; must fill res and
  * return (no blocking beyond the work itself). Pointers in req are valid
  * only during the call. */

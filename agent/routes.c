@@ -29,16 +29,6 @@ static int media_type_is(const char *ct, const char *want) {
   return *ct == 0 || *ct == ';';
 }
 
-static void error_answer(hs_agent_http_response *res, int status,
-                         const char *msg) {
-  res->status = status;
-  res->content_type = "application/json";
-  hs_buf_reset(&res->body);
-  hs_buf_puts(&res->body, "{\"error\":");
-  hs_json_str(&res->body, msg);
-  hs_buf_puts(&res->body, "}");
-}
-
 static int status_of(int rc) {
   return rc == HS_AGENT_ETOOBIG ? 413 : rc == HS_AGENT_ENOMEM ? 500 : 400;
 }
@@ -61,7 +51,7 @@ static int request_body(const hs_agent_routes *r,
   else if (strcasecmp(ce, "zstd") == 0)
     fmt = HS_AGENT_COMP_ZSTD;
   else {
-    error_answer(res, 415, "unsupported Content-Encoding");
+    hs_agent_http_error(res, 415, "unsupported Content-Encoding");
     return -1;
   }
   hs_agent_limits l;
@@ -70,7 +60,7 @@ static int request_body(const hs_agent_routes *r,
   int rc = hs_agent_decompress(fmt, req->body, req->body_len, l.max_inflated,
                                owned, len, err, sizeof(err));
   if (rc) {
-    error_answer(res, status_of(rc), err);
+    hs_agent_http_error(res, status_of(rc), err);
     return -1;
   }
   *body = *owned;
@@ -83,7 +73,7 @@ static void store(const hs_agent_routes *r, hs_agent_decoded *d,
   char err[256] = "";
   if (r->store_batch &&
       r->store_batch(r->store_arg, &d->batch, err, sizeof(err)) != 0) {
-    error_answer(res, 500, err[0] ? err : "store failed");
+    hs_agent_http_error(res, 500, err[0] ? err : "store failed");
     return;
   }
   res->status = 200;
@@ -96,19 +86,19 @@ static void ingest(hs_agent_routes *r, const hs_agent_http_request *req,
                    hs_agent_http_response *res, enum kind k) {
   if (k == K_TRACES &&
       !media_type_is(req->content_type, "application/msgpack")) {
-    error_answer(res, 415, "Content-Type must be application/msgpack");
+    hs_agent_http_error(res, 415, "Content-Type must be application/msgpack");
     return;
   }
   int otlp_json = media_type_is(req->content_type, "application/json");
   if (k == K_OTLP && !otlp_json &&
       !media_type_is(req->content_type, "application/x-protobuf")) {
-    error_answer(res, 415,
-                 "Content-Type must be application/x-protobuf or "
-                 "application/json");
+    hs_agent_http_error(res, 415,
+                        "Content-Type must be application/x-protobuf or "
+                        "application/json");
     return;
   }
   if (k == K_DD_PROFILE && !hs_agent_is_multipart(req->content_type)) {
-    error_answer(res, 415, "Content-Type must be multipart/form-data");
+    hs_agent_http_error(res, 415, "Content-Type must be multipart/form-data");
     return;
   }
   const uint8_t *body;
@@ -134,7 +124,7 @@ static void ingest(hs_agent_routes *r, const hs_agent_http_request *req,
     rc = hs_agent_decode_pyroscope(req->query, req->content_type, body, len,
                                    &r->limits, &d, err, sizeof(err));
   if (rc) {
-    error_answer(res, status_of(rc), err);
+    hs_agent_http_error(res, status_of(rc), err);
   } else if (k == K_OTLP) {
     /* An empty ExportTraceServiceResponse: no bytes in protobuf, {} in
      * JSON. */

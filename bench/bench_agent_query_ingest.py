@@ -9,7 +9,7 @@ queries took.
 
   bench/bench_agent_query_ingest.py <build dir> [--preload N] [--seconds S]
 """
-import os, signal, sys, tempfile, threading, time
+import os, shutil, signal, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests",
                                 "scripts"))
@@ -97,9 +97,7 @@ def main():
     c.close()
     proc.send_signal(signal.SIGTERM)
     wait_exit(proc, 120)
-    for f in os.listdir(work):
-        os.unlink(os.path.join(work, f))
-    os.rmdir(work)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 main()

@@ -1,4 +1,5 @@
 #include "common/buf.h"
+#include "common/hex.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -59,13 +59,4 @@ void hs_json_double(hs_buf *b, double v);
 /* Lowercase hex, zero-padded to 16 digits. */
 void hs_json_hex64(hs_buf *b, uint64_t v);
 
-/* Writes v as 16 lowercase hex digits at dst (no NUL). */
-static inline void hs_hex16(char *dst, uint64_t v) {
-  static const char digits[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; i--) {
-    dst[i] = digits[v & 0xf];
-    v >>= 4;
-  }
-}
-
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/hex.h"
 #include "hotspan/error.h"
 
 /* Linear parent search below this chunk size, a hash table above. */

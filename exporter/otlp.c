@@ -16,7 +16,9 @@
 #include <zlib.h>
 
 #include "common/buf.h"
+#include "common/hex.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "exporter/otlp.h"
 #include "hotspan/error.h"
 #include "hotspan/version.h"
@@ -65,6 +67,8 @@ static int res_push(hs_otlp_resource *r, const char *key, hs_tag **out) {
   t->key = strdup(key);
   if (t->key == NULL)
     return -1;
+  size_t klen = strlen(key);
+  t->klen = (uint16_t)(klen <= UINT16_MAX ? klen : UINT16_MAX);
   *out = t;
   return 0;
 }
@@ -329,7 +333,10 @@ static void put_attrs(hs_buf *b, unsigned field, const hs_tag *tags, size_t n) {
 /* A string attribute that is not a span tag (resource.name, span.type). */
 static void put_str_attr(hs_buf *b, unsigned field, const char *key,
                          const char *value) {
-  hs_tag t = {.key = key, .type = HS_TAG_STR, .v.s = value};
+  hs_tag t = {.key = key,
+              .klen = (uint16_t)strlen(key),
+              .type = HS_TAG_STR,
+              .v.s = value};
   put_attr(b, field, &t);
 }
 
@@ -570,13 +577,18 @@ static void encode_span(hs_buf *b, const hotspan_span *s,
  * digits are. */
 static size_t chunk_tracestate(const hs_trace_view *tv, char *out,
                                size_t *id_at) {
+  /* Only what the tracestate is made of; the strings are copied up to
+   * their NUL (the buffers are 1 KiB in all and usually empty). */
   hotspan_context ctx;
-  memset(&ctx, 0, sizeof ctx);
+  ctx.trace_id_high = ctx.trace_id_low = ctx.span_id = 0;
   ctx.sampling_priority = tv->priority;
-  memcpy(ctx.origin, tv->origin, sizeof ctx.origin);
-  memcpy(ctx.propagated_tags, tv->propagated_tags, sizeof ctx.propagated_tags);
-  memcpy(ctx.tracestate_other, tv->tracestate_other,
-         sizeof ctx.tracestate_other);
+  ctx.trace_flags = 0;
+  hs_copy_field(ctx.origin, tv->origin, sizeof ctx.origin);
+  hs_copy_field(ctx.propagated_tags, tv->propagated_tags,
+                sizeof ctx.propagated_tags);
+  hs_copy_field(ctx.tracestate_other, tv->tracestate_other,
+                sizeof ctx.tracestate_other);
+  ctx.last_dd_parent_id[0] = '\0';
   return hs_prop_w3c_tracestate(&ctx, out, id_at);
 }
 
@@ -622,7 +634,8 @@ int hs_otlp_encoder_add_chunk(hs_otlp_encoder *e, const hs_chunk *c) {
 /* Resource (attributes 1) of group g: the encoder's attributes, with the
  * group's service as service.name (always the first). */
 static size_t resource_size(const hs_otlp_encoder *e, const group *g) {
-  hs_tag svc = {.key = "service.name", .type = HS_TAG_STR, .v.s = g->service};
+  hs_tag svc = {
+      .key = "service.name", .klen = 12, .type = HS_TAG_STR, .v.s = g->service};
   size_t sz = lenfield_size(kv_size(&svc, 12, strlen(g->service)));
   return sz + attrs_size(e->res.attrs + 1, e->res.nattrs - 1);
 }

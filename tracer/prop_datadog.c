@@ -197,14 +197,14 @@ int hs_prop_dd_extract(const hs_prop_headers *h, hotspan_context *ctx) {
 int hs_prop_dd_inject(const hotspan_context *ctx,
                       const hotspan_carrier_writer *w, void *carrier) {
   char num[24];
-  hs_prop_fmt_u64(num, ctx->trace_id_low);
+  hs_fmt_u64(num, ctx->trace_id_low);
   if (w->set(carrier, "x-datadog-trace-id", num) != 0)
     return HOTSPAN_EIO;
-  hs_prop_fmt_u64(num, ctx->span_id);
+  hs_fmt_u64(num, ctx->span_id);
   if (w->set(carrier, "x-datadog-parent-id", num) != 0)
     return HOTSPAN_EIO;
   if (ctx->sampling_priority != HOTSPAN_PRIORITY_UNSET) {
-    hs_prop_fmt_int(num, ctx->sampling_priority);
+    hs_fmt_int(num, ctx->sampling_priority);
     if (w->set(carrier, "x-datadog-sampling-priority", num) != 0)
       return HOTSPAN_EIO;
   }

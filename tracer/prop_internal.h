@@ -14,7 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "common/buf.h"
+#include "common/hex.h"
+#include "common/text.h"
 #include "hotspan/propagation.h"
 #include "tracer/propagation_codec.h"
 
@@ -231,44 +232,6 @@ static inline int hs_prop_parse_int(const char *s, size_t n, int *out) {
     return -1;
   *out = neg ? -(int)v : (int)v;
   return 0;
-}
-
-/* Writes v in decimal plus NUL into dst (>= 21 bytes); returns the length.
- * Two digits per division: ids are up to 20 digits and are written on
- * every outgoing request. */
-static inline size_t hs_prop_fmt_u64(char *dst, uint64_t v) {
-  static const char pairs[] = "00010203040506070809101112131415161718192021222"
-                              "32425262728293031323334353637383940414243444546"
-                              "47484950515253545556575859606162636465666768697"
-                              "07172737475767778798081828384858687888990919293"
-                              "949596979899";
-  char tmp[20];
-  size_t n = sizeof tmp;
-  while (v >= 100) {
-    unsigned r = (unsigned)(v % 100);
-    v /= 100;
-    tmp[--n] = pairs[2 * r + 1];
-    tmp[--n] = pairs[2 * r];
-  }
-  if (v >= 10) {
-    tmp[--n] = pairs[2 * v + 1];
-    tmp[--n] = pairs[2 * v];
-  } else {
-    tmp[--n] = (char)('0' + v);
-  }
-  size_t len = sizeof tmp - n;
-  memcpy(dst, tmp + n, len);
-  dst[len] = '\0';
-  return len;
-}
-
-/* Writes v in decimal plus NUL into dst (>= 12 bytes); returns the length. */
-static inline size_t hs_prop_fmt_int(char *dst, int v) {
-  if (v < 0) {
-    dst[0] = '-';
-    return 1 + hs_prop_fmt_u64(dst + 1, (uint64_t)(-(int64_t)v));
-  }
-  return hs_prop_fmt_u64(dst, (uint64_t)v);
 }
 
 /* Length of a NUL-terminated field of a context, bounded by its array

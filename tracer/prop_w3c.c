@@ -378,7 +378,7 @@ static size_t write_dd_member(const hotspan_context *ctx, char *out,
   if (ctx->sampling_priority != HOTSPAN_PRIORITY_UNSET) {
     memcpy(out + n, "s:", 2);
     n += 2;
-    n += hs_prop_fmt_int(out + n, ctx->sampling_priority);
+    n += hs_fmt_int(out + n, ctx->sampling_priority);
     out[n++] = ';';
   }
   memcpy(out + n, "p:", 2);

@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "hotspan/propagation.h"
 #include "tracer/internal.h"
 
@@ -45,15 +46,11 @@ static void remove_decision_maker(hs_trace *tr) {
 static void add_decision_maker(hs_trace *tr) {
   if (tr->propagated_tags[0] != '\0')
     remove_decision_maker(tr);
-  /* Formatted by hand: this runs once per trace, and snprintf costs more
-   * than the rest of the decision. */
-  char digits[12];
-  size_t nd = 0;
-  unsigned m = tr->mechanism > 0 ? (unsigned)tr->mechanism : 0;
-  do {
-    digits[nd++] = (char)('0' + m % 10);
-    m /= 10;
-  } while (m != 0);
+  /* Formatted without snprintf: this runs once per trace, and snprintf
+   * costs more than the rest of the decision. */
+  char digits[24];
+  size_t nd =
+      hs_fmt_u64(digits, tr->mechanism > 0 ? (uint64_t)tr->mechanism : 0);
   size_t len = strlen(tr->propagated_tags);
   size_t need = (len ? 1 : 0) + 10 + nd; /* [,]_dd.p.dm=-N */
   if (len + need >= sizeof tr->propagated_tags)
@@ -62,10 +59,7 @@ static void add_decision_maker(hs_trace *tr) {
   if (len)
     *p++ = ',';
   memcpy(p, "_dd.p.dm=-", 10);
-  p += 10;
-  while (nd > 0)
-    *p++ = digits[--nd];
-  *p = '\0';
+  memcpy(p + 10, digits, nd + 1);
 }
 
 void hs_trace_set_priority_locked(hs_trace *tr, int priority, int mechanism) {
@@ -349,15 +343,6 @@ void hs_trace_reclaim_orphans(hotspan_tracer *t) {
 
 /* ------------------------------------------------------------ context */
 
-/* Copies a NUL-terminated string of at most cap - 1 bytes, by length: the
- * context's buffers are 1.2 KB in all and usually almost empty, so copying
- * only up to the NUL keeps a snapshot per one-span chunk cheap. */
-static void copy_str(char *dst, const char *src, size_t cap) {
-  size_t n = strnlen(src, cap - 1);
-  memcpy(dst, src, n);
-  dst[n] = '\0';
-}
-
 void hs_trace_snapshot(hs_trace *tr, hs_trace_view *out) {
   pthread_mutex_lock(&tr->mu);
   out->priority = tr->priority;
@@ -366,16 +351,16 @@ void hs_trace_snapshot(hs_trace *tr, hs_trace_view *out) {
   out->mechanism = tr->mechanism;
   out->agent_rate = tr->agent_rate;
   out->has_remote = tr->has_remote;
-  copy_str(out->origin, tr->origin, sizeof out->origin);
-  copy_str(out->propagated_tags, tr->propagated_tags,
-           sizeof out->propagated_tags);
+  hs_copy_field(out->origin, tr->origin, sizeof out->origin);
+  hs_copy_field(out->propagated_tags, tr->propagated_tags,
+                sizeof out->propagated_tags);
   if (tr->has_remote)
-    copy_str(out->tracestate_other, tr->tracestate_other,
-             sizeof out->tracestate_other);
+    hs_copy_field(out->tracestate_other, tr->tracestate_other,
+                  sizeof out->tracestate_other);
   else
     out->tracestate_other[0] = '\0';
-  copy_str(out->last_dd_parent_id, tr->last_dd_parent_id,
-           sizeof out->last_dd_parent_id);
+  hs_copy_field(out->last_dd_parent_id, tr->last_dd_parent_id,
+                sizeof out->last_dd_parent_id);
   pthread_mutex_unlock(&tr->mu);
   out->endpoint_id =
       atomic_load_explicit(&tr->endpoint_id, memory_order_relaxed);
@@ -390,16 +375,16 @@ static void fill_context(hs_trace *tr, const hotspan_span *s,
   out->sampling_priority = tr->decided ? tr->priority : HOTSPAN_PRIORITY_UNSET;
   out->trace_flags =
       (!tr->decided || tr->priority > 0) ? 1 : 0; /* undecided: kept */
-  copy_str(out->origin, tr->origin, sizeof out->origin);
-  copy_str(out->propagated_tags, tr->propagated_tags,
-           sizeof out->propagated_tags);
+  hs_copy_field(out->origin, tr->origin, sizeof out->origin);
+  hs_copy_field(out->propagated_tags, tr->propagated_tags,
+                sizeof out->propagated_tags);
   if (tr->has_remote)
-    copy_str(out->tracestate_other, tr->tracestate_other,
-             sizeof out->tracestate_other);
+    hs_copy_field(out->tracestate_other, tr->tracestate_other,
+                  sizeof out->tracestate_other);
   else
     out->tracestate_other[0] = '\0';
-  copy_str(out->last_dd_parent_id, tr->last_dd_parent_id,
-           sizeof out->last_dd_parent_id);
+  hs_copy_field(out->last_dd_parent_id, tr->last_dd_parent_id,
+                sizeof out->last_dd_parent_id);
   pthread_mutex_unlock(&tr->mu);
 }
 

@@ -212,22 +212,14 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
     if (fs != NULL)
       hs_tracer_add_sink(t, fs);
   }
-  rc = add_exporters(t);
-  if (rc != HOTSPAN_OK) {
-    for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
-      n = s->next;
-      s->destroy(s);
-    }
-    hs_sampler_free(t->sampler);
-    hs_settings_free(&t->settings);
-    free(t);
-    return rc;
-  }
   pthread_mutex_init(&t->orphans_mu, NULL);
   for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
     pthread_mutex_init(&t->live[i].mu, NULL);
-  rc = hs_writer_start(t);
+  rc = add_exporters(t);
+  if (rc == HOTSPAN_OK)
+    rc = hs_writer_start(t);
   if (rc != HOTSPAN_OK) {
+    /* No span exists yet: the sinks, sampler and locks go as they came. */
     for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
       n = s->next;
       s->destroy(s);
@@ -235,6 +227,8 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
     hs_sampler_free(t->sampler);
     hs_settings_free(&t->settings);
     pthread_mutex_destroy(&t->orphans_mu);
+    for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
+      pthread_mutex_destroy(&t->live[i].mu);
     free(t);
     return rc;
   }

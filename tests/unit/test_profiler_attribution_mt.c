@@ -452,13 +452,17 @@ static void test_requests_on_threads(void **state) {
     expect_95("wall samples of the sleeping span in wait_report",
               report_wall_fn, report_wall, 100, "(not in wait_report)");
     /* Sleeping uses next to no CPU: at most 2 % as many CPU samples as
-     * wall samples (the handler taking the wall samples itself runs inside
-     * the span). */
-    if (report_cpu * 50 > report_wall)
+     * wall samples. The CPU the sleeping thread does use is mostly the
+     * handler taking the wall samples, which runs inside the span; under
+     * ThreadSanitizer that handler (unwinding included) is instrumented and
+     * several times slower, so 1 CPU sample per 10 wall samples is allowed
+     * there (a CI run saw 13 for 507). */
+    const int64_t wall_per_cpu = UNDER_TSAN ? 10 : 50;
+    if (report_cpu * wall_per_cpu > report_wall)
       print_error("sleeping span: %" PRId64 " CPU samples for %" PRId64
                   " wall samples\n",
                   report_cpu, report_wall);
-    assert_true(report_cpu * 50 <= report_wall);
+    assert_true(report_cpu * wall_per_cpu <= report_wall);
   }
   pr_free(&cpu);
   pr_free(&wall);

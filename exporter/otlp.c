@@ -492,8 +492,8 @@ static void put_events(hs_buf *b, const hotspan_span *s) {
 }
 
 /* Span.Link (trace_id 1, span_id 2, trace_state 3, attributes 4, flags 6)
- * as field 13. Whether the linked context is remote is not recorded: only
- * the W3C flags, without HAS_IS_REMOTE. */
+ * as field 13. flags: the W3C flags byte, plus HAS_IS_REMOTE (and
+ * IS_REMOTE) when the linked context says where it came from. */
 static void put_links(hs_buf *b, const hotspan_span *s) {
   uint16_t i = 0;
   for (const hs_span_link *x = s->links; x != NULL && i < s->nlinks;
@@ -501,14 +501,21 @@ static void put_links(hs_buf *b, const hotspan_span *s) {
     size_t tslen = x->tracestate != NULL ? strlen(x->tracestate) : 0;
     size_t sz = lenfield_size(16) + lenfield_size(8) +
                 (tslen > 0 ? lenfield_size(tslen) : 0) +
-                attrs_size(x->attrs, x->nattrs) + (x->trace_flags != 0 ? 5 : 0);
+                attrs_size(x->attrs, x->nattrs);
+    uint32_t flags = x->trace_flags;
+    if (x->remote != HOTSPAN_CONTEXT_UNKNOWN)
+      flags |= FLAG_HAS_IS_REMOTE;
+    if (x->remote == HOTSPAN_CONTEXT_REMOTE)
+      flags |= FLAG_IS_REMOTE;
+    if (flags != 0)
+      sz += 5;
     put_lenhead(b, 13, sz);
     put_trace_id(b, 1, x->trace_id_high, x->trace_id_low);
     put_id(b, 2, x->span_id);
     put_str(b, 3, x->tracestate, tslen);
     put_attrs(b, 4, x->attrs, x->nattrs);
-    if (x->trace_flags != 0)
-      put_fixed32(b, 6, x->trace_flags);
+    if (flags != 0)
+      put_fixed32(b, 6, flags);
   }
 }
 
@@ -583,6 +590,7 @@ static size_t chunk_tracestate(const hs_trace_view *tv, char *out,
   ctx.trace_id_high = ctx.trace_id_low = ctx.span_id = 0;
   ctx.sampling_priority = tv->priority;
   ctx.trace_flags = 0;
+  ctx.remote = HOTSPAN_CONTEXT_UNKNOWN;
   hs_copy_field(ctx.origin, tv->origin, sizeof ctx.origin);
   hs_copy_field(ctx.propagated_tags, tv->propagated_tags,
                 sizeof ctx.propagated_tags);

@@ -56,6 +56,7 @@ typedef struct hs_span_link {
   uint64_t trace_id_low;
   uint64_t span_id;
   uint8_t trace_flags;    /* W3C flags byte of the linked context */
+  uint8_t remote;         /* its hotspan_context.remote */
   const char *tracestate; /* W3C tracestate of the linked context; NULL */
   hs_tag *attrs;
   uint16_t nattrs;

@@ -332,6 +332,7 @@ int hs_prop_extract(const hs_prop_styles *styles,
   }
   if (winner == 0)
     return HOTSPAN_ENOCTX;
+  out->remote = HOTSPAN_CONTEXT_REMOTE;
 
   /* Another style won: W3C tracestate still belongs to this trace when
    * traceparent names the same 128-bit trace id, so other vendors' members

@@ -561,6 +561,8 @@ int hotspan_span_add_link(hotspan_span *s, const hotspan_context *ctx,
   l->trace_id_low = ctx->trace_id_low;
   l->span_id = ctx->span_id;
   l->trace_flags = ctx->trace_flags;
+  l->remote = ctx->remote <= HOTSPAN_CONTEXT_REMOTE ? ctx->remote
+                                                    : HOTSPAN_CONTEXT_UNKNOWN;
   l->nattrs = (uint16_t)nattrs;
   l->next = NULL;
   if (s->links_tail != NULL)

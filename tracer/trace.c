@@ -371,6 +371,7 @@ static void fill_context(hs_trace *tr, const hotspan_span *s,
   out->trace_id_high = tr->id_high;
   out->trace_id_low = tr->id_low;
   out->span_id = s->span_id;
+  out->remote = HOTSPAN_CONTEXT_LOCAL;
   pthread_mutex_lock(&tr->mu);
   out->sampling_priority = tr->decided ? tr->priority : HOTSPAN_PRIORITY_UNSET;
   out->trace_flags =

@@ -56,12 +56,23 @@ typedef enum hotspan_span_kind {
 #define HOTSPAN_PROPAGATED_TAGS_MAX 512
 #define HOTSPAN_TRACESTATE_MAX 512
 
+/* hotspan_context.remote */
+#define HOTSPAN_CONTEXT_UNKNOWN 0
+#define HOTSPAN_CONTEXT_LOCAL 1
+#define HOTSPAN_CONTEXT_REMOTE 2
+
 typedef struct hotspan_context {
   uint64_t trace_id_high; /* upper 64 bits of the 128-bit trace id */
   uint64_t trace_id_low;  /* lower 64 bits; never 0 in a valid context */
   uint64_t span_id;       /* the span to use as parent; never 0 if valid */
   int sampling_priority;  /* HOTSPAN_PRIORITY_*, UNSET if none was given */
   uint8_t trace_flags;    /* W3C trace-flags byte (bit 0 = sampled) */
+  /* Where the context comes from: HOTSPAN_CONTEXT_REMOTE when
+   * hotspan_extract read it from another process's headers,
+   * HOTSPAN_CONTEXT_LOCAL when hotspan_span_context took it from a span of
+   * this process, HOTSPAN_CONTEXT_UNKNOWN (0, what a zeroed context holds)
+   * otherwise. Exported with links (OTLP Span.Link flags). */
+  uint8_t remote;
   /* Datadog origin ("synthetics", "rum", ...); "" if none. */
   char origin[HOTSPAN_ORIGIN_MAX];
   /* Trace-level propagated tags in x-datadog-tags form, e.g.

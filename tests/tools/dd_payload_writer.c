@@ -146,14 +146,13 @@ int main(int argc, char **argv) {
   root->events_tail = &ev[1];
   root->nevents = 2;
   static hs_span_link link;
-  link = (hs_span_link){NULL,
-                        UINT64_C(0x0af7651916cd43dd),
-                        UINT64_C(0x8448eb211c80319c),
-                        UINT64_C(0x00f067aa0ba902b7),
-                        1,
-                        "vendor=value",
-                        attrs,
-                        4};
+  link = (hs_span_link){.trace_id_high = UINT64_C(0x0af7651916cd43dd),
+                        .trace_id_low = UINT64_C(0x8448eb211c80319c),
+                        .span_id = UINT64_C(0x00f067aa0ba902b7),
+                        .trace_flags = 1,
+                        .tracestate = "vendor=value",
+                        .attrs = attrs,
+                        .nattrs = 4};
   root->links = root->links_tail = &link;
   root->nlinks = 1;
 

@@ -119,14 +119,13 @@ int main(int argc, char **argv) {
        .type = HOTSPAN_ATTR_STRING,
        .value.s = "timeout"}};
   hotspan_span_add_event(root, "retry", 1700000000123456789ull, ea, 2);
+  /* The linked context arrives in another request's W3C headers. */
+  static const char *const link_hdrs[] = {
+      "traceparent", "00-11111111111111112222222222222222-3333333333333333-01",
+      "tracestate", "congo=t61rcWkgMzE"};
   hotspan_context linked;
-  memset(&linked, 0, sizeof linked);
-  linked.trace_id_high = 0x1111111111111111ull;
-  linked.trace_id_low = 0x2222222222222222ull;
-  linked.span_id = 0x3333333333333333ull;
-  linked.trace_flags = 1;
-  snprintf(linked.tracestate_other, sizeof linked.tracestate_other,
-           "congo=t61rcWkgMzE");
+  if (hotspan_extract_pairs(t, link_hdrs, 2, &linked) != HOTSPAN_OK)
+    return 1;
   hotspan_attribute la = {
       .key = "link.kind", .type = HOTSPAN_ATTR_STRING, .value.s = "batch"};
   hotspan_span_add_link(root, &linked, &la, 1);

@@ -573,15 +573,16 @@ static void test_events_and_links(void **state) {
   hs_span_event ev1 = {&ev2, "exception", 1700000000000000001ull, eattrs, 4};
   s->events = &ev1;
   s->nevents = 2;
-  hs_span_link l2 = {NULL, 0, 5, 6, 0, NULL, NULL, 0};
-  hs_span_link l1 = {&l2,
-                     UINT64_C(0x0123456789abcdef),
-                     UINT64_C(0x1111111111111111),
-                     UINT64_C(0x2222),
-                     1,
-                     "dd=s:1,x=y",
-                     eattrs,
-                     4};
+  hs_span_link l2 = {.trace_id_low = 5, .span_id = 6};
+  hs_span_link l1 = {.next = &l2,
+                     .trace_id_high = UINT64_C(0x0123456789abcdef),
+                     .trace_id_low = UINT64_C(0x1111111111111111),
+                     .span_id = UINT64_C(0x2222),
+                     .trace_flags = 1,
+                     .remote = HOTSPAN_CONTEXT_REMOTE,
+                     .tracestate = "dd=s:1,x=y",
+                     .attrs = eattrs,
+                     .nattrs = 4};
   s->links = &l1;
   s->nlinks = 2;
   hs_buf b;

@@ -275,12 +275,31 @@ static void test_events_links_decoded(void **state) {
   hs_tag lattr = {"link.kind", HS_TAG_STR, 9, {.s = "follows"}};
   hs_span_event ev2 = {NULL, "second", 0, NULL, 0};
   hs_span_event ev1 = {&ev2, "exception", 1700000000000000001ull, eattrs, 5};
-  hs_span_link lk = {NULL, 0x1111, 0x2222, 0x3333, 1, "congo=t61", &lattr, 1};
+  /* Three links: a context of unknown origin, one from a local span, one
+   * extracted from another process (not sampled). */
+  hs_span_link lk3 = {.trace_id_low = 0x5,
+                      .span_id = 0x6,
+                      .trace_flags = 0,
+                      .remote = HOTSPAN_CONTEXT_REMOTE};
+  hs_span_link lk2 = {.next = &lk3,
+                      .trace_id_low = 0x4,
+                      .span_id = 0x5,
+                      .trace_flags = 1,
+                      .remote = HOTSPAN_CONTEXT_LOCAL};
+  hs_span_link lk = {.next = &lk2,
+                     .trace_id_high = 0x1111,
+                     .trace_id_low = 0x2222,
+                     .span_id = 0x3333,
+                     .trace_flags = 1,
+                     .remote = HOTSPAN_CONTEXT_UNKNOWN,
+                     .tracestate = "congo=t61",
+                     .attrs = &lattr,
+                     .nattrs = 1};
   f.span.events = &ev1;
   f.span.nevents = 2;
   f.span.dropped_events = 3;
   f.span.links = &lk;
-  f.span.nlinks = 1;
+  f.span.nlinks = 3;
   f.span.dropped_links = 1;
   f.span.name = "";
   f.span.kind = 0;
@@ -319,7 +338,7 @@ static void test_events_links_decoded(void **state) {
   assert_true(sp->events[1]->time_unix_nano == 0);
   assert_string_equal(sp->events[1]->name, "second");
   assert_int_equal(sp->events[1]->n_attributes, 0);
-  assert_int_equal(sp->n_links, 1);
+  assert_int_equal(sp->n_links, 3);
   assert_int_equal(sp->dropped_links_count, 1);
   const Opentelemetry__Proto__Trace__V1__Span__Link *l = sp->links[0];
   assert_int_equal(l->trace_id.len, 16);
@@ -328,9 +347,17 @@ static void test_events_links_decoded(void **state) {
   assert_int_equal(l->span_id.len, 8);
   assert_int_equal(l->span_id.data[6], 0x33);
   assert_string_equal(l->trace_state, "congo=t61");
-  assert_int_equal(l->flags, 1);
+  assert_int_equal(l->flags, 1); /* sampled; origin unknown */
   assert_int_equal(l->n_attributes, 1);
   assert_string_equal(l->attributes[0]->value->string_value, "follows");
+  /* Local: sampled + HAS_IS_REMOTE. Remote: HAS_IS_REMOTE + IS_REMOTE, and
+   * no tracestate or attributes. */
+  assert_int_equal(sp->links[1]->span_id.data[7], 0x05);
+  assert_int_equal(sp->links[1]->flags, 0x101);
+  assert_int_equal(sp->links[2]->span_id.data[7], 0x06);
+  assert_int_equal(sp->links[2]->flags, 0x300);
+  assert_string_equal(sp->links[2]->trace_state, "");
+  assert_int_equal(sp->links[2]->n_attributes, 0);
   assert_int_equal(sp->flags, 0x101);
   protobuf_c_message_free_unpacked(&r->base, NULL);
   hs_otlp_encoder_free(e);

@@ -204,8 +204,12 @@ static void run_cases(const char *styles, const xcase *cases, size_t n) {
     if (rc != HOTSPAN_OK) {
       if (ctx.trace_id_low != 0 || ctx.span_id != 0)
         fail_msg("%s: failed extract left ids in the context", c->desc);
+      if (ctx.remote != HOTSPAN_CONTEXT_UNKNOWN)
+        fail_msg("%s: failed extract marked the context remote", c->desc);
       continue;
     }
+    if (ctx.remote != HOTSPAN_CONTEXT_REMOTE)
+      fail_msg("%s: extracted context not marked remote", c->desc);
     if (ctx.trace_id_high != c->hi || ctx.trace_id_low != c->lo ||
         ctx.span_id != c->span)
       fail_msg("%s: ids %016" PRIx64 "%016" PRIx64 "/%016" PRIx64

@@ -140,6 +140,7 @@ static void test_remote_parent(void **state) {
   assert_int_equal(out.trace_id_high, ctx.trace_id_high);
   assert_int_equal(out.trace_id_low, ctx.trace_id_low);
   assert_int_equal(out.span_id, hotspan_span_id(s));
+  assert_int_equal(out.remote, HOTSPAN_CONTEXT_LOCAL);
   assert_int_equal(out.sampling_priority, HOTSPAN_PRIORITY_USER_KEEP);
   assert_string_equal(out.origin, "synthetics");
   assert_string_equal(out.propagated_tags, "_dd.p.dm=-4,_dd.p.usr.id=7");

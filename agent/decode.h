@@ -53,8 +53,9 @@ int hs_agent_decode_pyroscope(const char *query, const char *content_type,
  * the span name, resource the "resource.name" attribute or else the span
  * name, type the "span.type" attribute, start and duration from the
  * start/end times, error from status code 2 (ERROR), kind as sent, the
- * span's attributes as attrs. Ids must be 16 (trace) and 8 (span, parent)
- * bytes and not all zero. Nesting is capped (64 messages deep), and the
+ * span's attributes as attrs, events and links (with the dropped counts)
+ * in order. Ids must be 16 (trace) and 8 (span, parent, and a link's 16
+ * and 8) bytes and not all zero. Nesting is capped (64 messages deep), and the
  * JSON text at max_memory / 50 bytes (ETOOBIG past it). */
 int hs_agent_decode_otlp(const uint8_t *data, size_t len,
                          const hs_agent_limits *lim, hs_agent_decoded *d,

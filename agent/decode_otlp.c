@@ -329,6 +329,84 @@ static const char *str_attr(KeyValue **kvs, size_t n, const char *key) {
   return NULL;
 }
 
+/* Attributes src[0..n) into an arena array *out of *nout entries. */
+static int map_attrs(ctx *c, KeyValue **src, size_t n, hs_ing_kv **out,
+                     uint32_t *nout) {
+  *out = NULL;
+  *nout = 0;
+  if (!n)
+    return 0;
+  if (!(*out = hs_agent_arena_array(&c->d->arena, n, sizeof(**out))))
+    return oom(c);
+  for (size_t i = 0; i < n; i++) {
+    int rc = attr_value(c, src[i], &(*out)[*nout]);
+    if (rc < 0)
+      return rc;
+    if (rc == 0)
+      (*nout)++;
+  }
+  return 0;
+}
+
+static uint32_t clamp_u32(uint64_t v) {
+  return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+/* Span events and links. A link needs a 16-byte trace id and an 8-byte
+ * span id, as the span itself. */
+static int map_events_links(ctx *c, const Span *s, hs_ing_span *o) {
+  if (s->n_events) {
+    o->events =
+        hs_agent_arena_array(&c->d->arena, s->n_events, sizeof(*o->events));
+    if (!o->events)
+      return oom(c);
+    for (size_t i = 0; i < s->n_events; i++) {
+      const Opentelemetry__Proto__Trace__V1__Span__Event *e = s->events[i];
+      hs_ing_event *x = &o->events[o->nevents++];
+      if (e->time_unix_nano > (uint64_t)INT64_MAX)
+        return hs_agent_fail(c->err, c->errlen, HS_AGENT_EINVAL,
+                             "otlp: event time past the int64 nanosecond "
+                             "range");
+      x->time_ns = (int64_t)e->time_unix_nano;
+      if (!(x->name = arena_str(c, e->name)))
+        return oom(c);
+      int rc =
+          map_attrs(c, e->attributes, e->n_attributes, &x->attrs, &x->nattrs);
+      if (rc)
+        return rc;
+    }
+  }
+  if (s->n_links) {
+    o->links =
+        hs_agent_arena_array(&c->d->arena, s->n_links, sizeof(*o->links));
+    if (!o->links)
+      return oom(c);
+    for (size_t i = 0; i < s->n_links; i++) {
+      const Opentelemetry__Proto__Trace__V1__Span__Link *l = s->links[i];
+      if (l->trace_id.len != 16 || l->span_id.len != 8)
+        return hs_agent_fail(c->err, c->errlen, HS_AGENT_EINVAL,
+                             "otlp: link with a %zu-byte trace_id and a "
+                             "%zu-byte span_id (want 16 and 8)",
+                             l->trace_id.len, l->span_id.len);
+      hs_ing_link *x = &o->links[o->nlinks++];
+      x->trace_id_high = be64(l->trace_id.data);
+      x->trace_id_low = be64(l->trace_id.data + 8);
+      x->span_id = be64(l->span_id.data);
+      x->flags = l->flags;
+      if (l->trace_state && *l->trace_state &&
+          !(x->tracestate = arena_str(c, l->trace_state)))
+        return oom(c);
+      int rc =
+          map_attrs(c, l->attributes, l->n_attributes, &x->attrs, &x->nattrs);
+      if (rc)
+        return rc;
+    }
+  }
+  o->dropped_events = clamp_u32(s->dropped_events_count);
+  o->dropped_links = clamp_u32(s->dropped_links_count);
+  return 0;
+}
+
 static int map_span(ctx *c, const Span *s, const char *service,
                     hs_ing_span *o) {
   if (s->trace_id.len != 16)
@@ -372,20 +450,8 @@ static int map_span(ctx *c, const Span *s, const char *service,
   o->type = type ? arena_str(c, type) : NULL;
   if (!o->resource || (type && !o->type))
     return oom(c);
-  if (s->n_attributes) {
-    o->attrs =
-        hs_agent_arena_array(&c->d->arena, s->n_attributes, sizeof(*o->attrs));
-    if (!o->attrs)
-      return oom(c);
-    for (size_t i = 0; i < s->n_attributes; i++) {
-      int rc = attr_value(c, s->attributes[i], &o->attrs[o->nattrs]);
-      if (rc < 0)
-        return rc;
-      if (rc == 0)
-        o->nattrs++;
-    }
-  }
-  return 0;
+  int rc = map_attrs(c, s->attributes, s->n_attributes, &o->attrs, &o->nattrs);
+  return rc ? rc : map_events_links(c, s, o);
 }
 
 static int map_request(ctx *c, const Request *r) {

@@ -314,6 +314,117 @@ static const jv *str_attr(const jv *attrs, const char *key) {
   return NULL;
 }
 
+/* An attributes array member of o into an arena array *out of *nout
+ * entries. */
+static int map_attrs(ctx *c, const jv *o, hs_ing_kv **out, uint32_t *nout) {
+  const jv *attrs;
+  *out = NULL;
+  *nout = 0;
+  int rc = array_field(c, o, "attributes", NULL, &attrs);
+  if (rc || !attrs || !attrs->u.array.len)
+    return rc;
+  *out = hs_agent_arena_array(&c->d->arena, attrs->u.array.len, sizeof(**out));
+  if (!*out)
+    return oom(c);
+  for (size_t i = 0; i < attrs->u.array.len; i++) {
+    rc = attr_value(c, &attrs->u.array.items[i], &(*out)[*nout]);
+    if (rc < 0)
+      return rc;
+    if (rc == 0)
+      (*nout)++;
+  }
+  return 0;
+}
+
+/* An optional uint32 count member (dropped*Count); 0 when absent. */
+static int count_field(ctx *c, const jv *o, const char *camel,
+                       const char *snake, uint32_t *out) {
+  const jv *v = field(o, camel, snake);
+  uint64_t n = 0;
+  if (v && (as_u64(v, &n) || n > UINT32_MAX))
+    return bad(c, v, "dropped count must be a uint32");
+  *out = (uint32_t)n;
+  return 0;
+}
+
+static int map_event(ctx *c, const jv *e, hs_ing_event *x) {
+  if (e->type != HS_JSON_OBJECT)
+    return bad(c, e, "event must be an object");
+  const jv *v;
+  uint64_t t = 0;
+  if ((v = field(e, "timeUnixNano", "time_unix_nano")) &&
+      (as_u64(v, &t) || t > (uint64_t)INT64_MAX))
+    return bad(c, v, "timeUnixNano must be an int64 of nanoseconds");
+  x->time_ns = (int64_t)t;
+  v = field(e, "name", NULL);
+  if (v && v->type != HS_JSON_STRING)
+    return bad(c, v, "event name must be a string");
+  if (!(x->name = v ? arena_jstr(c, v) : ""))
+    return oom(c);
+  return map_attrs(c, e, &x->attrs, &x->nattrs);
+}
+
+static int map_link(ctx *c, const jv *l, hs_ing_link *x) {
+  if (l->type != HS_JSON_OBJECT)
+    return bad(c, l, "link must be an object");
+  const jv *v = field(l, "traceId", "trace_id");
+  if (!v)
+    return bad(c, l, "link without traceId");
+  int rc =
+      hex_id(c, v, 16, 0, &x->trace_id_high, &x->trace_id_low, "link traceId");
+  if (rc)
+    return rc;
+  if (!(v = field(l, "spanId", "span_id")))
+    return bad(c, l, "link without spanId");
+  if ((rc = hex_id(c, v, 8, 0, NULL, &x->span_id, "link spanId")))
+    return rc;
+  if ((v = field(l, "traceState", "trace_state"))) {
+    if (v->type != HS_JSON_STRING)
+      return bad(c, v, "link traceState must be a string");
+    if (v->u.string.len && !(x->tracestate = arena_jstr(c, v)))
+      return oom(c);
+  }
+  uint64_t flags = 0;
+  if ((v = field(l, "flags", NULL)) &&
+      (as_u64(v, &flags) || flags > UINT32_MAX))
+    return bad(c, v, "link flags must be a uint32");
+  x->flags = (uint32_t)flags;
+  return map_attrs(c, l, &x->attrs, &x->nattrs);
+}
+
+/* Span events and links with their dropped counts. */
+static int map_events_links(ctx *c, const jv *s, hs_ing_span *o) {
+  const jv *arr;
+  int rc = array_field(c, s, "events", NULL, &arr);
+  if (rc)
+    return rc;
+  if (arr && arr->u.array.len) {
+    o->events = hs_agent_arena_array(&c->d->arena, arr->u.array.len,
+                                     sizeof(*o->events));
+    if (!o->events)
+      return oom(c);
+    for (size_t i = 0; i < arr->u.array.len; i++)
+      if ((rc = map_event(c, &arr->u.array.items[i], &o->events[o->nevents++])))
+        return rc;
+  }
+  if ((rc = array_field(c, s, "links", NULL, &arr)))
+    return rc;
+  if (arr && arr->u.array.len) {
+    o->links =
+        hs_agent_arena_array(&c->d->arena, arr->u.array.len, sizeof(*o->links));
+    if (!o->links)
+      return oom(c);
+    for (size_t i = 0; i < arr->u.array.len; i++)
+      if ((rc = map_link(c, &arr->u.array.items[i], &o->links[o->nlinks++])))
+        return rc;
+  }
+  if ((rc = count_field(c, s, "droppedEventsCount", "dropped_events_count",
+                        &o->dropped_events)))
+    return rc;
+  return count_field(c, s, "droppedLinksCount", "dropped_links_count",
+                     &o->dropped_links);
+}
+
 static const char *const kind_names[] = {
     "SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER",
     "SPAN_KIND_CLIENT",      "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER"};
@@ -374,20 +485,9 @@ static int map_span(ctx *c, const jv *s, const char *service, hs_ing_span *o) {
   o->type = type ? arena_jstr(c, type) : NULL;
   if (!o->name || !o->resource || (type && !o->type))
     return oom(c);
-  if (attrs && attrs->u.array.len) {
-    o->attrs = hs_agent_arena_array(&c->d->arena, attrs->u.array.len,
-                                    sizeof(*o->attrs));
-    if (!o->attrs)
-      return oom(c);
-    for (size_t i = 0; i < attrs->u.array.len; i++) {
-      rc = attr_value(c, &attrs->u.array.items[i], &o->attrs[o->nattrs]);
-      if (rc < 0)
-        return rc;
-      if (rc == 0)
-        o->nattrs++;
-    }
-  }
-  return 0;
+  if ((rc = map_attrs(c, s, &o->attrs, &o->nattrs)))
+    return rc;
+  return map_events_links(c, s, o);
 }
 
 /* Counts the spans (and checks the containers' types) so that the span

@@ -259,6 +259,91 @@ static int render_traces(const hs_json_value *doc, FILE *f) {
   return tr->u.array.len == 0 ? 1 : 0;
 }
 
+/* Appends s, at most max bytes of it (cut at a character boundary, then
+ * "..."), with control characters as spaces: one table cell, one line. */
+static void put_cell_text(hs_buf *b, const char *s, size_t max) {
+  size_t n = strlen(s);
+  int cut = n > max;
+  if (cut) {
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+      n--;
+  }
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    hs_buf_putc(b, ch < 0x20 || ch == 0x7f ? ' ' : (char)ch);
+  }
+  if (cut)
+    hs_buf_puts(b, "...");
+}
+
+/* "  key=value" for each attribute of an events or links entry, values cut
+ * at 60 bytes. exception.stacktrace is left out (many lines: the JSON
+ * output has it). */
+static void put_attrs_inline(hs_buf *b, const hs_json_value *attrs) {
+  for (size_t i = 0; attrs && i < attrs->u.object.len; i++) {
+    const hs_json_member *m = &attrs->u.object.members[i];
+    if (strcmp(m->key, "exception.stacktrace") == 0)
+      continue;
+    hs_buf_puts(b, "  ");
+    put_cell_text(b, m->key, 60);
+    hs_buf_putc(b, '=');
+    if (m->value.type == HS_JSON_STRING)
+      put_cell_text(b, m->value.u.string.ptr, 60);
+    else if (m->value.type == HS_JSON_NUMBER)
+      hs_buf_printf(b, "%.15g", m->value.u.number.value);
+  }
+}
+
+/* Rows under a span for its events (at their offset from t0) and links. */
+static void event_link_rows(table *t, const hs_json_value *s, int depth,
+                            int64_t t0) {
+  const hs_json_value *evs = jarr(s, "events"), *lks = jarr(s, "links");
+  hs_buf b;
+  hs_buf_init(&b, 4096);
+  for (size_t i = 0; evs && i < evs->u.array.len; i++) {
+    const hs_json_value *e = &evs->u.array.items[i];
+    char off[24] = "", offp[28] = "";
+    int64_t at = jint(e, "time_ns");
+    if (at > 0) {
+      hs_cli_fmt_duration((double)(at - t0), off, sizeof off);
+      snprintf(offp, sizeof offp, "+%s", off);
+    }
+    hs_buf_reset(&b);
+    pad(&b, (size_t)depth * 2 + 2);
+    hs_buf_puts(&b, "event ");
+    put_cell_text(&b, jstr(e, "name"), 60);
+    put_attrs_inline(&b, jobj(e, "attrs"));
+    hs_buf_putc(&b, '\0');
+    const char *row[] = {"", offp, "", "", hs_buf_failed(&b) ? "" : b.data};
+    table_row(t, row);
+  }
+  for (size_t i = 0; lks && i < lks->u.array.len; i++) {
+    const hs_json_value *l = &lks->u.array.items[i];
+    hs_buf_reset(&b);
+    pad(&b, (size_t)depth * 2 + 2);
+    hs_buf_puts(&b, "link ");
+    put_cell_text(&b, jstr(l, "trace_id"), 32);
+    hs_buf_putc(&b, ' ');
+    put_cell_text(&b, jstr(l, "span_id"), 16);
+    put_attrs_inline(&b, jobj(l, "attrs"));
+    hs_buf_putc(&b, '\0');
+    const char *row[] = {"", "", "", "", hs_buf_failed(&b) ? "" : b.data};
+    table_row(t, row);
+  }
+  int64_t de = jint(s, "dropped_events"), dl = jint(s, "dropped_links");
+  if (de > 0 || dl > 0) {
+    char line[160];
+    snprintf(line, sizeof line,
+             "%*s%" PRId64 " events and %" PRId64
+             " links dropped by the sender",
+             depth * 2 + 2, "", de, dl);
+    const char *row[] = {"", "", "", "", line};
+    table_row(t, row);
+  }
+  hs_buf_free(&b);
+}
+
 static int render_trace(const hs_json_value *doc, FILE *f) {
   const hs_json_value *tr = jobj(doc, "trace");
   const hs_json_value *spans = jarr(doc, "spans");
@@ -300,6 +385,7 @@ static int render_trace(const hs_json_value *doc, FILE *f) {
     snprintf(offp, sizeof offp, "+%s", off);
     const char *row[] = {jstr(s, "span_id"), offp, d, jstr(s, "service"), name};
     table_row(&t, row);
+    event_link_rows(&t, s, depth, t0);
   }
   table_print(&t, f, "");
   return 0;

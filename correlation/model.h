@@ -17,6 +17,24 @@ typedef struct hs_ing_kv {
   double num;      /* numeric value when str is NULL */
 } hs_ing_kv;
 
+/* A span event (OTLP Span.Event): a timestamped, named annotation such as
+ * an exception. */
+typedef struct hs_ing_event {
+  int64_t time_ns; /* Unix ns; 0 if not given */
+  const char *name;
+  hs_ing_kv *attrs;
+  uint32_t nattrs;
+} hs_ing_event;
+
+/* A span link (OTLP Span.Link): another span this one relates to. */
+typedef struct hs_ing_link {
+  uint64_t trace_id_high, trace_id_low, span_id;
+  const char *tracestate; /* NULL if none */
+  uint32_t flags;         /* OTLP Span.Link.flags as sent */
+  hs_ing_kv *attrs;
+  uint32_t nattrs;
+} hs_ing_link;
+
 typedef struct hs_ing_span {
   uint64_t trace_id_high; /* 0 if the sender had 64-bit ids only */
   uint64_t trace_id_low;
@@ -32,6 +50,12 @@ typedef struct hs_ing_span {
   uint8_t kind;     /* OTLP numbering: 0 unspecified, 1 internal, 2 server... */
   hs_ing_kv *attrs; /* meta and metrics / attributes, in order */
   uint32_t nattrs;
+  hs_ing_event *events; /* in order; OTLP only */
+  uint32_t nevents;
+  uint32_t dropped_events; /* the sender's count of events it dropped */
+  hs_ing_link *links;      /* in order; OTLP only */
+  uint32_t nlinks;
+  uint32_t dropped_links;
 } hs_ing_span;
 
 /* One frame of a stack. */

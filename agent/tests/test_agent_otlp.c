@@ -27,17 +27,68 @@ static const uint8_t SPAN_ID[8] = {0x00, 0xf0, 0x67, 0xaa,
                                    0x0b, 0xa9, 0x02, 0xb7};
 static const uint8_t PARENT_ID[8] = {0, 0, 0, 0, 0, 0, 0, 0x2a};
 
+/* The protobuf decoder refuses p[0..n) as invalid, naming needle. */
+static void expect_pb_error(const uint8_t *p, size_t n, const char *needle) {
+  hs_agent_decoded d;
+  char err[256] = "";
+  hs_agent_decoded_init(&d, NULL);
+  assert_int_equal(hs_agent_decode_otlp(p, n, NULL, &d, err, sizeof(err)),
+                   HS_AGENT_EINVAL);
+  if (!strstr(err, needle))
+    fprintf(stderr, "err '%s' (want '%s')\n", err, needle);
+  assert_non_null(strstr(err, needle));
+  hs_agent_decoded_free(&d);
+}
+
+/* A string attribute key = s in kv, its value in v. */
+static void str_kv(KeyValue *kv, AnyValue *v, const char *key, const char *s) {
+  opentelemetry__proto__common__v1__any_value__init(v);
+  opentelemetry__proto__common__v1__key_value__init(kv);
+  v->value_case =
+      OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+  v->string_value = (char *)s;
+  kv->key = (char *)key;
+  kv->value = v;
+}
+
+/* A request of the n spans under one resource (res may be NULL), packed
+ * into malloc'ed bytes at *out. */
+static size_t pack_spans(Opentelemetry__Proto__Trace__V1__Span **spans,
+                         size_t n,
+                         Opentelemetry__Proto__Resource__V1__Resource *res,
+                         uint8_t **out) {
+  Opentelemetry__Proto__Trace__V1__ScopeSpans ss =
+      OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT;
+  ss.spans = spans;
+  ss.n_spans = n;
+  Opentelemetry__Proto__Trace__V1__ScopeSpans *sss[] = {&ss};
+  Opentelemetry__Proto__Trace__V1__ResourceSpans rs =
+      OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT;
+  rs.resource = res;
+  rs.scope_spans = sss;
+  rs.n_scope_spans = 1;
+  Opentelemetry__Proto__Trace__V1__ResourceSpans *rss[] = {&rs};
+  Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest req =
+      OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
+  req.resource_spans = rss;
+  req.n_resource_spans = 1;
+  size_t len =
+      opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
+          &req);
+  *out = malloc(len);
+  assert_non_null(*out);
+  opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(
+      &req, *out);
+  return len;
+}
+
 /* A request with one resource (service "checkout") and two spans: a
  * server root with attributes of every kind, and an erroring child. The
  * packed bytes are malloc'ed into *out. */
 static size_t build_request(uint8_t **out) {
-  AnyValue v_svc = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
-  v_svc.value_case =
-      OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-  v_svc.string_value = "checkout";
-  KeyValue kv_svc = OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT;
-  kv_svc.key = "service.name";
-  kv_svc.value = &v_svc;
+  AnyValue v_svc;
+  KeyValue kv_svc;
+  str_kv(&kv_svc, &v_svc, "service.name", "checkout");
   KeyValue *res_attrs[] = {&kv_svc};
   Opentelemetry__Proto__Resource__V1__Resource res =
       OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT;
@@ -142,31 +193,42 @@ static size_t build_request(uint8_t **out) {
   child.start_time_unix_nano = UINT64_C(1700000000010000000);
   child.end_time_unix_nano = UINT64_C(1700000000020000000);
   child.status = &st;
+  /* The child has an exception event and a link; counts of dropped ones
+   * on the root. */
+  AnyValue v_msg;
+  KeyValue kv_msg;
+  str_kv(&kv_msg, &v_msg, "exception.message", "timeout");
+  KeyValue *ev_attrs[] = {&kv_msg};
+  Opentelemetry__Proto__Trace__V1__Span__Event ev =
+      OPENTELEMETRY__PROTO__TRACE__V1__SPAN__EVENT__INIT;
+  ev.time_unix_nano = UINT64_C(1700000000015000000);
+  ev.name = "exception";
+  ev.attributes = ev_attrs;
+  ev.n_attributes = 1;
+  Opentelemetry__Proto__Trace__V1__Span__Event *evs[] = {&ev};
+  child.events = evs;
+  child.n_events = 1;
+  static const uint8_t LINK_TRACE[16] = {1, 2,  3,  4,  5,  6,  7,  8,
+                                         9, 10, 11, 12, 13, 14, 15, 16};
+  static const uint8_t LINK_SPAN[8] = {0, 0, 0, 0, 0, 0, 0, 7};
+  Opentelemetry__Proto__Trace__V1__Span__Link lk =
+      OPENTELEMETRY__PROTO__TRACE__V1__SPAN__LINK__INIT;
+  lk.trace_id.data = (uint8_t *)LINK_TRACE;
+  lk.trace_id.len = 16;
+  lk.span_id.data = (uint8_t *)LINK_SPAN;
+  lk.span_id.len = 8;
+  lk.trace_state = "congo=t61";
+  lk.flags = 0x301;
+  lk.attributes = ev_attrs;
+  lk.n_attributes = 1;
+  Opentelemetry__Proto__Trace__V1__Span__Link *lks[] = {&lk};
+  child.links = lks;
+  child.n_links = 1;
+  root.dropped_events_count = 2;
+  root.dropped_links_count = 5;
 
   Opentelemetry__Proto__Trace__V1__Span *spans[] = {&root, &child};
-  Opentelemetry__Proto__Trace__V1__ScopeSpans ss =
-      OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT;
-  ss.spans = spans;
-  ss.n_spans = 2;
-  Opentelemetry__Proto__Trace__V1__ScopeSpans *sss[] = {&ss};
-  Opentelemetry__Proto__Trace__V1__ResourceSpans rs =
-      OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT;
-  rs.resource = &res;
-  rs.scope_spans = sss;
-  rs.n_scope_spans = 1;
-  Opentelemetry__Proto__Trace__V1__ResourceSpans *rss[] = {&rs};
-  Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest req =
-      OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
-  req.resource_spans = rss;
-  req.n_resource_spans = 1;
-  size_t n =
-      opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
-          &req);
-  *out = malloc(n);
-  assert_non_null(*out);
-  opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(
-      &req, *out);
-  return n;
+  return pack_spans(spans, 2, &res, out);
 }
 
 /* The same request in the OTLP JSON encoding. */
@@ -191,6 +253,7 @@ static const char JSON_REQ[] =
     "{\"key\":\"span.type\",\"value\":{\"stringValue\":\"web\"}},"
     "{\"key\":\"tags\",\"value\":{\"arrayValue\":{\"values\":["
     "{\"stringValue\":\"a\"},{\"intValue\":1}]}}}],"
+    "\"droppedEventsCount\":2,\"droppedLinksCount\":\"5\","
     "\"status\":{}},"
     "{\"traceId\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
     "\"spanId\":\"00f067aa0ba902b7\",\"parentSpanId\":\"000000000000002a\","
@@ -198,6 +261,13 @@ static const char JSON_REQ[] =
     "\"startTimeUnixNano\":1700000000010000000,"
     "\"endTimeUnixNano\":\"1700000000020000000\","
     "\"status\":{\"code\":2,\"message\":\"boom\"},"
+    "\"events\":[{\"timeUnixNano\":\"1700000000015000000\","
+    "\"name\":\"exception\",\"attributes\":[{\"key\":"
+    "\"exception.message\",\"value\":{\"stringValue\":\"timeout\"}}]}],"
+    "\"links\":[{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\","
+    "\"spanId\":\"0000000000000007\",\"traceState\":\"congo=t61\","
+    "\"flags\":769,\"attributes\":[{\"key\":\"exception.message\","
+    "\"value\":{\"stringValue\":\"timeout\"}}]}],"
     "\"futureField\":[1,2,3]}]}]}]}";
 
 static const hs_ing_kv *find_attr(const hs_ing_span *s, const char *key) {
@@ -242,6 +312,26 @@ static void check_golden(const hs_ing_batch *b) {
   assert_true(c->duration_ns == 10000000);
   assert_int_equal(c->error, 1);
   assert_int_equal(c->nattrs, 0);
+
+  assert_int_equal(r->nevents, 0);
+  assert_int_equal(r->nlinks, 0);
+  assert_int_equal(r->dropped_events, 2);
+  assert_int_equal(r->dropped_links, 5);
+  assert_int_equal(c->nevents, 1);
+  assert_true(c->events[0].time_ns == INT64_C(1700000000015000000));
+  assert_string_equal(c->events[0].name, "exception");
+  assert_int_equal(c->events[0].nattrs, 1);
+  assert_string_equal(c->events[0].attrs[0].key, "exception.message");
+  assert_string_equal(c->events[0].attrs[0].str, "timeout");
+  assert_int_equal(c->nlinks, 1);
+  assert_true(c->links[0].trace_id_high == UINT64_C(0x0102030405060708));
+  assert_true(c->links[0].trace_id_low == UINT64_C(0x090a0b0c0d0e0f10));
+  assert_true(c->links[0].span_id == 7);
+  assert_string_equal(c->links[0].tracestate, "congo=t61");
+  assert_int_equal(c->links[0].flags, 0x301);
+  assert_int_equal(c->links[0].nattrs, 1);
+  assert_int_equal(c->dropped_events, 0);
+  assert_int_equal(c->dropped_links, 0);
 }
 
 static void test_protobuf_golden(void **state) {
@@ -434,13 +524,7 @@ static void test_hostile(void **state) {
     a = b;
     b = t;
   }
-  hs_agent_decoded d;
-  char err[256] = "";
-  hs_agent_decoded_init(&d, NULL);
-  assert_int_equal(hs_agent_decode_otlp(a, len, NULL, &d, err, sizeof(err)),
-                   HS_AGENT_EINVAL);
-  assert_non_null(strstr(err, "nested"));
-  hs_agent_decoded_free(&d);
+  expect_pb_error(a, len, "nested");
   free(a);
   free(b);
 
@@ -469,6 +553,32 @@ static void test_hostile(void **state) {
                                   &tiny, NULL),
                    HS_AGENT_ETOOBIG);
   free(p);
+}
+
+/* A link whose ids are not 16 and 8 bytes is refused, naming the link. */
+static void test_protobuf_bad_link(void **state) {
+  (void)state;
+  static const uint8_t short_trace[15] = {1};
+  Opentelemetry__Proto__Trace__V1__Span__Link lk =
+      OPENTELEMETRY__PROTO__TRACE__V1__SPAN__LINK__INIT;
+  lk.trace_id.data = (uint8_t *)short_trace;
+  lk.trace_id.len = 15;
+  lk.span_id.data = (uint8_t *)SPAN_ID;
+  lk.span_id.len = 8;
+  Opentelemetry__Proto__Trace__V1__Span__Link *lks[] = {&lk};
+  Opentelemetry__Proto__Trace__V1__Span sp =
+      OPENTELEMETRY__PROTO__TRACE__V1__SPAN__INIT;
+  sp.trace_id.data = (uint8_t *)TRACE_ID;
+  sp.trace_id.len = 16;
+  sp.span_id.data = (uint8_t *)SPAN_ID;
+  sp.span_id.len = 8;
+  sp.links = lks;
+  sp.n_links = 1;
+  Opentelemetry__Proto__Trace__V1__Span *spans[] = {&sp};
+  uint8_t *buf;
+  size_t n = pack_spans(spans, 1, NULL, &buf);
+  expect_pb_error(buf, n, "link with a 15-byte trace_id");
+  free(buf);
 }
 
 static void expect_json_error(const char *doc, const char *needle) {
@@ -524,6 +634,32 @@ static void test_json_bad(void **state) {
                              "\"attributes\":[{\"key\":\"x\",\"value\":"
                              "{\"intValue\":\"12a\"}}]"),
                     "intValue");
+  /* Events and links. */
+#define IDS                                                                    \
+  "\"traceId\":\"0000000000000000000000000000000a\","                          \
+  "\"spanId\":\"000000000000000b\","
+  expect_json_error(SPAN_DOC(IDS "\"events\":{}"), "expected an array");
+  expect_json_error(SPAN_DOC(IDS "\"events\":[1]"), "event must be an object");
+  expect_json_error(SPAN_DOC(IDS "\"events\":[{\"timeUnixNano\":-1}]"),
+                    "timeUnixNano");
+  expect_json_error(SPAN_DOC(IDS "\"events\":[{\"name\":7}]"),
+                    "event name must be a string");
+  expect_json_error(
+      SPAN_DOC(IDS "\"links\":[{\"spanId\":\"000000000000000b\"}]"),
+      "link without traceId");
+  expect_json_error(
+      SPAN_DOC(IDS
+               "\"links\":[{\"traceId\":\"0000000000000000000000000000000a\","
+               "\"spanId\":\"0b\"}]"),
+      "link spanId must have 16 hex digits");
+  expect_json_error(
+      SPAN_DOC(IDS
+               "\"links\":[{\"traceId\":\"0000000000000000000000000000000a\","
+               "\"spanId\":\"000000000000000b\",\"flags\":-1}]"),
+      "link flags");
+  expect_json_error(SPAN_DOC(IDS "\"droppedLinksCount\":4294967296"),
+                    "dropped count");
+#undef IDS
   /* Duplicate keys are ambiguous: the strict reader refuses them. */
   expect_json_error("{\"resourceSpans\":[],\"resourceSpans\":[]}", "duplicate");
   /* Deep nesting stops at the reader's depth cap. */
@@ -541,6 +677,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_protobuf_golden),
       cmocka_unit_test(test_json_golden),
+      cmocka_unit_test(test_protobuf_bad_link),
       cmocka_unit_test(test_truncation),
       cmocka_unit_test(test_garbage),
       cmocka_unit_test(test_hostile),

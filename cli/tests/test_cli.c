@@ -292,8 +292,23 @@ static int setup_db(void **state) {
   int64_t t0 = NOW - 600 * S;
   tb_span(&tb, 0x1, T1, ROOT, 0, "shop", "GET /checkout", t0, 100 * MS)->name =
       "http.request";
-  tb_span(&tb, 0x1, T1, PRICING, ROOT, "shop", "pricing", t0 + 10 * MS, 80 * MS)
-      ->name = "pricing";
+  hs_ing_span *pr = tb_span(&tb, 0x1, T1, PRICING, ROOT, "shop", "pricing",
+                            t0 + 10 * MS, 80 * MS);
+  pr->name = "pricing";
+  /* An exception event (a message with a newline, a stack trace the table
+   * leaves out), a link, and events the sender dropped. */
+  hs_ing_kv exc[] = {{"exception.type", "Timeout", 0},
+                     {"exception.message", "ledger\nslow", 0},
+                     {"exception.stacktrace", "at a\nat b", 0},
+                     {"retry", NULL, 2}};
+  hs_ing_event ev = {t0 + 50 * MS, "exception", exc, 4};
+  hs_ing_kv lka = {"link.kind", "batch", 0};
+  hs_ing_link lk = {0, 0x2, 0xaa, NULL, 1, &lka, 1};
+  pr->events = &ev;
+  pr->nevents = 1;
+  pr->dropped_events = 2;
+  pr->links = &lk;
+  pr->nlinks = 1;
   hs_ing_span *r =
       tb_span(&tb, 0, T2, REPORT, 0, "shop", "GET /report", t0 + S, 300 * MS);
   r->name = "http.request";
@@ -428,7 +443,22 @@ static void test_db_trace_endpoints_profile_diff(void **state) {
       "SPAN ID              START  DURATION  SERVICE  SPAN\n"
       "0000000000001000     +0 ns  100.0 ms  shop     http.request  GET "
       "/checkout\n"
-      "0000000000001001  +10.0 ms   80.0 ms  shop       pricing\n");
+      "0000000000001001  +10.0 ms   80.0 ms  shop       pricing\n"
+      "                  +50.0 ms                         event exception  "
+      "exception.type=Timeout  exception.message=ledger slow  retry=2\n"
+      "                                                   link "
+      "00000000000000000000000000000002 00000000000000aa  link.kind=batch\n"
+      "                                                   2 events and 0 "
+      "links dropped by the sender\n");
+  run_free(&r);
+  /* The JSON keeps everything, the stack trace too. */
+  r = run("trace", "00000000000000010af7651916cd43dd", "--json", "--db",
+          db.path, NULL);
+  assert_int_equal(r.rc, 0);
+  assert_non_null(strstr(r.out, "\"exception.stacktrace\":\"at a\\nat b\""));
+  assert_non_null(strstr(r.out,
+                         "\"dropped_events\":2,\"links\":[{"
+                         "\"trace_id\":\"00000000000000000000000000000002\""));
   run_free(&r);
   r = run("trace", "0x5", "--db", db.path, NULL);
   assert_int_equal(r.rc, 1);

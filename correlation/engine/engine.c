@@ -430,6 +430,8 @@ void hs_corr_span_clear(hs_corr_span *sp) {
   free(sp->resource);
   free(sp->type);
   free(sp->attrs_json);
+  free(sp->events_json);
+  free(sp->links_json);
   memset(sp, 0, sizeof *sp);
 }
 
@@ -448,7 +450,13 @@ int hs_corr_span_copy(hs_corr_span *d, const hs_store_span *p) {
   d->resource = dup(p->resource);
   d->type = dup(p->type);
   d->attrs_json = dup(p->attrs_json);
-  if (!d->service || !d->name || !d->resource || !d->type || !d->attrs_json) {
+  d->events_json = p->events_json ? dup(p->events_json) : NULL;
+  d->links_json = p->links_json ? dup(p->links_json) : NULL;
+  d->dropped_events = p->dropped_events;
+  d->dropped_links = p->dropped_links;
+  if (!d->service || !d->name || !d->resource || !d->type || !d->attrs_json ||
+      (p->events_json && !d->events_json) ||
+      (p->links_json && !d->links_json)) {
     hs_corr_span_clear(d);
     return -1;
   }
@@ -646,9 +654,14 @@ static void span_json(hs_buf *b, const hs_corr_span *p) {
                 "\"error\":%s,\"depth\":%d,\"attrs\":",
                 p->kind, (long long)p->start_ns, (long long)p->duration_ns,
                 p->error ? "true" : "false", p->depth);
-  /* attrs_json is the store's own JSON object text. */
+  /* attrs_json, events_json and links_json are the store's own JSON. */
   hs_buf_puts(b, p->attrs_json && *p->attrs_json ? p->attrs_json : "{}");
-  hs_buf_putc(b, '}');
+  hs_buf_puts(b, ",\"events\":");
+  hs_buf_puts(b, p->events_json && *p->events_json ? p->events_json : "[]");
+  hs_buf_printf(
+      b, ",\"dropped_events\":%lld,\"links\":", (long long)p->dropped_events);
+  hs_buf_puts(b, p->links_json && *p->links_json ? p->links_json : "[]");
+  hs_buf_printf(b, ",\"dropped_links\":%lld}", (long long)p->dropped_links);
 }
 
 void hs_corr_trace_json(const hs_corr_trace *r, hs_buf *b) {

@@ -92,6 +92,8 @@ void hs_corr_traces_json(const hs_corr_traces *r, hs_buf *b);
 typedef struct hs_corr_span {
   uint64_t trace_id_high, trace_id_low, span_id, parent_id;
   char *service, *name, *resource, *type, *attrs_json;
+  char *events_json, *links_json; /* JSON arrays; NULL when none */
+  int64_t dropped_events, dropped_links;
   int kind, error;
   int64_t start_ns, duration_ns;
   int depth; /* in the trace tree; 0 for roots and orphans */

@@ -82,6 +82,12 @@ static const char *const migrations[HS_STORE_SQLITE_SCHEMA_VERSION] = {
     " time_ns, type, stack_id, value);"
     "CREATE INDEX traces_version ON traces(version_id, endpoint_id,"
     " start_ns);",
+    /* 4: span events and links, as JSON arrays (NULL when the span has
+     * none), and the counts the sender dropped. */
+    "ALTER TABLE spans ADD COLUMN events TEXT;"
+    "ALTER TABLE spans ADD COLUMN links TEXT;"
+    "ALTER TABLE spans ADD COLUMN dropped_events INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE spans ADD COLUMN dropped_links INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* Whether the upserted trace row takes the incoming root (see below). */
@@ -109,6 +115,11 @@ static const char *const migrations[HS_STORE_SQLITE_SCHEMA_VERSION] = {
   " duration_ns = CASE WHEN " HS_TAKE                                          \
   " THEN excluded.duration_ns ELSE duration_ns END,"                           \
   " root_known = max(root_known, excluded.root_known)" SET
+
+#define SPAN_INS(COLS, VALS)                                                   \
+  "INSERT OR IGNORE INTO spans(trace_hi, trace_lo, span_id, parent_id,"        \
+  " service_id, name, resource, type, kind, start_ns, duration_ns, error,"     \
+  " attrs" COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?" VALS ")"
 
 #define SAMPLE_INS(COLS, VALS)                                                 \
   "INSERT INTO samples(time_ns, type, value, span_id,"                         \
@@ -153,9 +164,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ENDPOINT_SEL] =
         "SELECT id FROM endpoints WHERE service_id=? AND name=?",
     [ST_SPAN_INS] =
-        "INSERT OR IGNORE INTO spans(trace_hi, trace_lo, span_id, parent_id,"
-        " service_id, name, resource, type, kind, start_ns, duration_ns,"
-        " error, attrs) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        SPAN_INS(", events, links, dropped_events, dropped_links", ",?,?,?,?"),
     [ST_TRACE_UPSERT] =
         TRACE_UPSERT(", version_id", ",?10",
                      ", version_id = CASE WHEN " HS_TAKE
@@ -183,6 +192,11 @@ static const char *const old_sql[ST_COUNT] = {
     [ST_SAMPLE_INS] = SAMPLE_INS("", ""),
 };
 
+/* Before schema version 4 (no span events or links). */
+static const char *const sql_before_v4[ST_COUNT] = {
+    [ST_SPAN_INS] = SPAN_INS("", ""),
+};
+
 typedef struct sq_store {
   hs_store base;
   sqlite3 *db;
@@ -191,7 +205,7 @@ typedef struct sq_store {
   sqlite3_stmt *st[ST_COUNT];
   hs_kvmap services, endpoints, frames, stacks, threads, versions;
   hs_buf scratch; /* attrs JSON, cache keys */
-  hs_buf blob;    /* a stack's frame ids */
+  hs_buf blob;    /* a stack's frame ids; a span's events and links JSON */
 } sq_store;
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -467,11 +481,11 @@ static int stack_id(sq_store *s, const hs_ing_sample *smp, int64_t *id) {
   return -1;
 }
 
-static void attrs_json(hs_buf *b, const hs_ing_span *sp) {
-  hs_buf_reset(b);
+/* A JSON object of attributes, appended to b. */
+static void kv_json(hs_buf *b, const hs_ing_kv *kvs, uint32_t n) {
   hs_buf_putc(b, '{');
-  for (uint32_t i = 0; i < sp->nattrs; i++) {
-    const hs_ing_kv *kv = &sp->attrs[i];
+  for (uint32_t i = 0; i < n; i++) {
+    const hs_ing_kv *kv = &kvs[i];
     if (i)
       hs_buf_putc(b, ',');
     hs_json_str(b, kv->key ? kv->key : "");
@@ -482,6 +496,62 @@ static void attrs_json(hs_buf *b, const hs_ing_span *sp) {
       hs_json_double(b, kv->num);
   }
   hs_buf_putc(b, '}');
+}
+
+static void attrs_json(hs_buf *b, const hs_ing_span *sp) {
+  hs_buf_reset(b);
+  kv_json(b, sp->attrs, sp->nattrs);
+}
+
+static void json_hex_id(hs_buf *b, uint64_t hi, uint64_t lo, int with_hi) {
+  hs_buf_putc(b, '"');
+  if (with_hi)
+    hs_json_hex64(b, hi);
+  hs_json_hex64(b, lo);
+  hs_buf_putc(b, '"');
+}
+
+/* The span's events then its links, as two JSON arrays in b: events at
+ * [0, *elen), links at [*elen, b->len); an empty list has length 0. */
+static void events_links_json(hs_buf *b, const hs_ing_span *sp, size_t *elen) {
+  hs_buf_reset(b);
+  for (uint32_t i = 0; i < sp->nevents; i++) {
+    const hs_ing_event *e = &sp->events[i];
+    hs_buf_puts(b, i ? ",{\"time_ns\":" : "[{\"time_ns\":");
+    hs_json_i64(b, e->time_ns);
+    hs_buf_puts(b, ",\"name\":");
+    hs_json_str(b, e->name ? e->name : "");
+    hs_buf_puts(b, ",\"attrs\":");
+    kv_json(b, e->attrs, e->nattrs);
+    hs_buf_putc(b, '}');
+  }
+  if (sp->nevents)
+    hs_buf_putc(b, ']');
+  *elen = b->len;
+  for (uint32_t i = 0; i < sp->nlinks; i++) {
+    const hs_ing_link *l = &sp->links[i];
+    hs_buf_puts(b, i ? ",{\"trace_id\":" : "[{\"trace_id\":");
+    json_hex_id(b, l->trace_id_high, l->trace_id_low, 1);
+    hs_buf_puts(b, ",\"span_id\":");
+    json_hex_id(b, 0, l->span_id, 0);
+    hs_buf_puts(b, ",\"tracestate\":");
+    hs_json_str(b, l->tracestate ? l->tracestate : "");
+    hs_buf_puts(b, ",\"flags\":");
+    hs_json_u64(b, l->flags);
+    hs_buf_puts(b, ",\"attrs\":");
+    kv_json(b, l->attrs, l->nattrs);
+    hs_buf_putc(b, '}');
+  }
+  if (sp->nlinks)
+    hs_buf_putc(b, ']');
+}
+
+static void bind_json_or_null(sqlite3_stmt *st, int i, const char *p,
+                              size_t n) {
+  if (n)
+    sqlite3_bind_text(st, i, p, (int)n, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
 }
 
 /* Per-batch summary of one trace id's newly stored spans. */
@@ -540,6 +610,19 @@ static int ingest_spans(sq_store *s, const hs_ing_batch *b, char *err,
     sqlite3_bind_int(ins, 12, sp->error ? 1 : 0);
     sqlite3_bind_text(ins, 13, s->scratch.data, (int)s->scratch.len,
                       SQLITE_STATIC);
+    if (s->version >= 4) {
+      size_t elen = 0;
+      events_links_json(&s->blob, sp, &elen);
+      if (hs_buf_failed(&s->blob)) {
+        seterr(err, errlen, "span events and links too large");
+        goto out;
+      }
+      bind_json_or_null(ins, 14, s->blob.data, elen);
+      bind_json_or_null(ins, 15, s->blob.len > elen ? s->blob.data + elen : "",
+                        s->blob.len - elen);
+      sqlite3_bind_int64(ins, 16, sp->dropped_events);
+      sqlite3_bind_int64(ins, 17, sp->dropped_links);
+    }
     if (step_done(ins) < 0) {
       dberr(s, err, errlen, "storing a span");
       goto out;
@@ -943,7 +1026,8 @@ static int sq_trace(hs_store *base, uint64_t hi, uint64_t lo,
 #define SPAN_COLS                                                              \
   "SELECT p.trace_hi, p.trace_lo, p.span_id, p.parent_id, s.name, p.name,"     \
   " p.resource, p.type, p.kind, p.start_ns, p.duration_ns, p.error,"           \
-  " p.attrs FROM spans p LEFT JOIN services s ON s.id = p.service_id"
+  " p.attrs, p.events, p.links, p.dropped_events, p.dropped_links"             \
+  " FROM spans p LEFT JOIN services s ON s.id = p.service_id"
 
 static int run_span_rows(sq_store *s, sqlite3_stmt *st, hs_store_span_cb cb,
                          void *arg, char *err, size_t errlen) {
@@ -963,6 +1047,10 @@ static int run_span_rows(sq_store *s, sqlite3_stmt *st, hs_store_span_cb cb,
     p.duration_ns = sqlite3_column_int64(st, 10);
     p.error = sqlite3_column_int(st, 11);
     p.attrs_json = col_text(st, 12);
+    p.events_json = (const char *)sqlite3_column_text(st, 13);
+    p.links_json = (const char *)sqlite3_column_text(st, 14);
+    p.dropped_events = sqlite3_column_int64(st, 15);
+    p.dropped_links = sqlite3_column_int64(st, 16);
     rows++;
     stop = cb(arg, &p);
   }
@@ -1387,6 +1475,8 @@ hs_store *hs_store_open_sqlite(const char *path,
     goto fail;
   for (int i = 0; i < ST_COUNT; i++) {
     const char *sql = stmt_sql[i];
+    if (s->version < 4 && sql_before_v4[i])
+      sql = sql_before_v4[i];
     if (s->version < 3 && old_sql[i])
       sql = old_sql[i];
     if (s->version < stmt_min_version[i])

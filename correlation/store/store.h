@@ -60,6 +60,11 @@ typedef struct hs_store_span {
   int64_t start_ns, duration_ns;
   int error;
   const char *attrs_json; /* JSON object of the span's attributes */
+  /* JSON arrays of the span's events ({"time_ns", "name", "attrs"}) and
+   * links ({"trace_id", "span_id", "tracestate", "flags", "attrs"});
+   * NULL when it has none. */
+  const char *events_json, *links_json;
+  int64_t dropped_events, dropped_links; /* as the sender counted them */
 } hs_store_span;
 
 /* Which traces hs_store_traces visits. NULL/0 fields do not filter. */
@@ -163,7 +168,7 @@ typedef struct hs_store_sqlite_opts {
 } hs_store_sqlite_opts;
 
 /* The newest schema version this build knows. */
-#define HS_STORE_SQLITE_SCHEMA_VERSION 3
+#define HS_STORE_SQLITE_SCHEMA_VERSION 4
 
 /* Opens (creating if needed, unless read_only) the SQLite database at path,
  * sets WAL mode, synchronous=NORMAL and the busy timeout, and applies the

@@ -159,7 +159,8 @@ static void test_migrates_v2_database_versions(void **state) {
 
   s = hs_store_open_sqlite(t.path, NULL, err, sizeof err);
   assert_non_null(s);
-  assert_int_equal(hs_store_sqlite_schema_version(s), 3);
+  assert_int_equal(hs_store_sqlite_schema_version(s),
+                   HS_STORE_SQLITE_SCHEMA_VERSION);
   assert_int_equal(count_traces(s), 1);
   char list[1024] = "";
   assert_int_equal(
@@ -217,6 +218,95 @@ static void test_migrates_v2_database_versions(void **state) {
                                    " name IN ('samples_version',"
                                    " 'traces_version')"),
                    2);
+  tmpdb_remove(&t);
+}
+
+/* What the span callback saw, by span id (10 and 11). */
+typedef struct el_seen {
+  char events[2][512], links[2][512];
+  int64_t dropped_events[2], dropped_links[2];
+  int null_events[2], null_links[2];
+} el_seen;
+
+static int collect_el_cb(void *arg, const hs_store_span *p) {
+  el_seen *e = arg;
+  int i = p->span_id == 11;
+  e->null_events[i] = p->events_json == NULL;
+  e->null_links[i] = p->links_json == NULL;
+  snprintf(e->events[i], sizeof e->events[i], "%s",
+           p->events_json ? p->events_json : "");
+  snprintf(e->links[i], sizeof e->links[i], "%s",
+           p->links_json ? p->links_json : "");
+  e->dropped_events[i] = p->dropped_events;
+  e->dropped_links[i] = p->dropped_links;
+  return 0;
+}
+
+/* Version 4 keeps span events and links. A span stored by a version-3
+ * store reads back with none; a span stored after the migration keeps
+ * them exactly, strings escaped. */
+static void test_span_events_links_and_v3_migration(void **state) {
+  (void)state;
+  tmpdb t;
+  tmpdb_make(&t);
+  char err[256] = "";
+  hs_store_sqlite_opts o = {.target_version = 3};
+  hs_store *s = hs_store_open_sqlite(t.path, &o, err, sizeof err);
+  assert_non_null(s);
+  static tbatch b;
+  tb_init(&b, "svc");
+  tb_span(&b, 0, 1, 10, 0, "svc", "GET /x", 1000, 500);
+  assert_int_equal(hs_store_ingest(s, &b.b, err, sizeof err), HS_STORE_OK);
+  hs_store_close(s);
+  assert_int_equal(raw_int(t.path, "PRAGMA user_version"), 3);
+
+  s = hs_store_open_sqlite(t.path, NULL, err, sizeof err);
+  assert_non_null(s);
+  assert_int_equal(hs_store_sqlite_schema_version(s), 4);
+  tb_init(&b, "svc");
+  hs_ing_span *sp = tb_span(&b, 0, 1, 11, 10, "svc", "child", 1100, 50);
+  hs_ing_kv eattrs[] = {{"exception.message", "bad \"quote\"\n", 0},
+                        {"retry", NULL, 3}};
+  hs_ing_kv lattr = {"link.kind", "batch", 0};
+  hs_ing_event ev[2] = {{1150, "exception", eattrs, 2}, {0, "", NULL, 0}};
+  hs_ing_link lk = {UINT64_C(0x0af7651916cd43dd),
+                    UINT64_C(0x8448eb211c80319c),
+                    UINT64_C(0x00f067aa0ba902b7),
+                    "rojo=00f067aa0ba902b7",
+                    0x301,
+                    &lattr,
+                    1};
+  sp->events = ev;
+  sp->nevents = 2;
+  sp->dropped_events = 3;
+  sp->links = &lk;
+  sp->nlinks = 1;
+  sp->dropped_links = UINT32_MAX;
+  assert_int_equal(hs_store_ingest(s, &b.b, err, sizeof err), HS_STORE_OK);
+  el_seen seen;
+  memset(&seen, 0, sizeof seen);
+  assert_int_equal(
+      hs_store_trace_spans(s, 0, 1, collect_el_cb, &seen, err, sizeof err),
+      HS_STORE_OK);
+  /* The span from before the migration. */
+  assert_true(seen.null_events[0] && seen.null_links[0]);
+  assert_int_equal(seen.dropped_events[0], 0);
+  assert_int_equal(seen.dropped_links[0], 0);
+  /* The span after it. */
+  assert_false(seen.null_events[1] || seen.null_links[1]);
+  assert_string_equal(
+      seen.events[1],
+      "[{\"time_ns\":1150,\"name\":\"exception\",\"attrs\":"
+      "{\"exception.message\":\"bad \\\"quote\\\"\\n\","
+      "\"retry\":3}},{\"time_ns\":0,\"name\":\"\",\"attrs\":{}}]");
+  assert_string_equal(seen.links[1],
+                      "[{\"trace_id\":\"0af7651916cd43dd8448eb211c80319c\","
+                      "\"span_id\":\"00f067aa0ba902b7\","
+                      "\"tracestate\":\"rojo=00f067aa0ba902b7\",\"flags\":769,"
+                      "\"attrs\":{\"link.kind\":\"batch\"}}]");
+  assert_int_equal(seen.dropped_events[1], 3);
+  assert_int_equal(seen.dropped_links[1], UINT32_MAX);
+  hs_store_close(s);
   tmpdb_remove(&t);
 }
 
@@ -474,6 +564,7 @@ int main(void) {
       cmocka_unit_test(test_open_creates_wal_and_schema),
       cmocka_unit_test(test_migrates_v1_database),
       cmocka_unit_test(test_migrates_v2_database_versions),
+      cmocka_unit_test(test_span_events_links_and_v3_migration),
       cmocka_unit_test(test_refuses_newer_schema),
       cmocka_unit_test(test_not_sqlite_file),
       cmocka_unit_test(test_bad_directories),

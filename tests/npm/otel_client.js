@@ -2,7 +2,8 @@
 // Sends one trace through the OpenTelemetry JS SDK (npm
 // @opentelemetry/sdk-trace-node with a BatchSpanProcessor), unchanged, to
 // OTLP/HTTP at $OTLP_BASE/v1/traces: a server span and a client child span
-// with attributes of every simple type, the child with status ERROR. The
+// with attributes of every simple type, the child with status ERROR, an
+// exception event (recordException), a plain event and a link. The
 // exporter is the protobuf one (@opentelemetry/exporter-trace-otlp-proto)
 // or, with argument "json", the JSON one (exporter-trace-otlp-http).
 // provider.shutdown() flushes; the program then prints one line,
@@ -62,7 +63,20 @@ async function main () {
         'db.tables': ['orders', 'items'],
         'span.type': 'sql',
       },
+      links: [{
+        context: {
+          traceId: '0af7651916cd43dd8448eb211c80319c',
+          spanId: 'b7ad6b7169203331',
+          traceFlags: api.TraceFlags.SAMPLED,
+          isRemote: true,
+        },
+        attributes: { 'link.kind': 'batch' },
+      }],
     })
+    child.addEvent('retry', { 'retry.attempt': 2 })
+    const err = new Error('statement timeout')
+    err.name = 'QueryTimeout'
+    child.recordException(err)
     child.setStatus({ code: api.SpanStatusCode.ERROR, message: 'statement timeout' })
     const pc = parent.spanContext()
     const cc = child.spanContext()
@@ -77,6 +91,13 @@ async function main () {
       out.spans[key].start_ns = hrNs(span.startTime)
       out.spans[key].duration_ns = hrNs(span.duration)
     }
+    out.spans.child.events = child.events.map((e) => ({
+      name: e.name, time_ns: hrNs(e.time), attributes: e.attributes,
+    }))
+    out.spans.child.links = child.links.map((l) => ({
+      trace_id: l.context.traceId, span_id: l.context.spanId,
+      trace_flags: l.context.traceFlags, attributes: l.attributes,
+    }))
   })
   await provider.shutdown()
   out.exports = results

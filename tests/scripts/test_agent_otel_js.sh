@@ -5,10 +5,12 @@
 # exporter (exporter-trace-otlp-proto) and once with the JSON one
 # (exporter-trace-otlp-http). tests/npm/otel_client.js makes a server span
 # and a client child span with attributes, the child with status ERROR,
+# an exception event, a plain event and a link,
 # shuts the provider down (flush) and prints the ids and times as the SDK
 # reports them; the trace read back through /api/v1/traces/{id} must have
 # the same 128-bit trace id, span ids, parent, times, service.name, kinds,
-# error flags and attributes, and every export must have succeeded.
+# error flags, attributes, events (times, names, attributes) and links (ids,
+# W3C flags, attributes), and every export must have succeeded.
 # Usage: test_agent_otel_js.sh <build dir> <source dir>
 # Exits 77 (skipped) when python3/msgpack, node or npm is missing or the
 # npm registry cannot be reached; the output says which.
@@ -104,6 +106,35 @@ try:
                       "service.version": "2.0.0"},
               "client span attributes (int, bool, double, array)",
               json.dumps(a_c))
+        # Events and links as the SDK recorded them.
+        s_c = by_id[sp["child"]["span_id"]]
+        want_ev = sp["child"]["events"]
+        got_ev = s_c["events"]
+        check(len(want_ev) == 2 and len(got_ev) == 2,
+              "the child's 2 events stored", json.dumps(got_ev)[:300])
+        for w, g in zip(want_ev, got_ev):
+            check(g["name"] == w["name"] and g["time_ns"] == int(w["time_ns"])
+                  and g["attrs"] == w["attributes"],
+                  "event %s: name, time to the nanosecond, attributes"
+                  % w["name"], json.dumps(g), json.dumps(w))
+        check(got_ev[1]["name"] == "exception"
+              and got_ev[1]["attrs"].get("exception.type") == "QueryTimeout"
+              and got_ev[1]["attrs"].get("exception.message")
+              == "statement timeout",
+              "recordException stored as an exception event",
+              json.dumps(got_ev[1])[:300])
+        want_ln = sp["child"]["links"]
+        got_ln = s_c["links"]
+        check(len(want_ln) == 1 and len(got_ln) == 1,
+              "the child's link stored", json.dumps(got_ln))
+        check(got_ln[0]["trace_id"] == want_ln[0]["trace_id"]
+              and got_ln[0]["span_id"] == want_ln[0]["span_id"]
+              and got_ln[0]["flags"] & 0xff == want_ln[0]["trace_flags"]
+              and got_ln[0]["attrs"] == want_ln[0]["attributes"],
+              "link: trace id, span id, W3C flags, attributes",
+              json.dumps(got_ln[0]), json.dumps(want_ln[0]))
+        check(s_c["dropped_events"] == 0 and s_c["dropped_links"] == 0,
+              "nothing dropped by the SDK")
 finally:
     proc.send_signal(signal.SIGTERM)
     rc = wait_exit(proc)

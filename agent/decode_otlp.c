@@ -482,12 +482,22 @@ static int map_request(ctx *c, const Request *r) {
         rs->resource ? str_attr(rs->resource->attributes,
                                 rs->resource->n_attributes, "service.version")
                      : NULL;
+    hs_ing_kv *rattrs = NULL;
+    uint32_t nrattrs = 0;
+    if (rs->resource) {
+      int rc = map_attrs(c, rs->resource->attributes,
+                         rs->resource->n_attributes, &rattrs, &nrattrs);
+      if (rc)
+        return rc;
+    }
     for (size_t j = 0; j < rs->n_scope_spans; j++) {
       const ScopeSpans *ss = rs->scope_spans[j];
       for (size_t k = 0; k < ss->n_spans; k++) {
         int rc = map_span(c, ss->spans[k], service, &b->spans[b->nspans]);
         if (rc)
           return rc;
+        b->spans[b->nspans].resource_attrs = rattrs;
+        b->spans[b->nspans].nresource_attrs = nrattrs;
         /* The store reads a trace's version from its root span. */
         if (ver && *ver &&
             hs_agent_span_default_attr(&c->d->arena, &b->spans[b->nspans],

@@ -548,6 +548,10 @@ static int map_request(ctx *c, const jv *root) {
     if (!service)
       return oom(c);
     const jv *ver = str_attr(attrs, "service.version");
+    hs_ing_kv *rattrs = NULL;
+    uint32_t nrattrs = 0;
+    if (resource && (rc = map_attrs(c, resource, &rattrs, &nrattrs)))
+      return rc;
     array_field(c, rs, "scopeSpans", "scope_spans", &sss);
     for (size_t j = 0; sss && j < sss->u.array.len; j++) {
       const jv *list;
@@ -556,6 +560,8 @@ static int map_request(ctx *c, const jv *root) {
         hs_ing_span *o = &b->spans[b->nspans];
         if ((rc = map_span(c, &list->u.array.items[k], service, o)))
           return rc;
+        o->resource_attrs = rattrs;
+        o->nresource_attrs = nrattrs;
         /* The store reads a trace's version from its root span. */
         if (ver && ver->u.string.len &&
             hs_agent_span_default_attr(&c->d->arena, o, "service.version",

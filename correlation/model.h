@@ -56,6 +56,10 @@ typedef struct hs_ing_span {
   hs_ing_link *links;      /* in order; OTLP only */
   uint32_t nlinks;
   uint32_t dropped_links;
+  /* The sender's resource attributes (OTLP Resource: environment, host,
+   * process, SDK), shared by the spans of one resource; OTLP only. */
+  const hs_ing_kv *resource_attrs;
+  uint32_t nresource_attrs;
 } hs_ing_span;
 
 /* One frame of a stack. */

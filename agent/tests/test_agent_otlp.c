@@ -313,6 +313,12 @@ static void check_golden(const hs_ing_batch *b) {
   assert_int_equal(c->error, 1);
   assert_int_equal(c->nattrs, 0);
 
+  /* Both spans carry their resource's attributes. */
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(b->spans[i].nresource_attrs, 1);
+    assert_string_equal(b->spans[i].resource_attrs[0].key, "service.name");
+    assert_string_equal(b->spans[i].resource_attrs[0].str, "checkout");
+  }
   assert_int_equal(r->nevents, 0);
   assert_int_equal(r->nlinks, 0);
   assert_int_equal(r->dropped_events, 2);

@@ -432,6 +432,7 @@ void hs_corr_span_clear(hs_corr_span *sp) {
   free(sp->attrs_json);
   free(sp->events_json);
   free(sp->links_json);
+  free(sp->resource_json);
   memset(sp, 0, sizeof *sp);
 }
 
@@ -452,11 +453,13 @@ int hs_corr_span_copy(hs_corr_span *d, const hs_store_span *p) {
   d->attrs_json = dup(p->attrs_json);
   d->events_json = p->events_json ? dup(p->events_json) : NULL;
   d->links_json = p->links_json ? dup(p->links_json) : NULL;
+  d->resource_json = p->resource_json ? dup(p->resource_json) : NULL;
   d->dropped_events = p->dropped_events;
   d->dropped_links = p->dropped_links;
   if (!d->service || !d->name || !d->resource || !d->type || !d->attrs_json ||
       (p->events_json && !d->events_json) ||
-      (p->links_json && !d->links_json)) {
+      (p->links_json && !d->links_json) ||
+      (p->resource_json && !d->resource_json)) {
     hs_corr_span_clear(d);
     return -1;
   }
@@ -661,7 +664,11 @@ static void span_json(hs_buf *b, const hs_corr_span *p) {
   hs_buf_printf(
       b, ",\"dropped_events\":%lld,\"links\":", (long long)p->dropped_events);
   hs_buf_puts(b, p->links_json && *p->links_json ? p->links_json : "[]");
-  hs_buf_printf(b, ",\"dropped_links\":%lld}", (long long)p->dropped_links);
+  hs_buf_printf(b, ",\"dropped_links\":%lld,\"resource_attrs\":",
+                (long long)p->dropped_links);
+  hs_buf_puts(b,
+              p->resource_json && *p->resource_json ? p->resource_json : "{}");
+  hs_buf_putc(b, '}');
 }
 
 void hs_corr_trace_json(const hs_corr_trace *r, hs_buf *b) {

@@ -93,6 +93,7 @@ typedef struct hs_corr_span {
   uint64_t trace_id_high, trace_id_low, span_id, parent_id;
   char *service, *name, *resource, *type, *attrs_json;
   char *events_json, *links_json; /* JSON arrays; NULL when none */
+  char *resource_json;            /* JSON object; NULL when unknown */
   int64_t dropped_events, dropped_links;
   int kind, error;
   int64_t start_ns, duration_ns;

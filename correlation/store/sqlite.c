@@ -88,6 +88,11 @@ static const char *const migrations[HS_STORE_SQLITE_SCHEMA_VERSION] = {
     "ALTER TABLE spans ADD COLUMN links TEXT;"
     "ALTER TABLE spans ADD COLUMN dropped_events INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE spans ADD COLUMN dropped_links INTEGER NOT NULL DEFAULT 0;",
+    /* 5: the sender's resource (OTLP Resource attributes: environment,
+     * host, process, SDK), one row per distinct attribute set. */
+    "CREATE TABLE resources(id INTEGER PRIMARY KEY,"
+    " attrs TEXT NOT NULL UNIQUE);"
+    "ALTER TABLE spans ADD COLUMN resource_id INTEGER;",
 };
 
 /* Whether the upserted trace row takes the incoming root (see below). */
@@ -121,6 +126,8 @@ static const char *const migrations[HS_STORE_SQLITE_SCHEMA_VERSION] = {
   " service_id, name, resource, type, kind, start_ns, duration_ns, error,"     \
   " attrs" COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?" VALS ")"
 
+#define SPAN_V4_COLS "events, links, dropped_events, dropped_links"
+
 #define SAMPLE_INS(COLS, VALS)                                                 \
   "INSERT INTO samples(time_ns, type, value, span_id,"                         \
   " local_root_span_id, endpoint_id, trace_hi, trace_lo, thread_id,"           \
@@ -145,15 +152,19 @@ enum {
   ST_FRAME_GET,
   ST_VERSION_INS,
   ST_VERSION_SEL,
+  ST_RESOURCE_INS,
+  ST_RESOURCE_SEL,
   ST_COUNT
 };
 
 /* The first schema version each statement works with (0: all). A store
- * opened at an older version (tests only) uses old_sql where given and
+ * opened at an older version (tests only) uses old_forms where given and
  * leaves the others unprepared. */
 static const int stmt_min_version[ST_COUNT] = {
     [ST_VERSION_INS] = 3,
     [ST_VERSION_SEL] = 3,
+    [ST_RESOURCE_INS] = 5,
+    [ST_RESOURCE_SEL] = 5,
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -163,8 +174,7 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT OR IGNORE INTO endpoints(service_id, name) VALUES(?,?)",
     [ST_ENDPOINT_SEL] =
         "SELECT id FROM endpoints WHERE service_id=? AND name=?",
-    [ST_SPAN_INS] =
-        SPAN_INS(", events, links, dropped_events, dropped_links", ",?,?,?,?"),
+    [ST_SPAN_INS] = SPAN_INS(", " SPAN_V4_COLS ", resource_id", ",?,?,?,?,?"),
     [ST_TRACE_UPSERT] =
         TRACE_UPSERT(", version_id", ",?10",
                      ", version_id = CASE WHEN " HS_TAKE
@@ -184,17 +194,24 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_VERSION_INS] =
         "INSERT OR IGNORE INTO versions(service_id, name) VALUES(?,?)",
     [ST_VERSION_SEL] = "SELECT id FROM versions WHERE service_id=? AND name=?",
+    [ST_RESOURCE_INS] = "INSERT OR IGNORE INTO resources(attrs) VALUES(?)",
+    [ST_RESOURCE_SEL] = "SELECT id FROM resources WHERE attrs=?",
 };
 
-/* Before schema version 3 (no version columns). */
-static const char *const old_sql[ST_COUNT] = {
-    [ST_TRACE_UPSERT] = TRACE_UPSERT("", "", ""),
-    [ST_SAMPLE_INS] = SAMPLE_INS("", ""),
-};
-
-/* Before schema version 4 (no span events or links). */
-static const char *const sql_before_v4[ST_COUNT] = {
-    [ST_SPAN_INS] = SPAN_INS("", ""),
+/* Statement forms for stores at older schema versions (tests open them):
+ * for a store below version `below`, the first entry of its statement
+ * that applies replaces stmt_sql. Entries of one statement go by rising
+ * `below`. */
+static const struct {
+  int below, st;
+  const char *sql;
+} old_forms[] = {
+    /* no version columns */
+    {3, ST_TRACE_UPSERT, TRACE_UPSERT("", "", "")},
+    {3, ST_SAMPLE_INS, SAMPLE_INS("", "")},
+    /* no span events and links, then no resources */
+    {4, ST_SPAN_INS, SPAN_INS("", "")},
+    {5, ST_SPAN_INS, SPAN_INS(", " SPAN_V4_COLS, ",?,?,?,?")},
 };
 
 typedef struct sq_store {
@@ -203,7 +220,7 @@ typedef struct sq_store {
   char *path;
   int version;
   sqlite3_stmt *st[ST_COUNT];
-  hs_kvmap services, endpoints, frames, stacks, threads, versions;
+  hs_kvmap services, endpoints, frames, stacks, threads, versions, resources;
   hs_buf scratch; /* attrs JSON, cache keys */
   hs_buf blob;    /* a stack's frame ids; a span's events and links JSON */
 } sq_store;
@@ -241,6 +258,7 @@ static void clear_caches(sq_store *s) {
   hs_kvmap_free(&s->stacks);
   hs_kvmap_free(&s->threads);
   hs_kvmap_free(&s->versions);
+  hs_kvmap_free(&s->resources);
 }
 
 static void sq_close(hs_store *base) {
@@ -546,6 +564,38 @@ static void events_links_json(hs_buf *b, const hs_ing_span *sp, size_t *elen) {
     hs_buf_putc(b, ']');
 }
 
+/* Id of a span's resource attribute set in `resources` (*id 0 when it has
+ * none). Spans decoded from one OTLP ResourceSpans share their attribute
+ * array, so the last one is remembered and not encoded again. */
+typedef struct resource_memo {
+  const hs_ing_kv *attrs;
+  uint32_t n;
+  int64_t id;
+} resource_memo;
+
+static int resource_id(sq_store *s, const hs_ing_span *sp, resource_memo *m,
+                       int64_t *id) {
+  *id = 0;
+  if (!sp->nresource_attrs)
+    return 0;
+  if (m->attrs == sp->resource_attrs && m->n == sp->nresource_attrs) {
+    *id = m->id;
+    return 0;
+  }
+  hs_buf_reset(&s->blob);
+  kv_json(&s->blob, sp->resource_attrs, sp->nresource_attrs);
+  hs_buf_putc(&s->blob, '\0');
+  if (hs_buf_failed(&s->blob))
+    return -1;
+  if (dict_id(&s->resources, s->st[ST_RESOURCE_INS], s->st[ST_RESOURCE_SEL],
+              s->blob.data, id) < 0)
+    return -1;
+  m->attrs = sp->resource_attrs;
+  m->n = sp->nresource_attrs;
+  m->id = *id;
+  return 0;
+}
+
 static void bind_json_or_null(sqlite3_stmt *st, int i, const char *p,
                               size_t n) {
   if (n)
@@ -584,6 +634,7 @@ static int ingest_spans(sq_store *s, const hs_ing_batch *b, char *err,
     goto out;
   }
   sqlite3_stmt *ins = s->st[ST_SPAN_INS];
+  resource_memo memo = {NULL, 0, 0};
   for (size_t i = 0; i < b->nspans; i++) {
     const hs_ing_span *sp = &b->spans[i];
     int64_t sid;
@@ -610,6 +661,17 @@ static int ingest_spans(sq_store *s, const hs_ing_batch *b, char *err,
     sqlite3_bind_int(ins, 12, sp->error ? 1 : 0);
     sqlite3_bind_text(ins, 13, s->scratch.data, (int)s->scratch.len,
                       SQLITE_STATIC);
+    int64_t rid = 0;
+    if (s->version >= 5 && resource_id(s, sp, &memo, &rid) < 0) {
+      dberr(s, err, errlen, "storing a span's resource");
+      goto out;
+    }
+    if (s->version >= 5) {
+      if (rid)
+        sqlite3_bind_int64(ins, 18, rid);
+      else
+        sqlite3_bind_null(ins, 18);
+    }
     if (s->version >= 4) {
       size_t elen = 0;
       events_links_json(&s->blob, sp, &elen);
@@ -751,8 +813,8 @@ static int ingest_samples(sq_store *s, const hs_ing_batch *b, char *err,
 }
 
 static void bound_caches(sq_store *s) {
-  hs_kvmap *maps[] = {&s->services, &s->endpoints, &s->frames,
-                      &s->stacks,   &s->threads,   &s->versions};
+  hs_kvmap *maps[] = {&s->services, &s->endpoints, &s->frames,   &s->stacks,
+                      &s->threads,  &s->versions,  &s->resources};
   for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
     if (maps[i]->n > CACHE_MAX_ENTRIES)
       hs_kvmap_free(maps[i]);
@@ -1026,8 +1088,9 @@ static int sq_trace(hs_store *base, uint64_t hi, uint64_t lo,
 #define SPAN_COLS                                                              \
   "SELECT p.trace_hi, p.trace_lo, p.span_id, p.parent_id, s.name, p.name,"     \
   " p.resource, p.type, p.kind, p.start_ns, p.duration_ns, p.error,"           \
-  " p.attrs, p.events, p.links, p.dropped_events, p.dropped_links"             \
-  " FROM spans p LEFT JOIN services s ON s.id = p.service_id"
+  " p.attrs, p.events, p.links, p.dropped_events, p.dropped_links, r.attrs"    \
+  " FROM spans p LEFT JOIN services s ON s.id = p.service_id"                  \
+  " LEFT JOIN resources r ON r.id = p.resource_id"
 
 static int run_span_rows(sq_store *s, sqlite3_stmt *st, hs_store_span_cb cb,
                          void *arg, char *err, size_t errlen) {
@@ -1051,6 +1114,7 @@ static int run_span_rows(sq_store *s, sqlite3_stmt *st, hs_store_span_cb cb,
     p.links_json = (const char *)sqlite3_column_text(st, 14);
     p.dropped_events = sqlite3_column_int64(st, 15);
     p.dropped_links = sqlite3_column_int64(st, 16);
+    p.resource_json = (const char *)sqlite3_column_text(st, 17);
     rows++;
     stop = cb(arg, &p);
   }
@@ -1475,10 +1539,11 @@ hs_store *hs_store_open_sqlite(const char *path,
     goto fail;
   for (int i = 0; i < ST_COUNT; i++) {
     const char *sql = stmt_sql[i];
-    if (s->version < 4 && sql_before_v4[i])
-      sql = sql_before_v4[i];
-    if (s->version < 3 && old_sql[i])
-      sql = old_sql[i];
+    for (size_t k = 0; k < sizeof old_forms / sizeof old_forms[0]; k++)
+      if (old_forms[k].st == i && s->version < old_forms[k].below) {
+        sql = old_forms[k].sql;
+        break;
+      }
     if (s->version < stmt_min_version[i])
       continue;
     if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],

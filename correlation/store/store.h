@@ -65,6 +65,9 @@ typedef struct hs_store_span {
    * NULL when it has none. */
   const char *events_json, *links_json;
   int64_t dropped_events, dropped_links; /* as the sender counted them */
+  /* JSON object of the sender's resource attributes (OTLP Resource);
+   * NULL when unknown. */
+  const char *resource_json;
 } hs_store_span;
 
 /* Which traces hs_store_traces visits. NULL/0 fields do not filter. */
@@ -168,7 +171,7 @@ typedef struct hs_store_sqlite_opts {
 } hs_store_sqlite_opts;
 
 /* The newest schema version this build knows. */
-#define HS_STORE_SQLITE_SCHEMA_VERSION 4
+#define HS_STORE_SQLITE_SCHEMA_VERSION 5
 
 /* Opens (creating if needed, unless read_only) the SQLite database at path,
  * sets WAL mode, synchronous=NORMAL and the busy timeout, and applies the

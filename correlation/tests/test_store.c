@@ -223,7 +223,8 @@ static void test_migrates_v2_database_versions(void **state) {
 
 /* What the span callback saw, by span id (10 and 11). */
 typedef struct el_seen {
-  char events[2][512], links[2][512];
+  char events[2][512], links[2][512], resource[2][512];
+  int null_resource[2];
   int64_t dropped_events[2], dropped_links[2];
   int null_events[2], null_links[2];
 } el_seen;
@@ -237,14 +238,18 @@ static int collect_el_cb(void *arg, const hs_store_span *p) {
            p->events_json ? p->events_json : "");
   snprintf(e->links[i], sizeof e->links[i], "%s",
            p->links_json ? p->links_json : "");
+  e->null_resource[i] = p->resource_json == NULL;
+  snprintf(e->resource[i], sizeof e->resource[i], "%s",
+           p->resource_json ? p->resource_json : "");
   e->dropped_events[i] = p->dropped_events;
   e->dropped_links[i] = p->dropped_links;
   return 0;
 }
 
-/* Version 4 keeps span events and links. A span stored by a version-3
- * store reads back with none; a span stored after the migration keeps
- * them exactly, strings escaped. */
+/* Version 4 keeps span events and links, version 5 the sender's resource.
+ * A span stored by a version-3 store reads back with none; a span stored
+ * after the migrations keeps them exactly, strings escaped; a resource
+ * attribute set is stored once. */
 static void test_span_events_links_and_v3_migration(void **state) {
   (void)state;
   tmpdb t;
@@ -262,7 +267,8 @@ static void test_span_events_links_and_v3_migration(void **state) {
 
   s = hs_store_open_sqlite(t.path, NULL, err, sizeof err);
   assert_non_null(s);
-  assert_int_equal(hs_store_sqlite_schema_version(s), 4);
+  assert_int_equal(hs_store_sqlite_schema_version(s),
+                   HS_STORE_SQLITE_SCHEMA_VERSION);
   tb_init(&b, "svc");
   hs_ing_span *sp = tb_span(&b, 0, 1, 11, 10, "svc", "child", 1100, 50);
   hs_ing_kv eattrs[] = {{"exception.message", "bad \"quote\"\n", 0},
@@ -282,6 +288,21 @@ static void test_span_events_links_and_v3_migration(void **state) {
   sp->links = &lk;
   sp->nlinks = 1;
   sp->dropped_links = UINT32_MAX;
+  hs_ing_kv res[] = {{"deployment.environment", "prod", 0},
+                     {"host.name", "web-1", 0},
+                     {"process.pid", NULL, 4242}};
+  sp->resource_attrs = res;
+  sp->nresource_attrs = 3;
+  /* Another trace's span with the same resource set (a copy: another
+   * array), then one with another set. */
+  hs_ing_kv res_copy[3];
+  memcpy(res_copy, res, sizeof res);
+  tb_span(&b, 0, 2, 20, 0, "svc", "GET /y", 2000, 50)->resource_attrs =
+      res_copy;
+  b.spans[1].nresource_attrs = 3;
+  hs_ing_kv res2 = {"deployment.environment", "staging", 0};
+  tb_span(&b, 0, 3, 30, 0, "svc", "GET /z", 3000, 50)->resource_attrs = &res2;
+  b.spans[2].nresource_attrs = 1;
   assert_int_equal(hs_store_ingest(s, &b.b, err, sizeof err), HS_STORE_OK);
   el_seen seen;
   memset(&seen, 0, sizeof seen);
@@ -290,6 +311,11 @@ static void test_span_events_links_and_v3_migration(void **state) {
       HS_STORE_OK);
   /* The span from before the migration. */
   assert_true(seen.null_events[0] && seen.null_links[0]);
+  assert_true(seen.null_resource[0]);
+  assert_false(seen.null_resource[1]);
+  assert_string_equal(seen.resource[1],
+                      "{\"deployment.environment\":\"prod\","
+                      "\"host.name\":\"web-1\",\"process.pid\":4242}");
   assert_int_equal(seen.dropped_events[0], 0);
   assert_int_equal(seen.dropped_links[0], 0);
   /* The span after it. */
@@ -307,6 +333,14 @@ static void test_span_events_links_and_v3_migration(void **state) {
   assert_int_equal(seen.dropped_events[1], 3);
   assert_int_equal(seen.dropped_links[1], UINT32_MAX);
   hs_store_close(s);
+  /* Two distinct resource sets; the shared one names spans 11 and 20. */
+  assert_int_equal(raw_int(t.path, "SELECT count(*) FROM resources"), 2);
+  assert_int_equal(raw_int(t.path, "SELECT count(DISTINCT resource_id) FROM"
+                                   " spans WHERE span_id IN (11, 20)"),
+                   1);
+  assert_int_equal(
+      raw_int(t.path, "SELECT count(*) FROM spans WHERE resource_id IS NULL"),
+      1);
   tmpdb_remove(&t);
 }
 

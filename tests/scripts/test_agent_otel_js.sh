@@ -135,6 +135,13 @@ try:
               json.dumps(got_ln[0]), json.dumps(want_ln[0]))
         check(s_c["dropped_events"] == 0 and s_c["dropped_links"] == 0,
               "nothing dropped by the SDK")
+        # The SDK's resource, on every span.
+        for s in spans:
+            ra = s["resource_attrs"]
+            check(ra == {"service.name": service, "service.version": "2.0.0",
+                         "deployment.environment": "test"},
+                  "resource attributes (service, version, environment)",
+                  json.dumps(ra))
 finally:
     proc.send_signal(signal.SIGTERM)
     rc = wait_exit(proc)

@@ -277,13 +277,14 @@ static void put_cell_text(hs_buf *b, const char *s, size_t max) {
     hs_buf_puts(b, "...");
 }
 
-/* "  key=value" for each attribute of an events or links entry, values cut
- * at 60 bytes. exception.stacktrace is left out (many lines: the JSON
- * output has it). */
-static void put_attrs_inline(hs_buf *b, const hs_json_value *attrs) {
+/* "  key=value" for each attribute of an object, values cut at 60 bytes,
+ * but for the key skip (exception.stacktrace of an event: many lines, the
+ * JSON output has it; service.name of a resource: the header has it). */
+static void put_attrs_inline(hs_buf *b, const hs_json_value *attrs,
+                             const char *skip) {
   for (size_t i = 0; attrs && i < attrs->u.object.len; i++) {
     const hs_json_member *m = &attrs->u.object.members[i];
-    if (strcmp(m->key, "exception.stacktrace") == 0)
+    if (strcmp(m->key, skip) == 0)
       continue;
     hs_buf_puts(b, "  ");
     put_cell_text(b, m->key, 60);
@@ -313,7 +314,7 @@ static void event_link_rows(table *t, const hs_json_value *s, int depth,
     pad(&b, (size_t)depth * 2 + 2);
     hs_buf_puts(&b, "event ");
     put_cell_text(&b, jstr(e, "name"), 60);
-    put_attrs_inline(&b, jobj(e, "attrs"));
+    put_attrs_inline(&b, jobj(e, "attrs"), "exception.stacktrace");
     hs_buf_putc(&b, '\0');
     const char *row[] = {"", offp, "", "", hs_buf_failed(&b) ? "" : b.data};
     table_row(t, row);
@@ -326,7 +327,7 @@ static void event_link_rows(table *t, const hs_json_value *s, int depth,
     put_cell_text(&b, jstr(l, "trace_id"), 32);
     hs_buf_putc(&b, ' ');
     put_cell_text(&b, jstr(l, "span_id"), 16);
-    put_attrs_inline(&b, jobj(l, "attrs"));
+    put_attrs_inline(&b, jobj(l, "attrs"), "exception.stacktrace");
     hs_buf_putc(&b, '\0');
     const char *row[] = {"", "", "", "", hs_buf_failed(&b) ? "" : b.data};
     table_row(t, row);
@@ -353,9 +354,26 @@ static int render_trace(const hs_json_value *doc, FILE *f) {
   int64_t t0 = jint(tr, "start_ns");
   hs_cli_fmt_time(t0, start, sizeof start);
   hs_cli_fmt_duration(jnum(tr, "duration_ns"), dur, sizeof dur);
-  fprintf(f, "trace %s  %s  %s  %s  %" PRId64 " spans  started %s%s\n\n",
+  fprintf(f, "trace %s  %s  %s  %s  %" PRId64 " spans  started %s%s\n",
           jstr(tr, "trace_id"), jstr(tr, "service"), jstr(tr, "endpoint"), dur,
           jint(tr, "span_count"), start, jbool(tr, "error") ? "  ERROR" : "");
+  /* The root span's resource (OTLP senders): environment, host, process. */
+  for (size_t i = 0; i < spans->u.array.len; i++) {
+    const hs_json_value *s = &spans->u.array.items[i];
+    const hs_json_value *ra = jobj(s, "resource_attrs");
+    if (strcmp(jstr(s, "span_id"), jstr(tr, "root_span_id")) != 0 || !ra ||
+        ra->u.object.len == 0)
+      continue;
+    hs_buf b;
+    hs_buf_init(&b, 4096);
+    put_attrs_inline(&b, ra, "service.name");
+    hs_buf_putc(&b, '\0');
+    if (!hs_buf_failed(&b) && b.data[0])
+      fprintf(f, "resource%s\n", b.data);
+    hs_buf_free(&b);
+    break;
+  }
+  fputc('\n', f);
   /* Spans may start before the trace's root (clock skew between hosts):
    * offsets are from the earliest span. */
   for (size_t i = 0; i < spans->u.array.len; i++) {

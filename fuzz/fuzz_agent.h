@@ -11,12 +11,27 @@
 
 #include "agent/decode.h"
 
+static size_t walk_kvs(const hs_ing_kv *kvs, uint32_t n) {
+  size_t sum = 0;
+  for (uint32_t k = 0; k < n; k++)
+    sum += strlen(kvs[k].key) + (kvs[k].str ? strlen(kvs[k].str) : 0);
+  return sum;
+}
+
 static void check_batch(const hs_ing_batch *b) {
   volatile size_t sink = 0;
   for (size_t i = 0; i < b->nspans; i++) {
     const hs_ing_span *s = &b->spans[i];
-    for (uint32_t k = 0; k < s->nattrs; k++)
-      sink += strlen(s->attrs[k].key) + (s->attrs[k].str ? 1 : 0);
+    sink += walk_kvs(s->attrs, s->nattrs);
+    sink += walk_kvs(s->resource_attrs, s->nresource_attrs);
+    for (uint32_t k = 0; k < s->nevents; k++)
+      sink += strlen(s->events[k].name) +
+              walk_kvs(s->events[k].attrs, s->events[k].nattrs);
+    for (uint32_t k = 0; k < s->nlinks; k++) {
+      if (s->links[k].tracestate)
+        sink += strlen(s->links[k].tracestate);
+      sink += walk_kvs(s->links[k].attrs, s->links[k].nattrs);
+    }
     if (s->error != 0 && s->error != 1)
       abort();
   }

@@ -290,8 +290,15 @@ static int setup_db(void **state) {
   static tbatch tb;
   tb_init(&tb, "shop");
   int64_t t0 = NOW - 600 * S;
-  tb_span(&tb, 0x1, T1, ROOT, 0, "shop", "GET /checkout", t0, 100 * MS)->name =
-      "http.request";
+  hs_ing_span *root =
+      tb_span(&tb, 0x1, T1, ROOT, 0, "shop", "GET /checkout", t0, 100 * MS);
+  root->name = "http.request";
+  /* The sender's resource: the trace header shows it, but service.name. */
+  hs_ing_kv res[] = {{"service.name", "shop", 0},
+                     {"deployment.environment", "prod", 0},
+                     {"process.pid", NULL, 4242}};
+  root->resource_attrs = res;
+  root->nresource_attrs = 3;
   hs_ing_span *pr = tb_span(&tb, 0x1, T1, PRICING, ROOT, "shop", "pricing",
                             t0 + 10 * MS, 80 * MS);
   pr->name = "pricing";
@@ -439,6 +446,7 @@ static void test_db_trace_endpoints_profile_diff(void **state) {
       r.out,
       "trace 00000000000000010af7651916cd43dd  shop  GET /checkout  100.0 ms  "
       "2 spans  started 2024-05-01T11:50:00.000Z\n"
+      "resource  deployment.environment=prod  process.pid=4242\n"
       "\n"
       "SPAN ID              START  DURATION  SERVICE  SPAN\n"
       "0000000000001000     +0 ns  100.0 ms  shop     http.request  GET "

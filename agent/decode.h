@@ -21,6 +21,16 @@ int hs_agent_decode_dd_msgpack(const uint8_t *data, size_t len,
                                const hs_agent_limits *lim, hs_agent_decoded *d,
                                char *err, size_t errlen);
 
+/* Span events and links of a Datadog v0.4 span, which travel as JSON text
+ * in its meta map ("events", "_dd.span_links"; the formats are in
+ * agent/decode_dd_span_json.c). When key is one of those, the span has
+ * none of that kind yet and text is such a list (at most 1 MiB), fills
+ * sp->events or sp->links from the arena and returns 0: the meta entry
+ * need not stay an attribute. Returns 1 when not (keep the entry), -1
+ * when the arena is exhausted. */
+int hs_agent_dd_span_json(hs_agent_arena *a, const char *key, size_t klen,
+                          const char *text, size_t len, hs_ing_span *sp);
+
 /* One pprof profile (perftools.profiles.Profile), plain or gzip/zstd
  * compressed. Appends CPU and wall samples to d->batch; a pprof sample
  * with both a CPU and a wall value gives two samples. Sets

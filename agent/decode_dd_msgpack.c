@@ -290,7 +290,7 @@ static int decode_span(dctx *c, const msgpack_object *o, hs_ing_span *sp) {
         return bad(c, "metrics", "must be a map");
       metrics = v->type == MSGPACK_OBJECT_MAP ? v : NULL;
     }
-    /* other keys (meta_struct, span_links, ...) are ignored */
+    /* other keys (meta_struct, native span_links, ...) are ignored */
     if (rc)
       return rc;
   }
@@ -307,6 +307,13 @@ static int decode_span(dctx *c, const msgpack_object *o, hs_ing_span *sp) {
     const msgpack_object *v = &meta->via.map.ptr[i].val;
     if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_STR)
       return bad(c, "meta", "must map strings to strings");
+    /* Span events and links kept as such, not as a string attribute. */
+    int ev = hs_agent_dd_span_json(c->a, k->via.str.ptr, k->via.str.size,
+                                   v->via.str.ptr, v->via.str.size, sp);
+    if (ev < 0)
+      return oom(c);
+    if (ev == 0)
+      continue;
     hs_ing_kv *kv = &sp->attrs[a++];
     kv->key = hs_agent_arena_utf8(c->a, k->via.str.ptr, k->via.str.size);
     kv->str = hs_agent_arena_utf8(c->a, v->via.str.ptr, v->via.str.size);

@@ -151,6 +151,114 @@ static void test_dd_msgpack_golden(void **state) {
   msgpack_sbuffer_destroy(&sb);
 }
 
+/* One span whose meta holds the given key/value pairs (n of them). */
+static void pk_meta_span(msgpack_packer *pk, const char *const *kv, int n) {
+  msgpack_pack_map(pk, 4);
+  pk_str(pk, "trace_id");
+  msgpack_pack_uint64(pk, 7);
+  pk_str(pk, "span_id");
+  msgpack_pack_uint64(pk, 8);
+  pk_str(pk, "service");
+  pk_str(pk, "svc");
+  pk_str(pk, "meta");
+  msgpack_pack_map(pk, (size_t)n);
+  for (int i = 0; i < 2 * n; i++)
+    pk_str(pk, kv[i]);
+}
+
+static hs_ing_span *decode_meta_span(hs_agent_decoded *d, const char *const *kv,
+                                     int n) {
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 1);
+  msgpack_pack_array(&pk, 1);
+  pk_meta_span(&pk, kv, n);
+  char err[256] = "";
+  assert_int_equal(decode_mp(sb.data, sb.size, d, err, NULL), HS_AGENT_OK);
+  msgpack_sbuffer_destroy(&sb);
+  assert_int_equal(d->batch.nspans, 1);
+  return &d->batch.spans[0];
+}
+
+/* Span events and links in meta, as hotspan's and Datadog's tracers send
+ * them, become events and links; the meta entries are not kept as
+ * attributes then. Anything else under those keys stays an attribute. */
+static void test_dd_msgpack_events_links(void **state) {
+  (void)state;
+  hs_agent_decoded d;
+  /* hotspan's exporter: 32-digit trace id, flags with bit 31. */
+  const char *const ours[] = {
+      "events",
+      "[{\"name\":\"exception\",\"time_unix_nano\":1700000000123456789,"
+      "\"attributes\":{\"exception.message\":\"boom\",\"retry\":3,"
+      "\"fatal\":false,\"codes\":[1,2],\"gone\":null}},"
+      "{\"name\":\"bare\",\"time_unix_nano\":5}]",
+      "_dd.span_links",
+      "[{\"trace_id\":\"0af7651916cd43dd8448eb211c80319c\","
+      "\"span_id\":\"00f067aa0ba902b7\",\"tracestate\":\"rojo=1\","
+      "\"flags\":2147483649,\"attributes\":{\"link.kind\":\"batch\"}}]",
+      "http.method",
+      "GET"};
+  hs_ing_span *s = decode_meta_span(&d, ours, 3);
+  assert_int_equal(s->nattrs, 1);
+  assert_string_equal(s->attrs[0].key, "http.method");
+  assert_int_equal(s->nevents, 2);
+  assert_true(s->events[0].time_ns == INT64_C(1700000000123456789));
+  assert_string_equal(s->events[0].name, "exception");
+  assert_int_equal(s->events[0].nattrs, 4); /* null left out */
+  assert_string_equal(s->events[0].attrs[0].str, "boom");
+  assert_null(s->events[0].attrs[1].str);
+  assert_true(s->events[0].attrs[1].num == 3.0);
+  assert_string_equal(s->events[0].attrs[2].str, "false");
+  assert_string_equal(s->events[0].attrs[3].str, "[1,2]");
+  assert_int_equal(s->events[1].time_ns, 5);
+  assert_int_equal(s->events[1].nattrs, 0);
+  assert_int_equal(s->nlinks, 1);
+  assert_true(s->links[0].trace_id_high == UINT64_C(0x0af7651916cd43dd));
+  assert_true(s->links[0].trace_id_low == UINT64_C(0x8448eb211c80319c));
+  assert_true(s->links[0].span_id == UINT64_C(0x00f067aa0ba902b7));
+  assert_string_equal(s->links[0].tracestate, "rojo=1");
+  assert_int_equal(s->links[0].flags, 1);
+  assert_string_equal(s->links[0].attrs[0].str, "batch");
+  hs_agent_decoded_free(&d);
+
+  /* dd-trace-js: a 16-digit trace id, the flags byte alone. */
+  const char *const js[] = {
+      "_dd.span_links",
+      "[{\"trace_id\":\"000000000000002a\",\"span_id\":\"000000000000002b\","
+      "\"attributes\":{\"k\":\"v\"},\"flags\":1}]"};
+  s = decode_meta_span(&d, js, 1);
+  assert_int_equal(s->nattrs, 0);
+  assert_int_equal(s->nlinks, 1);
+  assert_true(s->links[0].trace_id_high == 0);
+  assert_true(s->links[0].trace_id_low == 42);
+  assert_int_equal(s->links[0].flags, 1);
+  assert_null(s->links[0].tracestate);
+  hs_agent_decoded_free(&d);
+
+  /* Not such lists: kept as they came, as string attributes. */
+  const char *const other[] = {
+      "events", "42",
+      /* cut short, as a tracer's meta length limit leaves it */
+      "_dd.span_links",
+      "[{\"trace_id\":\"0af7651916cd43dd8448eb211c80319c\",...", "x", "y"};
+  s = decode_meta_span(&d, other, 3);
+  assert_int_equal(s->nevents, 0);
+  assert_int_equal(s->nlinks, 0);
+  assert_int_equal(s->nattrs, 3);
+  assert_string_equal(s->attrs[0].str, "42");
+  hs_agent_decoded_free(&d);
+  const char *const bad_items[] = {
+      "events", "[{\"name\":1}]", "_dd.span_links",
+      "[{\"trace_id\":\"xyz\",\"span_id\":\"000000000000002b\"}]"};
+  s = decode_meta_span(&d, bad_items, 2);
+  assert_int_equal(s->nevents + s->nlinks, 0);
+  assert_int_equal(s->nattrs, 2);
+  hs_agent_decoded_free(&d);
+}
+
 static void test_dd_msgpack_empty_and_wrong_types(void **state) {
   (void)state;
   hs_agent_decoded d;
@@ -929,6 +1037,7 @@ static void test_pyroscope_golden(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dd_msgpack_golden),
+      cmocka_unit_test(test_dd_msgpack_events_links),
       cmocka_unit_test(test_dd_msgpack_empty_and_wrong_types),
       cmocka_unit_test(test_dd_msgpack_hostile),
       cmocka_unit_test(test_pprof_golden_plain_gzip_zstd),

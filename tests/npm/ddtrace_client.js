@@ -1,7 +1,8 @@
 'use strict'
 // Sends one trace through Datadog's Node tracer (npm dd-trace), unchanged,
 // to the agent named by DD_TRACE_AGENT_URL: a root span with two child
-// spans made by hand, one of them an error. Then it flushes the tracer and
+// spans made by hand, one of them an error, the other with a span event and
+// a link to a span of another trace. Then it flushes the tracer and
 // prints one JSON line with the ids and names as the tracer itself reports
 // them (prefixed "HOTSPAN_IDS "), for tests/scripts/test_agent_ddtrace.sh
 // to compare with what the agent stored.
@@ -72,10 +73,17 @@ async function main () {
     tags: { 'http.method': 'GET', 'http.url': '/checkout', 'customer.tier': 'gold' },
   }, (root) => {
     out.spans.root = hexIds(root)
+    // A span of another trace, for the db span to link to.
+    const other = tracer.startSpan('queue.consume', { childOf: null })
+    out.linked = hexIds(other)
+    other.finish()
     tracer.trace('db.query', { resource: 'SELECT * FROM carts WHERE id = ?', type: 'sql' },
       (child) => {
         child.setTag('db.rows', 3)
+        child.addEvent('cache.miss', { 'cache.key': 'cart:7', 'cache.tries': 2 })
+        child.addLink({ context: other.context(), attributes: { 'link.kind': 'follows' } })
         out.spans.db = hexIds(child)
+        out.db_events = child._events.map((e) => ({ name: e.name, attributes: e.attributes }))
       })
     // startSpan with an explicit parent, the other manual API.
     const child2 = tracer.startSpan('payment.charge', {

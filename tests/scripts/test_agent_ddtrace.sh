@@ -2,11 +2,13 @@
 # Datadog's own Node tracer (npm dd-trace, version pinned in
 # tests/npm/package.json), unchanged, sends to the real hotspan-agent:
 # tests/npm/ddtrace_client.js makes a root span and two children by hand
-# (tracer.trace and tracer.startSpan), flushes, and prints the ids as the
+# (tracer.trace and tracer.startSpan), one with a span event and a link to
+# another trace's span, flushes, and prints the ids as the
 # tracer reports them; the trace read back through /api/v1/traces/{id} must
 # have the same 128-bit trace id (low 64 bits in the v0.4 payload, high 64
 # in _dd.p.tid), span ids, parent ids, service, names, resources, types,
-# error flags and tags. Then dd-trace's profiler (DD_PROFILING_ENABLED,
+# error flags, tags, and the event and link as events and links (not meta
+# strings). Then dd-trace's profiler (DD_PROFILING_ENABLED,
 # pprof-based, native module @datadog/pprof) uploads to /profiling/v1/input
 # while a span burns CPU: the uploads must be accepted (the agent logs none
 # refused) and the samples stored and tied to that span (code hotspots).
@@ -107,14 +109,31 @@ try:
           "root tags (meta) stored", json.dumps(a_root)[:300])
     check(a_db.get("db.rows") == 3, "numeric tag (metrics) stored",
           a_db.get("db.rows"))
+    s_db = by_id[sp["db"]["span_id"]]
+    ev = s_db["events"]
+    check(len(ev) == 1 and ev[0]["name"] == "cache.miss"
+          and ev[0]["attrs"] == ids["db_events"][0]["attributes"]
+          and ev[0]["time_ns"] >= s_db["start_ns"],
+          "span event stored as an event", json.dumps(ev),
+          json.dumps(ids["db_events"]))
+    ln = s_db["links"]
+    linked = ids["linked"]
+    check(len(ln) == 1 and ln[0]["span_id"] == linked["span_id"]
+          and ln[0]["trace_id"] == linked["trace_id"].rjust(32, "0")
+          and ln[0]["attrs"] == {"link.kind": "follows"},
+          "span link stored as a link", json.dumps(ln), json.dumps(linked))
+    check("events" not in a_db and "_dd.span_links" not in a_db,
+          "no copy left in the meta attributes", json.dumps(a_db)[:300])
     check(a_pay.get("amount.cents") == 1299
           and a_pay.get("error.message") == "card declined"
           and a_pay.get("error.type") == "Error",
           "error tags stored", json.dumps(a_pay)[:300])
     listed = Client(port).get_json(
         "/api/v1/traces?service=npm-ddtrace-client&from=0&to=%d" % 2 ** 62)
-    check([t["trace_id"] for t in listed["traces"]] == [tid],
-          "trace listed by service")
+    check(sorted(t["trace_id"] for t in listed["traces"])
+          == sorted([tid, linked["trace_id"].rjust(32, "0")]),
+          "the trace and the linked span's trace listed by service",
+          json.dumps(listed)[:300])
 
     # --- profiles ---------------------------------------------------------
     probe = subprocess.run(

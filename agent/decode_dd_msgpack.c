@@ -244,6 +244,74 @@ static int key_is(const msgpack_object *k, const char *s) {
   return k->via.str.size == n && memcmp(k->via.str.ptr, s, n) == 0;
 }
 
+/* The native "span_links" field (the Datadog Agent's SpanLink: trace_id,
+ * trace_id_high, span_id, attributes (string → string), tracestate, flags
+ * with bit 31 saying the W3C byte in bits 0-7 is given). */
+static int decode_links(dctx *c, const msgpack_object *arr, hs_ing_span *sp) {
+  uint32_t n = arr->via.array.size;
+  if (!n)
+    return 0;
+  sp->links = hs_agent_arena_array(c->a, n, sizeof(*sp->links));
+  if (!sp->links)
+    return oom(c);
+  for (uint32_t i = 0; i < n; i++) {
+    const msgpack_object *o = &arr->via.array.ptr[i];
+    if (o->type != MSGPACK_OBJECT_MAP)
+      return bad(c, "span_links", "must be an array of maps");
+    hs_ing_link *l = &sp->links[i];
+    const msgpack_object *attrs = NULL;
+    for (uint32_t k = 0; k < o->via.map.size; k++) {
+      const msgpack_object *key = &o->via.map.ptr[k].key;
+      const msgpack_object *v = &o->via.map.ptr[k].val;
+      uint64_t flags = 0;
+      int rc = 0;
+      if (key->type != MSGPACK_OBJECT_STR)
+        return bad(c, "span_links", "must have string keys");
+      if (key_is(key, "trace_id"))
+        rc = get_u64(c, v, "span_links.trace_id", &l->trace_id_low);
+      else if (key_is(key, "trace_id_high"))
+        rc = get_u64(c, v, "span_links.trace_id_high", &l->trace_id_high);
+      else if (key_is(key, "span_id"))
+        rc = get_u64(c, v, "span_links.span_id", &l->span_id);
+      else if (key_is(key, "tracestate"))
+        rc = get_str(c, v, "span_links.tracestate", &l->tracestate);
+      else if (key_is(key, "flags")) {
+        rc = get_u64(c, v, "span_links.flags", &flags);
+        if (!rc && flags > UINT32_MAX)
+          rc = bad(c, "span_links.flags", "is out of range");
+        l->flags = (uint32_t)(flags & 0xff);
+      } else if (key_is(key, "attributes")) {
+        if (v->type != MSGPACK_OBJECT_MAP && v->type != MSGPACK_OBJECT_NIL)
+          return bad(c, "span_links.attributes", "must be a map");
+        attrs = v->type == MSGPACK_OBJECT_MAP ? v : NULL;
+      }
+      if (rc)
+        return rc;
+    }
+    if (attrs && attrs->via.map.size) {
+      l->attrs =
+          hs_agent_arena_array(c->a, attrs->via.map.size, sizeof(*l->attrs));
+      if (!l->attrs)
+        return oom(c);
+      for (uint32_t k = 0; k < attrs->via.map.size; k++) {
+        const msgpack_object *ak = &attrs->via.map.ptr[k].key;
+        const msgpack_object *av = &attrs->via.map.ptr[k].val;
+        if (ak->type != MSGPACK_OBJECT_STR || av->type != MSGPACK_OBJECT_STR)
+          return bad(c, "span_links.attributes", "must map strings to strings");
+        hs_ing_kv *kv = &l->attrs[l->nattrs++];
+        kv->key = hs_agent_arena_utf8(c->a, ak->via.str.ptr, ak->via.str.size);
+        kv->str = hs_agent_arena_utf8(c->a, av->via.str.ptr, av->via.str.size);
+        if (!kv->key || !kv->str)
+          return oom(c);
+      }
+    }
+    if (l->span_id == 0 || (l->trace_id_low == 0 && l->trace_id_high == 0))
+      return bad(c, "span_links", "needs a trace_id and a span_id");
+  }
+  sp->nlinks = n;
+  return 0;
+}
+
 static int decode_span(dctx *c, const msgpack_object *o, hs_ing_span *sp) {
   if (o->type != MSGPACK_OBJECT_MAP)
     return hs_agent_fail(c->err, c->errlen, HS_AGENT_EINVAL,
@@ -289,8 +357,13 @@ static int decode_span(dctx *c, const msgpack_object *o, hs_ing_span *sp) {
       if (v->type != MSGPACK_OBJECT_MAP && v->type != MSGPACK_OBJECT_NIL)
         return bad(c, "metrics", "must be a map");
       metrics = v->type == MSGPACK_OBJECT_MAP ? v : NULL;
+    } else if (key_is(k, "span_links")) {
+      if (v->type != MSGPACK_OBJECT_ARRAY && v->type != MSGPACK_OBJECT_NIL)
+        return bad(c, "span_links", "must be an array");
+      if (v->type == MSGPACK_OBJECT_ARRAY)
+        rc = decode_links(c, v, sp);
     }
-    /* other keys (meta_struct, native span_links, ...) are ignored */
+    /* other keys (meta_struct, span_events, ...) are ignored */
     if (rc)
       return rc;
   }

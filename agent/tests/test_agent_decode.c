@@ -259,6 +259,84 @@ static void test_dd_msgpack_events_links(void **state) {
   hs_agent_decoded_free(&d);
 }
 
+/* A span with a native "span_links" array (the Datadog Agent's SpanLink
+ * fields) and a meta "_dd.span_links" too: the native links win, the meta
+ * string stays an attribute. kind 1 packs a bad links value instead. */
+static size_t pk_native_links(msgpack_sbuffer *sb, int kind) {
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 1);
+  msgpack_pack_array(&pk, 1);
+  msgpack_pack_map(&pk, 4);
+  pk_str(&pk, "trace_id");
+  msgpack_pack_uint64(&pk, 7);
+  pk_str(&pk, "span_id");
+  msgpack_pack_uint64(&pk, 8);
+  pk_str(&pk, "meta");
+  msgpack_pack_map(&pk, 1);
+  pk_str(&pk, "_dd.span_links");
+  pk_str(&pk, "[{\"trace_id\":\"000000000000002a\","
+              "\"span_id\":\"000000000000002b\"}]");
+  pk_str(&pk, "span_links");
+  if (kind == 1) {
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 1);
+    pk_str(&pk, "attributes");
+    pk_str(&pk, "not a map");
+    return sb->size;
+  }
+  msgpack_pack_array(&pk, 1);
+  msgpack_pack_map(&pk, 6);
+  pk_str(&pk, "trace_id");
+  msgpack_pack_uint64(&pk, UINT64_C(0x8448eb211c80319c));
+  pk_str(&pk, "trace_id_high");
+  msgpack_pack_uint64(&pk, UINT64_C(0x0af7651916cd43dd));
+  pk_str(&pk, "span_id");
+  msgpack_pack_uint64(&pk, UINT64_C(0x00f067aa0ba902b7));
+  pk_str(&pk, "attributes");
+  msgpack_pack_map(&pk, 1);
+  pk_str(&pk, "link.kind");
+  pk_str(&pk, "retry");
+  pk_str(&pk, "tracestate");
+  pk_str(&pk, "dd=s:1");
+  pk_str(&pk, "flags");
+  msgpack_pack_uint32(&pk, 0x80000001u);
+  return sb->size;
+}
+
+static void test_dd_msgpack_native_span_links(void **state) {
+  (void)state;
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  pk_native_links(&sb, 0);
+  hs_agent_decoded d;
+  char err[256] = "";
+  assert_int_equal(decode_mp(sb.data, sb.size, &d, err, NULL), HS_AGENT_OK);
+  const hs_ing_span *s = &d.batch.spans[0];
+  assert_int_equal(s->nlinks, 1);
+  assert_true(s->links[0].trace_id_high == UINT64_C(0x0af7651916cd43dd));
+  assert_true(s->links[0].trace_id_low == UINT64_C(0x8448eb211c80319c));
+  assert_true(s->links[0].span_id == UINT64_C(0x00f067aa0ba902b7));
+  assert_string_equal(s->links[0].tracestate, "dd=s:1");
+  assert_int_equal(s->links[0].flags, 1);
+  assert_int_equal(s->links[0].nattrs, 1);
+  assert_string_equal(s->links[0].attrs[0].str, "retry");
+  assert_int_equal(s->nattrs, 1);
+  assert_string_equal(s->attrs[0].key, "_dd.span_links");
+  hs_agent_decoded_free(&d);
+  /* Every truncation is an error, never a crash. */
+  for (size_t n = 0; n < sb.size; n++) {
+    assert_int_equal(decode_mp(sb.data, n, &d, err, NULL), HS_AGENT_EINVAL);
+    hs_agent_decoded_free(&d);
+  }
+  msgpack_sbuffer_clear(&sb);
+  pk_native_links(&sb, 1);
+  assert_int_equal(decode_mp(sb.data, sb.size, &d, err, NULL), HS_AGENT_EINVAL);
+  assert_non_null(strstr(err, "span_links.attributes"));
+  hs_agent_decoded_free(&d);
+  msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_dd_msgpack_empty_and_wrong_types(void **state) {
   (void)state;
   hs_agent_decoded d;
@@ -1038,6 +1116,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dd_msgpack_golden),
       cmocka_unit_test(test_dd_msgpack_events_links),
+      cmocka_unit_test(test_dd_msgpack_native_span_links),
       cmocka_unit_test(test_dd_msgpack_empty_and_wrong_types),
       cmocka_unit_test(test_dd_msgpack_hostile),
       cmocka_unit_test(test_pprof_golden_plain_gzip_zstd),

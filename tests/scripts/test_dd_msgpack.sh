@@ -4,9 +4,12 @@
 # span map has exactly the 12 keys with the agent's types, ids and parents
 # are right, trace-level tags sit where Datadog expects them, tag values
 # round-trip, and the JSON in "events" and "_dd.span_links" parses.
+# Then the same payload goes to the real hotspan-agent, which must give the
+# root span's events and link back as events and links (not meta strings).
 # Usage: test_dd_msgpack.sh <build dir> <source dir>
 set -euo pipefail
 build=$1
+src=$2
 python=/usr/bin/python3
 [ -x "$python" ] || { echo "SKIP: $python not installed"; exit 77; }
 "$python" -c 'import msgpack' 2>/dev/null ||
@@ -136,4 +139,45 @@ assert job["meta"]["_dd.p.dm"] == "-0"
 assert "_dd.origin" not in job["meta"]
 assert job["metrics"]["_sampling_priority_v1"] == 1.0
 print("ok: %d traces, %d spans" % (len(traces), sum(map(len, traces))))
+PY
+
+agent=$build/agent/hotspan-agent
+if [ ! -x "$agent" ]; then
+  echo "agent round trip not run: $agent not built"
+  exit 0
+fi
+PYTHONPATH=$src/tests/scripts "$python" - "$agent" "$work/agent.db" \
+  "$work/payload.msgpack" <<'PY'
+import json, signal, sys
+import msgpack
+from agent_client import Client, start_agent, wait_exit
+
+binary, db, payload = sys.argv[1:4]
+raw = open(payload, "rb").read()
+root = [s for t in msgpack.unpackb(raw, raw=False) for s in t
+        if s["name"] == "http.request"][0]
+tid = "%016x%016x" % (int(root["meta"]["_dd.p.tid"], 16), root["trace_id"])
+proc, port = start_agent(binary, db)
+try:
+    c = Client(port)
+    assert c.post_dd(raw) == 200
+    doc = c.get_json("/api/v1/traces/" + tid)
+    (s,) = [x for x in doc["spans"] if int(x["span_id"], 16) == root["span_id"]]
+    ev, ln = s["events"], s["links"]
+    assert [e["name"] for e in ev] == ["exception", "retry"], ev
+    assert ev[0]["time_ns"] == 1700000000123456789, ev[0]
+    assert ev[0]["attrs"] == {"a.str": "x", "a.int": 7, "a.dbl": 1.5,
+                              "a.bool": "true"}, ev[0]
+    assert ev[1]["attrs"] == {}, ev[1]
+    assert ln == [{"trace_id": "0af7651916cd43dd8448eb211c80319c",
+                   "span_id": "00f067aa0ba902b7", "tracestate": "vendor=value",
+                   "flags": 1,
+                   "attrs": {"a.str": "x", "a.int": "7", "a.dbl": "1.5",
+                             "a.bool": "true"}}], ln
+    assert "events" not in s["attrs"] and "_dd.span_links" not in s["attrs"]
+    print("ok: the agent keeps the root's 2 events and its link")
+finally:
+    proc.send_signal(signal.SIGTERM)
+    rc = wait_exit(proc)
+assert rc == 0, rc
 PY

@@ -46,6 +46,11 @@ bad_usage "needs a value" --db-cache
 
 # start_stop ARGS...: the start line names the address, SIGTERM exits 0.
 start_stop() {
+  # Emptied here, before the agent starts: the background job's own
+  # redirection may happen after the first check below, which must not
+  # see the previous run's start line.
+  : >"$work/out"
+  : >"$work/err"
   "$agent" --listen 127.0.0.1:0 --db "$work/ok.db" "$@" \
     >"$work/out" 2>"$work/err" &
   pid=$!

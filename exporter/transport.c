@@ -445,9 +445,14 @@ static void finish_xfer(CURLM *m, hs_target *t, xfer *x, CURLcode res,
   int answered = res == CURLE_OK;
   int ok = answered && status >= 200 && status <= 299;
   int retryable = !answered || status_retryable(t->policy, status);
-  /* x->p and attempts are only changed by this thread. */
+  /* x->p and attempts are only changed by this thread; draining is set by
+   * hs_target_drain under t->lock. If a drain starts after this read, the
+   * locked section below drops the payload instead of retrying it. */
+  pthread_mutex_lock(&t->lock);
+  int draining = t->draining;
+  pthread_mutex_unlock(&t->lock);
   int will_retry =
-      !ok && retryable && x->p->attempts < t->max_attempts && !t->draining;
+      !ok && retryable && x->p->attempts < t->max_attempts && !draining;
   /* The answer is handed over before the payload counts as done, so that a
    * flush that returned has seen every callback. */
   if (answered && !will_retry && t->on_response != NULL)

@@ -343,6 +343,21 @@ void hs_trace_reclaim_orphans(hotspan_tracer *t) {
 
 /* ------------------------------------------------------------ context */
 
+/* The trace's context strings into buffers of the public sizes (those of
+ * hotspan_context and hs_trace_view). tr->mu held. */
+static void copy_strings(const hs_trace *tr, char origin[HOTSPAN_ORIGIN_MAX],
+                         char ptags[HOTSPAN_PROPAGATED_TAGS_MAX],
+                         char ts_other[HOTSPAN_TRACESTATE_MAX],
+                         char last_p[17]) {
+  hs_copy_field(origin, tr->origin, HOTSPAN_ORIGIN_MAX);
+  hs_copy_field(ptags, tr->propagated_tags, HOTSPAN_PROPAGATED_TAGS_MAX);
+  if (tr->has_remote)
+    hs_copy_field(ts_other, tr->tracestate_other, HOTSPAN_TRACESTATE_MAX);
+  else
+    ts_other[0] = '\0';
+  hs_copy_field(last_p, tr->last_dd_parent_id, 17);
+}
+
 void hs_trace_snapshot(hs_trace *tr, hs_trace_view *out) {
   pthread_mutex_lock(&tr->mu);
   out->priority = tr->priority;
@@ -351,16 +366,8 @@ void hs_trace_snapshot(hs_trace *tr, hs_trace_view *out) {
   out->mechanism = tr->mechanism;
   out->agent_rate = tr->agent_rate;
   out->has_remote = tr->has_remote;
-  hs_copy_field(out->origin, tr->origin, sizeof out->origin);
-  hs_copy_field(out->propagated_tags, tr->propagated_tags,
-                sizeof out->propagated_tags);
-  if (tr->has_remote)
-    hs_copy_field(out->tracestate_other, tr->tracestate_other,
-                  sizeof out->tracestate_other);
-  else
-    out->tracestate_other[0] = '\0';
-  hs_copy_field(out->last_dd_parent_id, tr->last_dd_parent_id,
-                sizeof out->last_dd_parent_id);
+  copy_strings(tr, out->origin, out->propagated_tags, out->tracestate_other,
+               out->last_dd_parent_id);
   pthread_mutex_unlock(&tr->mu);
   out->endpoint_id =
       atomic_load_explicit(&tr->endpoint_id, memory_order_relaxed);
@@ -376,16 +383,8 @@ static void fill_context(hs_trace *tr, const hotspan_span *s,
   out->sampling_priority = tr->decided ? tr->priority : HOTSPAN_PRIORITY_UNSET;
   out->trace_flags =
       (!tr->decided || tr->priority > 0) ? 1 : 0; /* undecided: kept */
-  hs_copy_field(out->origin, tr->origin, sizeof out->origin);
-  hs_copy_field(out->propagated_tags, tr->propagated_tags,
-                sizeof out->propagated_tags);
-  if (tr->has_remote)
-    hs_copy_field(out->tracestate_other, tr->tracestate_other,
-                  sizeof out->tracestate_other);
-  else
-    out->tracestate_other[0] = '\0';
-  hs_copy_field(out->last_dd_parent_id, tr->last_dd_parent_id,
-                sizeof out->last_dd_parent_id);
+  copy_strings(tr, out->origin, out->propagated_tags, out->tracestate_other,
+               out->last_dd_parent_id);
   pthread_mutex_unlock(&tr->mu);
 }
 

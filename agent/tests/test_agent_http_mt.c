@@ -271,6 +271,15 @@ static ssize_t read_until_close(int fd, char *buf, size_t cap) {
   return (ssize_t)got;
 }
 
+/* Two pipelined answers in buf: a 200, then a 404. */
+static void expect_200_then_404(const char *buf) {
+  const char *first = strstr(buf, "HTTP/1.1 200 ");
+  const char *second = strstr(buf, "HTTP/1.1 404 ");
+  assert_non_null(first);
+  assert_non_null(second);
+  assert_true(first < second);
+}
+
 static void *traces_payload(size_t *len) {
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
@@ -462,11 +471,7 @@ static void test_malformed_and_pipelined(void **state) {
   send_all(fd, two, strlen(two));
   n = read_until_close(fd, buf, sizeof(buf));
   assert_true(n > 0);
-  char *first = strstr(buf, "HTTP/1.1 200 ");
-  char *second = strstr(buf, "HTTP/1.1 404 ");
-  assert_non_null(first);
-  assert_non_null(second);
-  assert_true(first < second);
+  expect_200_then_404(buf);
   close(fd);
 
   /* A header block over the limit. */
@@ -645,11 +650,7 @@ static void test_worker_routes_do_not_block(void **state) {
   ssize_t n = read_until_close(fd, buf, sizeof(buf));
   close(fd);
   assert_true(n > 0);
-  char *first = strstr(buf, "HTTP/1.1 200 ");
-  char *second = strstr(buf, "HTTP/1.1 404 ");
-  assert_non_null(first);
-  assert_non_null(second);
-  assert_true(first < second);
+  expect_200_then_404(buf);
   assert_non_null(strstr(buf, "\"query\":\"x=2\""));
   for (int i = 0; i < 2; i++) {
     pthread_join(gc[i].thread, NULL);

@@ -348,10 +348,6 @@ static int map_attrs(ctx *c, KeyValue **src, size_t n, hs_ing_kv **out,
   return 0;
 }
 
-static uint32_t clamp_u32(uint64_t v) {
-  return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
-}
-
 /* Span events and links. A link needs a 16-byte trace id and an 8-byte
  * span id, as the span itself. */
 static int map_events_links(ctx *c, const Span *s, hs_ing_span *o) {
@@ -402,8 +398,8 @@ static int map_events_links(ctx *c, const Span *s, hs_ing_span *o) {
         return rc;
     }
   }
-  o->dropped_events = clamp_u32(s->dropped_events_count);
-  o->dropped_links = clamp_u32(s->dropped_links_count);
+  o->dropped_events = s->dropped_events_count; /* uint32 in OTLP */
+  o->dropped_links = s->dropped_links_count;
   return 0;
 }
 

@@ -257,6 +257,33 @@ static void test_dd_msgpack_events_links(void **state) {
   assert_int_equal(s->nevents + s->nlinks, 0);
   assert_int_equal(s->nattrs, 2);
   hs_agent_decoded_free(&d);
+
+  /* A valid list over 1 MiB is not parsed (the JSON reader's memory would
+   * be ~50 times that): it stays an attribute. */
+  size_t big = (1u << 20) + 64;
+  char *text = malloc(big + 1);
+  assert_non_null(text);
+  const char *head = "[{\"name\":\"";
+  const char *tail = "\",\"time_unix_nano\":1}]";
+  size_t hl = strlen(head), tl = strlen(tail);
+  memcpy(text, head, hl);
+  memset(text + hl, 'x', big - hl - tl);
+  memcpy(text + big - tl, tail, tl + 1);
+  const char *const huge[] = {"events", text};
+  s = decode_meta_span(&d, huge, 1);
+  assert_int_equal(s->nevents, 0);
+  assert_int_equal(s->nattrs, 1);
+  assert_int_equal(strlen(s->attrs[0].str), big);
+  hs_agent_decoded_free(&d);
+  /* Just under the limit it is parsed. */
+  size_t ok = (1u << 20) - 64;
+  memset(text + hl, 'x', ok - hl - tl);
+  memcpy(text + ok - tl, tail, tl + 1);
+  s = decode_meta_span(&d, huge, 1);
+  assert_int_equal(s->nevents, 1);
+  assert_int_equal(s->nattrs, 0);
+  hs_agent_decoded_free(&d);
+  free(text);
 }
 
 /* A span with a native "span_links" array (the Datadog Agent's SpanLink

@@ -8,7 +8,7 @@
 
 #include "agent/api.h"
 #include "common/hex.h"
-#include "correlation/engine/engine.h"
+#include "backend/query.h"
 
 #define HOUR_NS (INT64_C(3600) * 1000000000)
 #define PARAM_MAX 1024
@@ -161,14 +161,14 @@ void hs_agent_api_services(void *arg, const hs_agent_http_request *req,
   p_range(&c, a, &from, &to);
   if (c.failed)
     return;
-  hs_corr_services r;
+  hs_query_services r;
   char err[256] = "";
-  int rc = hs_corr_services_query(a->store, from, to, &r, err, sizeof(err));
+  int rc = hs_query_services_query(a->store, from, to, &r, err, sizeof(err));
   if (rc)
     store_error(res, rc, err);
   else
-    hs_corr_services_json(&r, &res->body);
-  hs_corr_services_free(&r);
+    hs_query_services_json(&r, &res->body);
+  hs_query_services_free(&r);
 }
 
 void hs_agent_api_traces(void *arg, const hs_agent_http_request *req,
@@ -189,14 +189,14 @@ void hs_agent_api_traces(void *arg, const hs_agent_http_request *req,
   if (c.failed)
     return;
   f.by_duration = 1;
-  hs_corr_traces r;
+  hs_query_traces r;
   char err[256] = "";
-  int rc = hs_corr_traces_query(a->store, &f, &r, err, sizeof(err));
+  int rc = hs_query_traces_query(a->store, &f, &r, err, sizeof(err));
   if (rc)
     store_error(res, rc, err);
   else
-    hs_corr_traces_json(&r, &res->body);
-  hs_corr_traces_free(&r);
+    hs_query_traces_json(&r, &res->body);
+  hs_query_traces_free(&r);
 }
 
 /* The path segment after prefix up to the next '/' (or the end) into out;
@@ -228,22 +228,22 @@ void hs_agent_api_trace(void *arg, const hs_agent_http_request *req,
     hs_agent_http_error(res, 404, "not found");
     return;
   }
-  if (hs_corr_parse_id(id, &hi, &lo)) {
+  if (hs_query_parse_id(id, &hi, &lo)) {
     hs_agent_http_error(res, 400, "trace_id: not a decimal or hex trace id");
     return;
   }
-  hs_corr_trace r;
+  hs_query_trace r;
   char err[256] = "";
-  int rc = hs_corr_trace_query(a->store, hi, lo, &r, err, sizeof(err));
+  int rc = hs_query_trace_query(a->store, hi, lo, &r, err, sizeof(err));
   if (rc)
     store_error(res, rc, err);
   else
-    hs_corr_trace_json(&r, &res->body);
-  hs_corr_trace_free(&r);
+    hs_query_trace_json(&r, &res->body);
+  hs_query_trace_free(&r);
 }
 
 /* A profile left out of an answer: present, with no samples. */
-static void blank_profile(hs_corr_profile *p, int type) {
+static void blank_profile(hs_query_profile *p, int type) {
   memset(p, 0, sizeof(*p));
   p->type = type;
   p->flame.name = "root";
@@ -260,13 +260,13 @@ void hs_agent_api_spans(void *arg, const hs_agent_http_request *req,
     hs_agent_http_error(res, 404, "not found");
     return;
   }
-  if (hs_corr_parse_id(id, &hi, &lo) || hi != 0) {
+  if (hs_query_parse_id(id, &hi, &lo) || hi != 0) {
     hs_agent_http_error(res, 400,
                         "span_id: not a decimal or hex 64-bit span id");
     return;
   }
   q c = {req, res, 0};
-  hs_corr_opts o;
+  hs_query_opts o;
   memset(&o, 0, sizeof o);
   int type = p_type(&c, 0, 1);
   o.with_children = p_bool(&c, "children", 0);
@@ -277,21 +277,21 @@ void hs_agent_api_spans(void *arg, const hs_agent_http_request *req,
   if (c.failed)
     return;
   o.top = (size_t)limit;
-  hs_corr_hotspots r;
+  hs_query_hotspots r;
   char err[256] = "";
-  int rc = hs_corr_span_hotspots(a->store, lo, &o, &r, err, sizeof(err));
+  int rc = hs_query_span_hotspots(a->store, lo, &o, &r, err, sizeof(err));
   if (rc) {
     store_error(res, rc, err);
   } else {
     /* type limits the profiles listed; the verdict still uses both. */
-    hs_corr_hotspots view = r;
+    hs_query_hotspots view = r;
     if (type == HS_PT_CPU)
       blank_profile(&view.wall, HS_PT_WALL);
     if (type == HS_PT_WALL)
       blank_profile(&view.cpu, HS_PT_CPU);
-    hs_corr_hotspots_json(&view, &res->body);
+    hs_query_hotspots_json(&view, &res->body);
   }
-  hs_corr_hotspots_free(&r);
+  hs_query_hotspots_free(&r);
 }
 
 void hs_agent_api_profile(void *arg, const hs_agent_http_request *req,
@@ -320,27 +320,27 @@ void hs_agent_api_profile(void *arg, const hs_agent_http_request *req,
   char err[256] = "";
   int rc;
   if (json) {
-    hs_corr_opts o;
+    hs_query_opts o;
     memset(&o, 0, sizeof o);
     o.lines = lines;
-    hs_corr_endpoint_profile r;
-    rc = hs_corr_endpoint_profile_query(a->store, svc, ep, from, to, &o, &r,
+    hs_query_endpoint_profile r;
+    rc = hs_query_endpoint_profile_query(a->store, svc, ep, from, to, &o, &r,
                                         err, sizeof(err));
     if (rc) {
       store_error(res, rc, err);
     } else {
-      hs_corr_endpoint_profile view = r;
+      hs_query_endpoint_profile view = r;
       view.no_per_request = !per_request;
       if (type == HS_PT_CPU)
         blank_profile(&view.wall, HS_PT_WALL);
       if (type == HS_PT_WALL)
         blank_profile(&view.cpu, HS_PT_CPU);
-      hs_corr_endpoint_profile_json(&view, &res->body);
+      hs_query_endpoint_profile_json(&view, &res->body);
     }
-    hs_corr_endpoint_profile_free(&r);
+    hs_query_endpoint_profile_free(&r);
     return;
   }
-  hs_corr_selection sel;
+  hs_query_selection sel;
   memset(&sel, 0, sizeof sel);
   sel.service = svc;
   sel.endpoint = ep;
@@ -349,10 +349,10 @@ void hs_agent_api_profile(void *arg, const hs_agent_http_request *req,
   sel.type = type;
   sel.lines = lines;
   if (strcmp(fmt, "folded") == 0) {
-    rc = hs_corr_export_folded(a->store, &sel, &res->body, err, sizeof(err));
+    rc = hs_query_export_folded(a->store, &sel, &res->body, err, sizeof(err));
     res->content_type = "text/plain; charset=utf-8";
   } else {
-    rc = hs_corr_export_pprof(a->store, &sel, &res->body, err, sizeof(err));
+    rc = hs_query_export_pprof(a->store, &sel, &res->body, err, sizeof(err));
     res->content_type = "application/octet-stream";
   }
   if (rc)
@@ -394,7 +394,7 @@ void hs_agent_api_diff(void *arg, const hs_agent_http_request *req,
     param_error(&c, bv ? "after_version" : "before_version",
                 "required with its pair (a version diff compares two"
                 " versions)");
-  hs_corr_diff_side bs = {0, 0, bv}, as = {0, 0, av};
+  hs_query_diff_side bs = {0, 0, bv}, as = {0, 0, av};
   if (bv) {
     /* Versions: a range is optional (default: all stored data). */
     p_side_range(&c, "before_from", "before_to", &bs.from_ns, &bs.to_ns);
@@ -416,19 +416,19 @@ void hs_agent_api_diff(void *arg, const hs_agent_http_request *req,
     param_error(&c, "limit", "must be between 1 and 10000");
   if (c.failed)
     return;
-  hs_corr_opts o;
+  hs_query_opts o;
   memset(&o, 0, sizeof o);
   o.lines = lines;
   o.top = (size_t)limit;
-  hs_corr_diff r;
+  hs_query_diff r;
   char err[256] = "";
-  int rc = hs_corr_endpoint_diff_sides(a->store, svc, ep, type, &bs, &as, &o,
+  int rc = hs_query_endpoint_diff_sides(a->store, svc, ep, type, &bs, &as, &o,
                                        &r, err, sizeof(err));
   if (rc)
     store_error(res, rc, err);
   else
-    hs_corr_diff_json(&r, &res->body);
-  hs_corr_diff_free(&r);
+    hs_query_diff_json(&r, &res->body);
+  hs_query_diff_free(&r);
 }
 
 void hs_agent_api_versions(void *arg, const hs_agent_http_request *req,
@@ -439,14 +439,14 @@ void hs_agent_api_versions(void *arg, const hs_agent_http_request *req,
   const char *svc = p_str(&c, "service", service, sizeof(service), 0);
   if (c.failed)
     return;
-  hs_corr_versions r;
+  hs_query_versions r;
   char err[256] = "";
-  int rc = hs_corr_versions_query(a->store, svc, &r, err, sizeof(err));
+  int rc = hs_query_versions_query(a->store, svc, &r, err, sizeof(err));
   if (rc)
     store_error(res, rc, err);
   else
-    hs_corr_versions_json(&r, &res->body);
-  hs_corr_versions_free(&r);
+    hs_query_versions_json(&r, &res->body);
+  hs_query_versions_free(&r);
 }
 
 /* The route handler: one query at a time on the API's store. */

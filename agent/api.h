@@ -1,5 +1,5 @@
 /* The agent's JSON query API on an hs_agent_server, answered by the
- * correlation engine (correlation/engine/engine.h) over the agent's store.
+ * correlation engine (backend/query.h) over the agent's store.
  * docs/agent.md is the reference (parameters, answers, examples).
  *
  *   GET /api/v1/services                    services, endpoints, latency
@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #include "agent/http_server.h"
-#include "correlation/store/store.h"
+#include "backend/store.h"
 
 #include <pthread.h>
 

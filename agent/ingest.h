@@ -3,7 +3,7 @@
  * codes and their resource limits.
  *
  * Every decoder turns request bytes into an hs_ing_batch (see
- * correlation/model.h) whose pointers all live in one hs_agent_decoded's
+ * backend/model.h) whose pointers all live in one hs_agent_decoded's
  * arena, so the whole batch is released with one hs_agent_decoded_free.
  * Decoders are strict: anything malformed is an error with a one-line
  * message, never a crash, and the memory a hostile payload can make them
@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "correlation/model.h"
+#include "backend/model.h"
 
 /* Decoder results. The HTTP layer maps them to 400, 413 and 500. */
 enum {

@@ -23,7 +23,7 @@
 #include "agent/http_server.h"
 #include "agent/routes.h"
 #include "common/log.h"
-#include "correlation/store/store.h"
+#include "backend/store.h"
 
 #ifndef HS_AGENT_VERSION
 #define HS_AGENT_VERSION "0.1.0"

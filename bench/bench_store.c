@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "correlation/engine/engine.h"
+#include "backend/query.h"
 
 #define NFUNCS 500
 #define NSTACKS 2000
@@ -218,21 +218,21 @@ int main(int argc, char **argv) {
 
   int reps = smoke ? 3 : 21;
   double *tq = calloc((size_t)reps, sizeof *tq);
-  hs_corr_opts o = {.with_children = 1};
+  hs_query_opts o = {.with_children = 1};
   long nonempty = 0;
   for (int r = 0; r < reps; r++) {
     long root = (long)(rnd() % (uint64_t)ntraces) * SPAN_PER_TRACE;
-    hs_corr_hotspots h;
+    hs_query_hotspots h;
     double t = now_s();
     int rc =
-        hs_corr_span_hotspots(st, span_id_of(root), &o, &h, err, sizeof err);
+        hs_query_span_hotspots(st, span_id_of(root), &o, &h, err, sizeof err);
     tq[r] = now_s() - t;
     if (rc != HS_STORE_OK) {
       fprintf(stderr, "hotspots: %s\n", err);
       return 1;
     }
     nonempty += h.cpu.samples + h.wall.samples > 0;
-    hs_corr_hotspots_free(&h);
+    hs_query_hotspots_free(&h);
   }
   qsort(tq, (size_t)reps, sizeof *tq, cmp_d);
   printf("span hotspots (root + 9 children): median %.2f ms, max %.2f ms"
@@ -242,9 +242,9 @@ int main(int argc, char **argv) {
   for (int r = 0; r < reps; r++) {
     int e = (int)(rnd() % NENDPOINTS);
     int64_t from = T0 + (int64_t)(rnd() % (HOURS - 1)) * HOUR_NS;
-    hs_corr_endpoint_profile p;
+    hs_query_endpoint_profile p;
     double t = now_s();
-    int rc = hs_corr_endpoint_profile_query(st, "shop", epnames[e], from,
+    int rc = hs_query_endpoint_profile_query(st, "shop", epnames[e], from,
                                             from + HOUR_NS, NULL, &p, err,
                                             sizeof err);
     tq[r] = now_s() - t;
@@ -253,7 +253,7 @@ int main(int argc, char **argv) {
       return 1;
     }
     samples_seen += p.cpu.samples + p.wall.samples;
-    hs_corr_endpoint_profile_free(&p);
+    hs_query_endpoint_profile_free(&p);
   }
   qsort(tq, (size_t)reps, sizeof *tq, cmp_d);
   printf("endpoint profile (1 hour): median %.2f ms, max %.2f ms (%d"

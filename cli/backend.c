@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "correlation/engine/engine.h"
-#include "correlation/store/store.h"
+#include "backend/query.h"
+#include "backend/store.h"
 
 #define HOUR_NS 3600000000000LL
 /* Largest answer accepted from the agent: a big pprof or trace fits. */
@@ -253,18 +253,18 @@ static int fetch_db(const hs_cli_backend *be, const hs_cli_query *q,
   /* The agent's defaults: the last hour. */
   int64_t from = q->from_ns ? q->from_ns : now_ns - HOUR_NS;
   int64_t to = q->to_ns ? q->to_ns : 0;
-  hs_corr_opts o = {0};
+  hs_query_opts o = {0};
   o.lines = q->lines;
   o.with_children = q->children;
   o.top = q->limit > 0 ? (size_t)q->limit : 0;
   int rc = HS_STORE_ERR;
   switch (q->kind) {
   case HS_Q_SERVICES: {
-    hs_corr_services r;
-    rc = hs_corr_services_query(s, from, to, &r, err, errlen);
+    hs_query_services r;
+    rc = hs_query_services_query(s, from, to, &r, err, errlen);
     if (rc == HS_STORE_OK)
-      hs_corr_services_json(&r, out);
-    hs_corr_services_free(&r);
+      hs_query_services_json(&r, out);
+    hs_query_services_free(&r);
     break;
   }
   case HS_Q_TRACES: {
@@ -277,32 +277,32 @@ static int fetch_db(const hs_cli_backend *be, const hs_cli_query *q,
     f.to_ns = to;
     f.limit = q->limit;
     f.by_duration = 1;
-    hs_corr_traces r;
-    rc = hs_corr_traces_query(s, &f, &r, err, errlen);
+    hs_query_traces r;
+    rc = hs_query_traces_query(s, &f, &r, err, errlen);
     if (rc == HS_STORE_OK)
-      hs_corr_traces_json(&r, out);
-    hs_corr_traces_free(&r);
+      hs_query_traces_json(&r, out);
+    hs_query_traces_free(&r);
     break;
   }
   case HS_Q_TRACE: {
-    hs_corr_trace r;
-    rc = hs_corr_trace_query(s, q->id_hi, q->id_lo, &r, err, errlen);
+    hs_query_trace r;
+    rc = hs_query_trace_query(s, q->id_hi, q->id_lo, &r, err, errlen);
     if (rc == HS_STORE_OK)
-      hs_corr_trace_json(&r, out);
-    hs_corr_trace_free(&r);
+      hs_query_trace_json(&r, out);
+    hs_query_trace_free(&r);
     break;
   }
   case HS_Q_HOTSPOTS: {
-    hs_corr_hotspots r;
-    rc = hs_corr_span_hotspots(s, q->id_lo, &o, &r, err, errlen);
+    hs_query_hotspots r;
+    rc = hs_query_span_hotspots(s, q->id_lo, &o, &r, err, errlen);
     if (rc == HS_STORE_OK)
-      hs_corr_hotspots_json(&r, out);
-    hs_corr_hotspots_free(&r);
+      hs_query_hotspots_json(&r, out);
+    hs_query_hotspots_free(&r);
     break;
   }
   case HS_Q_PROFILE: {
     if (q->format != HS_CLI_FMT_JSON) {
-      hs_corr_selection sel = {0};
+      hs_query_selection sel = {0};
       sel.service = q->service;
       sel.endpoint = q->endpoint;
       sel.from_ns = from;
@@ -310,37 +310,37 @@ static int fetch_db(const hs_cli_backend *be, const hs_cli_query *q,
       sel.type = q->type == HS_CLI_WALL ? HS_PT_WALL : HS_PT_CPU;
       sel.lines = q->lines;
       rc = q->format == HS_CLI_FMT_PPROF
-               ? hs_corr_export_pprof(s, &sel, out, err, errlen)
-               : hs_corr_export_folded(s, &sel, out, err, errlen);
+               ? hs_query_export_pprof(s, &sel, out, err, errlen)
+               : hs_query_export_folded(s, &sel, out, err, errlen);
       break;
     }
-    hs_corr_endpoint_profile r;
-    rc = hs_corr_endpoint_profile_query(s, q->service, q->endpoint, from, to,
+    hs_query_endpoint_profile r;
+    rc = hs_query_endpoint_profile_query(s, q->service, q->endpoint, from, to,
                                         &o, &r, err, errlen);
     if (rc == HS_STORE_OK)
-      hs_corr_endpoint_profile_json(&r, out);
-    hs_corr_endpoint_profile_free(&r);
+      hs_query_endpoint_profile_json(&r, out);
+    hs_query_endpoint_profile_free(&r);
     break;
   }
   case HS_Q_DIFF: {
-    hs_corr_diff r;
-    hs_corr_diff_side bs = {q->before_from, q->before_to, q->before_version};
-    hs_corr_diff_side as = {q->after_from, q->after_to, q->after_version};
-    rc = hs_corr_endpoint_diff_sides(s, q->service, q->endpoint,
+    hs_query_diff r;
+    hs_query_diff_side bs = {q->before_from, q->before_to, q->before_version};
+    hs_query_diff_side as = {q->after_from, q->after_to, q->after_version};
+    rc = hs_query_endpoint_diff_sides(s, q->service, q->endpoint,
                                      q->type == HS_CLI_WALL ? HS_PT_WALL
                                                             : HS_PT_CPU,
                                      &bs, &as, &o, &r, err, errlen);
     if (rc == HS_STORE_OK)
-      hs_corr_diff_json(&r, out);
-    hs_corr_diff_free(&r);
+      hs_query_diff_json(&r, out);
+    hs_query_diff_free(&r);
     break;
   }
   case HS_Q_VERSIONS: {
-    hs_corr_versions r;
-    rc = hs_corr_versions_query(s, q->service, &r, err, errlen);
+    hs_query_versions r;
+    rc = hs_query_versions_query(s, q->service, &r, err, errlen);
     if (rc == HS_STORE_OK)
-      hs_corr_versions_json(&r, out);
-    hs_corr_versions_free(&r);
+      hs_query_versions_json(&r, out);
+    hs_query_versions_free(&r);
     break;
   }
   }

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "correlation/engine/engine.h"
+#include "backend/query.h"
 
 #define DEFAULT_SLOWEST 20
 
@@ -333,7 +333,7 @@ int hs_cli_query_main(int argc, char **argv, int64_t now_ns, FILE *out,
     const char *what = q.kind == HS_Q_TRACE ? "trace id" : "span id";
     if (id_arg == NULL)
       return usage_error(&c, "no %s given", what);
-    if (hs_corr_parse_id(id_arg, &q.id_hi, &q.id_lo) != 0)
+    if (hs_query_parse_id(id_arg, &q.id_hi, &q.id_lo) != 0)
       return usage_error(&c, "'%s' is not a %s (hex, 0x-hex or decimal)",
                          id_arg, what);
     if (q.kind == HS_Q_HOTSPOTS && q.id_hi != 0)

@@ -11,7 +11,7 @@
 #include "common/clock.h"
 #include "common/env.h"
 #include "common/log.h"
-#include "correlation/endpoints.h"
+#include "context/endpoints.h"
 #include "exporter/dd_profile.h"
 #include "exporter/pyroscope.h"
 #include "hotspan/error.h"

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "correlation/thread_ctx.h"
+#include "context/thread_ctx.h"
 #include "profiler/engine_int.h"
 
 static struct sigaction prev_action[_NSIG];

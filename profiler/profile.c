@@ -14,7 +14,7 @@
 #include <zlib.h>
 
 #include "common/log.h"
-#include "correlation/endpoints.h"
+#include "context/endpoints.h"
 #include "hotspan/error.h"
 #include "profile.pb-c.h"
 #include "profiler/intern.h"

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "correlation/thread_ctx.h"
+#include "context/thread_ctx.h"
 
 #define HS_PROF_MAX_DEPTH_LIMIT 512 /* hard upper bound of max stack depth */
 #define HS_PROF_DEFAULT_DEPTH 128

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "correlation/thread_ctx.h"
+#include "context/thread_ctx.h"
 #include "hotspan/propagation.h"
 #include "hotspan/tracer.h"
 #include "tracer/propagation_codec.h"

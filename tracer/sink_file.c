@@ -14,7 +14,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
-#include "correlation/endpoints.h"
+#include "context/endpoints.h"
 #include "tracer/internal.h"
 
 typedef struct file_sink {

@@ -10,7 +10,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "correlation/endpoints.h"
+#include "context/endpoints.h"
 #include "tracer/internal.h"
 
 /* ------------------------------------------------------------ arena */

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "agent/api.h"
-#include "correlation/store/store.h"
+#include "backend/store.h"
 
 #define T0 INT64_C(1700000000000000000)
 #define MS INT64_C(1000000)

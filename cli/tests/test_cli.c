@@ -19,8 +19,8 @@
 #include <cmocka.h>
 
 #include "cli/cli.h"
-#include "correlation/store/store.h"
-#include "correlation/tests/corr_test_util.h"
+#include "backend/store.h"
+#include "tests/backend/store_fixtures.h"
 
 #define S 1000000000LL
 #define MS 1000000LL

@@ -31,7 +31,7 @@ import msgpack
 
 BUILD, SRC, WHAT = sys.argv[1], sys.argv[2], sys.argv[3]
 TOOLS = os.path.join(BUILD, "tests", "tools")
-PROTO_DIR = os.path.join(SRC, "exporter", "proto")
+PROTO_DIR = os.path.join(SRC, "wire")
 
 
 def start_backend(record, body=None):

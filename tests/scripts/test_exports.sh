@@ -102,7 +102,7 @@ tls_size=$((${tls_hex:-0}))
 echo "static TLS: $tls_size bytes (max $MAX_TLS)"
 [ "$tls_size" -le "$MAX_TLS" ] ||
   err "PT_TLS MemSiz is $tls_size bytes, more than $MAX_TLS: move per-thread" \
-    "state out of __thread variables (see correlation/thread_ctx.h)"
+    "state out of __thread variables (see context/thread_ctx.h)"
 
 if [ "$fail" -ne 0 ]; then
   exit 1

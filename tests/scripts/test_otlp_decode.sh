@@ -21,7 +21,7 @@ trap 'rm -rf "$work"' EXIT
 
 "$tool" "$work/req.pb" > "$work/ids.txt" || fail "otlp_dump failed"
 protoc --decode=opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest \
-  -I "$src/exporter/proto" otlp_trace_service.proto \
+  -I "$src/wire" otlp_trace_service.proto \
   < "$work/req.pb" > "$work/decoded.txt" 2> "$work/protoc.err" ||
   { cat "$work/protoc.err"; fail "protoc cannot decode the request"; }
 [ -s "$work/decoded.txt" ] || fail "protoc decoded nothing"

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "common/buf.h"
-#include "correlation/endpoints.h"
+#include "context/endpoints.h"
 #include "hotspan/error.h"
 #include "profiler/pprof_file.h"
 #include "profiler/profile.h"

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "common/buf.h"
-#include "correlation/endpoints.h"
+#include "context/endpoints.h"
 #include "exporter/profile_exporter.h"
 #include "hotspan/error.h"
 #include "profiler/profile.h"

@@ -2,7 +2,7 @@
  * perftools.profiles.Profile) as plain samples: the two values, the
  * function names on the stack (leaf first, inlined frames included) and the
  * labels hotspan sets. Decoded with zlib and the protobuf-c code generated
- * from profiler/proto/profile.proto, whose field numbers are pprof's; every
+ * from wire/profile.proto, whose field numbers are pprof's; every
  * index into the string table, location and function lists is checked, so
  * a malformed file is an error, not a crash.
  *

@@ -22,7 +22,7 @@
 #include <zlib.h>
 
 #include "common/buf.h"
-#include "correlation/endpoints.h"
+#include "context/endpoints.h"
 #include "hotspan/error.h"
 #include "profile.pb-c.h"
 #include "profiler/profile.h"

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <sys/epoll.h>
 
-#include "correlation/thread_ctx.h"
+#include "context/thread_ctx.h"
 #include "hotspan/profiler.h"
 #include "hotspan/tracer.h"
 #include "prof_test_util.h"

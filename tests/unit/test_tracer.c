@@ -14,7 +14,7 @@
 
 #include "capture_sink.h"
 #include "common/clock.h"
-#include "correlation/endpoints.h"
+#include "context/endpoints.h"
 #include "hotspan/hotspan.h"
 
 static void flush(hotspan_tracer *t) {

@@ -1,5 +1,5 @@
 /* Correlation queries over the store interface and their JSON writers. */
-#include "correlation/engine/engine_int.h"
+#include "backend/query_int.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 
 #define DEFAULT_TRACE_LIMIT 100
 
-void hs_corr_seterr(char *err, size_t errlen, const char *fmt, ...) {
+void hs_query_seterr(char *err, size_t errlen, const char *fmt, ...) {
   if (!err || !errlen)
     return;
   va_list ap;
@@ -20,8 +20,8 @@ void hs_corr_seterr(char *err, size_t errlen, const char *fmt, ...) {
   va_end(ap);
 }
 
-int hs_corr_oom(char *err, size_t errlen) {
-  hs_corr_seterr(err, errlen, "out of memory");
+int hs_query_oom(char *err, size_t errlen) {
+  hs_query_seterr(err, errlen, "out of memory");
   return HS_STORE_ERR;
 }
 
@@ -44,7 +44,7 @@ static int grow(void **v, size_t *cap, size_t n, size_t sz) {
 
 /* ----------------------------------------------------------------- ids */
 
-int hs_corr_parse_id(const char *s, uint64_t *hi, uint64_t *lo) {
+int hs_query_parse_id(const char *s, uint64_t *hi, uint64_t *lo) {
   if (!s || !*s)
     return -1;
   size_t n = strlen(s);
@@ -112,7 +112,7 @@ static void json_trace_id(hs_buf *b, uint64_t hi, uint64_t lo) {
 
 /* ---------------------------------------------------------- endpoints */
 
-int64_t hs_corr_percentile(const int64_t *sorted, size_t n, double p) {
+int64_t hs_query_percentile(const int64_t *sorted, size_t n, double p) {
   if (!n || p <= 0)
     return n ? sorted[0] : 0;
   double r = p / 100.0 * (double)n;
@@ -137,14 +137,14 @@ typedef struct lat_acc {
   int64_t errors;
 } lat_acc;
 
-static void lat_finish(lat_acc *a, hs_corr_latency *l) {
+static void lat_finish(lat_acc *a, hs_query_latency *l) {
   if (a->n > 1)
     qsort(a->d, a->n, sizeof *a->d, cmp_i64);
   l->requests = (int64_t)a->n;
   l->errors = a->errors;
-  l->p50_ns = hs_corr_percentile(a->d, a->n, 50);
-  l->p95_ns = hs_corr_percentile(a->d, a->n, 95);
-  l->p99_ns = hs_corr_percentile(a->d, a->n, 99);
+  l->p50_ns = hs_query_percentile(a->d, a->n, 50);
+  l->p95_ns = hs_query_percentile(a->d, a->n, 95);
+  l->p99_ns = hs_query_percentile(a->d, a->n, 99);
   l->max_ns = a->n ? a->d[a->n - 1] : 0;
 }
 
@@ -204,8 +204,8 @@ static int cmp_group(const void *a, const void *b) {
   return c ? c : strcmp(x->endpoint, y->endpoint);
 }
 
-int hs_corr_services_query(hs_store *s, int64_t from_ns, int64_t to_ns,
-                           hs_corr_services *out, char *err, size_t errlen) {
+int hs_query_services_query(hs_store *s, int64_t from_ns, int64_t to_ns,
+                           hs_query_services *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   out->from_ns = from_ns;
   out->to_ns = to_ns;
@@ -217,7 +217,7 @@ int hs_corr_services_query(hs_store *s, int64_t from_ns, int64_t to_ns,
   f.to_ns = to_ns;
   int rc = hs_store_traces(s, &f, services_cb, &c, err, errlen);
   if (c.oom)
-    rc = hs_corr_oom(err, errlen);
+    rc = hs_query_oom(err, errlen);
   if (rc == HS_STORE_OK && c.n) {
     qsort(c.g, c.n, sizeof *c.g, cmp_group);
     for (size_t i = 0; i < c.n && rc == HS_STORE_OK;) {
@@ -227,7 +227,7 @@ int hs_corr_services_query(hs_store *s, int64_t from_ns, int64_t to_ns,
       while (j < c.n && !strcmp(c.g[j].service, c.g[i].service)) {
         for (size_t k = 0; k < c.g[j].acc.n; k++) {
           if (grow((void **)&all.d, &all.cap, all.n, sizeof *all.d)) {
-            rc = hs_corr_oom(err, errlen);
+            rc = hs_query_oom(err, errlen);
             break;
           }
           all.d[all.n++] = c.g[j].acc.d[k];
@@ -235,19 +235,19 @@ int hs_corr_services_query(hs_store *s, int64_t from_ns, int64_t to_ns,
         all.errors += c.g[j].acc.errors;
         j++;
       }
-      hs_corr_service_stat *sv = NULL;
+      hs_query_service_stat *sv = NULL;
       if (rc == HS_STORE_OK) {
-        hs_corr_service_stat *ns =
+        hs_query_service_stat *ns =
             realloc(out->services, (out->nservices + 1) * sizeof *ns);
         if (!ns) {
-          rc = hs_corr_oom(err, errlen);
+          rc = hs_query_oom(err, errlen);
         } else {
           out->services = ns;
           sv = &ns[out->nservices++];
           memset(sv, 0, sizeof *sv);
           sv->endpoints = calloc(j - i, sizeof *sv->endpoints);
           if (!sv->endpoints)
-            rc = hs_corr_oom(err, errlen);
+            rc = hs_query_oom(err, errlen);
         }
       }
       if (rc == HS_STORE_OK) {
@@ -255,7 +255,7 @@ int hs_corr_services_query(hs_store *s, int64_t from_ns, int64_t to_ns,
         c.g[i].service = NULL;
         lat_finish(&all, &sv->lat);
         for (size_t k = i; k < j; k++) {
-          hs_corr_endpoint_stat *e = &sv->endpoints[sv->nendpoints++];
+          hs_query_endpoint_stat *e = &sv->endpoints[sv->nendpoints++];
           e->endpoint = c.g[k].endpoint;
           c.g[k].endpoint = NULL;
           lat_finish(&c.g[k].acc, &e->lat);
@@ -273,11 +273,11 @@ int hs_corr_services_query(hs_store *s, int64_t from_ns, int64_t to_ns,
   free(c.g);
   hs_kvmap_free(&c.idx);
   if (rc != HS_STORE_OK)
-    hs_corr_services_free(out);
+    hs_query_services_free(out);
   return rc;
 }
 
-void hs_corr_services_free(hs_corr_services *r) {
+void hs_query_services_free(hs_query_services *r) {
   if (!r)
     return;
   for (size_t i = 0; i < r->nservices; i++) {
@@ -290,7 +290,7 @@ void hs_corr_services_free(hs_corr_services *r) {
   memset(r, 0, sizeof *r);
 }
 
-static void latency_json(hs_buf *b, const hs_corr_latency *l) {
+static void latency_json(hs_buf *b, const hs_query_latency *l) {
   hs_buf_printf(b,
                 "\"requests\":%lld,\"errors\":%lld,\"p50_ns\":%lld,"
                 "\"p95_ns\":%lld,\"p99_ns\":%lld,\"max_ns\":%lld",
@@ -299,11 +299,11 @@ static void latency_json(hs_buf *b, const hs_corr_latency *l) {
                 (long long)l->p99_ns, (long long)l->max_ns);
 }
 
-void hs_corr_services_json(const hs_corr_services *r, hs_buf *b) {
+void hs_query_services_json(const hs_query_services *r, hs_buf *b) {
   hs_buf_printf(b, "{\"from_ns\":%lld,\"to_ns\":%lld,\"services\":[",
                 (long long)r->from_ns, (long long)r->to_ns);
   for (size_t i = 0; i < r->nservices; i++) {
-    const hs_corr_service_stat *sv = &r->services[i];
+    const hs_query_service_stat *sv = &r->services[i];
     hs_buf_puts(b, i ? ",{" : "{");
     json_key(b, "service");
     hs_json_str(b, sv->service);
@@ -325,7 +325,7 @@ void hs_corr_services_json(const hs_corr_services *r, hs_buf *b) {
 
 /* ------------------------------------------------------------- traces */
 
-static int copy_trace(hs_corr_trace_row *d, const hs_store_trace *t) {
+static int copy_trace(hs_query_trace_row *d, const hs_store_trace *t) {
   d->trace_id_high = t->trace_id_high;
   d->trace_id_low = t->trace_id_low;
   d->root_span_id = t->root_span_id;
@@ -339,14 +339,14 @@ static int copy_trace(hs_corr_trace_row *d, const hs_store_trace *t) {
   return d->service && d->endpoint ? 0 : -1;
 }
 
-static void free_trace_row(hs_corr_trace_row *r) {
+static void free_trace_row(hs_query_trace_row *r) {
   free(r->service);
   free(r->endpoint);
   r->service = r->endpoint = NULL;
 }
 
 typedef struct traces_collect {
-  hs_corr_traces *out;
+  hs_query_traces *out;
   size_t cap;
   int oom;
 } traces_collect;
@@ -357,7 +357,7 @@ static int traces_cb(void *arg, const hs_store_trace *t) {
     c->oom = 1;
     return 1;
   }
-  hs_corr_trace_row *r = &c->out->rows[c->out->n++];
+  hs_query_trace_row *r = &c->out->rows[c->out->n++];
   memset(r, 0, sizeof *r);
   if (copy_trace(r, t) < 0) {
     c->oom = 1;
@@ -366,8 +366,8 @@ static int traces_cb(void *arg, const hs_store_trace *t) {
   return 0;
 }
 
-int hs_corr_traces_query(hs_store *s, const hs_store_trace_filter *f,
-                         hs_corr_traces *out, char *err, size_t errlen) {
+int hs_query_traces_query(hs_store *s, const hs_store_trace_filter *f,
+                         hs_query_traces *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   hs_store_trace_filter q;
   memset(&q, 0, sizeof q);
@@ -379,13 +379,13 @@ int hs_corr_traces_query(hs_store *s, const hs_store_trace_filter *f,
   traces_collect c = {out, 0, 0};
   int rc = hs_store_traces(s, &q, traces_cb, &c, err, errlen);
   if (c.oom)
-    rc = hs_corr_oom(err, errlen);
+    rc = hs_query_oom(err, errlen);
   if (rc != HS_STORE_OK)
-    hs_corr_traces_free(out);
+    hs_query_traces_free(out);
   return rc;
 }
 
-void hs_corr_traces_free(hs_corr_traces *r) {
+void hs_query_traces_free(hs_query_traces *r) {
   if (!r)
     return;
   for (size_t i = 0; i < r->n; i++)
@@ -394,7 +394,7 @@ void hs_corr_traces_free(hs_corr_traces *r) {
   memset(r, 0, sizeof *r);
 }
 
-static void trace_row_json(hs_buf *b, const hs_corr_trace_row *t) {
+static void trace_row_json(hs_buf *b, const hs_query_trace_row *t) {
   hs_buf_putc(b, '{');
   json_key(b, "trace_id");
   json_trace_id(b, t->trace_id_high, t->trace_id_low);
@@ -414,7 +414,7 @@ static void trace_row_json(hs_buf *b, const hs_corr_trace_row *t) {
                 t->error ? "true" : "false", (long long)t->span_count);
 }
 
-void hs_corr_traces_json(const hs_corr_traces *r, hs_buf *b) {
+void hs_query_traces_json(const hs_query_traces *r, hs_buf *b) {
   hs_buf_puts(b, "{\"traces\":[");
   for (size_t i = 0; i < r->n; i++) {
     if (i)
@@ -424,7 +424,7 @@ void hs_corr_traces_json(const hs_corr_traces *r, hs_buf *b) {
   hs_buf_puts(b, "]}");
 }
 
-void hs_corr_span_clear(hs_corr_span *sp) {
+void hs_query_span_clear(hs_query_span *sp) {
   free(sp->service);
   free(sp->name);
   free(sp->resource);
@@ -436,7 +436,7 @@ void hs_corr_span_clear(hs_corr_span *sp) {
   memset(sp, 0, sizeof *sp);
 }
 
-int hs_corr_span_copy(hs_corr_span *d, const hs_store_span *p) {
+int hs_query_span_copy(hs_query_span *d, const hs_store_span *p) {
   memset(d, 0, sizeof *d);
   d->trace_id_high = p->trace_id_high;
   d->trace_id_low = p->trace_id_low;
@@ -460,14 +460,14 @@ int hs_corr_span_copy(hs_corr_span *d, const hs_store_span *p) {
       (p->events_json && !d->events_json) ||
       (p->links_json && !d->links_json) ||
       (p->resource_json && !d->resource_json)) {
-    hs_corr_span_clear(d);
+    hs_query_span_clear(d);
     return -1;
   }
   return 0;
 }
 
 typedef struct spans_collect {
-  hs_corr_span *v;
+  hs_query_span *v;
   size_t n, cap;
   int oom;
 } spans_collect;
@@ -475,7 +475,7 @@ typedef struct spans_collect {
 static int spans_cb(void *arg, const hs_store_span *p) {
   spans_collect *c = arg;
   if (grow((void **)&c->v, &c->cap, c->n, sizeof *c->v) ||
-      hs_corr_span_copy(&c->v[c->n], p) < 0) {
+      hs_query_span_copy(&c->v[c->n], p) < 0) {
     c->oom = 1;
     return 1;
   }
@@ -485,7 +485,7 @@ static int spans_cb(void *arg, const hs_store_span *p) {
 
 static void spans_collect_free(spans_collect *c) {
   for (size_t i = 0; i < c->n; i++)
-    hs_corr_span_clear(&c->v[i]);
+    hs_query_span_clear(&c->v[i]);
   free(c->v);
   memset(c, 0, sizeof *c);
 }
@@ -496,7 +496,7 @@ static int trace_row_cb(void *arg, const hs_store_trace *t) {
 
 /* Depth-first order of spans (already sorted by start): each span's
  * children follow it. Spans whose parent is absent are roots. */
-static int tree_order(hs_corr_span *in, size_t n, hs_corr_span **out) {
+static int tree_order(hs_query_span *in, size_t n, hs_query_span **out) {
   hs_kvmap idx;
   hs_kvmap_init(&idx);
   size_t *first = malloc((n + 1) * sizeof *first); /* first child */
@@ -504,7 +504,7 @@ static int tree_order(hs_corr_span *in, size_t n, hs_corr_span **out) {
   size_t *last = malloc((n + 1) * sizeof *last);   /* last child */
   size_t *stack = malloc((n + 1) * sizeof *stack);
   int *depth = malloc((n + 1) * sizeof *depth);
-  hs_corr_span *res = malloc((n + 1) * sizeof *res);
+  hs_query_span *res = malloc((n + 1) * sizeof *res);
   int rc = -1;
   if (!first || !next || !last || !stack || !depth || !res)
     goto out;
@@ -582,32 +582,32 @@ out:
   return rc;
 }
 
-int hs_corr_trace_query(hs_store *s, uint64_t hi, uint64_t lo,
-                        hs_corr_trace *out, char *err, size_t errlen) {
+int hs_query_trace_query(hs_store *s, uint64_t hi, uint64_t lo,
+                        hs_query_trace *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   int rc =
       hs_store_get_trace(s, hi, lo, trace_row_cb, &out->trace, err, errlen);
   if (rc == HS_STORE_NOTFOUND) {
-    hs_corr_seterr(err, errlen, "trace %016llx%016llx not found",
+    hs_query_seterr(err, errlen, "trace %016llx%016llx not found",
                    (unsigned long long)hi, (unsigned long long)lo);
     return rc;
   }
   if (rc != HS_STORE_OK) {
     if (rc > 0)
-      rc = hs_corr_oom(err, errlen);
-    hs_corr_trace_free(out);
+      rc = hs_query_oom(err, errlen);
+    hs_query_trace_free(out);
     return rc;
   }
   spans_collect c;
   memset(&c, 0, sizeof c);
   rc = hs_store_trace_spans(s, hi, lo, spans_cb, &c, err, errlen);
   if (c.oom)
-    rc = hs_corr_oom(err, errlen);
+    rc = hs_query_oom(err, errlen);
   if (rc == HS_STORE_NOTFOUND) /* a trace row without spans: empty */
     rc = HS_STORE_OK;
   if (rc == HS_STORE_OK && c.n) {
     if (tree_order(c.v, c.n, &out->spans) < 0) {
-      rc = hs_corr_oom(err, errlen);
+      rc = hs_query_oom(err, errlen);
     } else {
       out->n = c.n;
       free(c.v); /* the strings moved to out->spans */
@@ -616,21 +616,21 @@ int hs_corr_trace_query(hs_store *s, uint64_t hi, uint64_t lo,
   }
   spans_collect_free(&c);
   if (rc != HS_STORE_OK)
-    hs_corr_trace_free(out);
+    hs_query_trace_free(out);
   return rc;
 }
 
-void hs_corr_trace_free(hs_corr_trace *r) {
+void hs_query_trace_free(hs_query_trace *r) {
   if (!r)
     return;
   free_trace_row(&r->trace);
   for (size_t i = 0; i < r->n; i++)
-    hs_corr_span_clear(&r->spans[i]);
+    hs_query_span_clear(&r->spans[i]);
   free(r->spans);
   memset(r, 0, sizeof *r);
 }
 
-static void span_json(hs_buf *b, const hs_corr_span *p) {
+static void span_json(hs_buf *b, const hs_query_span *p) {
   hs_buf_putc(b, '{');
   json_key(b, "trace_id");
   json_trace_id(b, p->trace_id_high, p->trace_id_low);
@@ -671,7 +671,7 @@ static void span_json(hs_buf *b, const hs_corr_span *p) {
   hs_buf_putc(b, '}');
 }
 
-void hs_corr_trace_json(const hs_corr_trace *r, hs_buf *b) {
+void hs_query_trace_json(const hs_query_trace *r, hs_buf *b) {
   hs_buf_puts(b, "{\"trace\":");
   trace_row_json(b, &r->trace);
   hs_buf_puts(b, ",\"spans\":[");

@@ -1,4 +1,4 @@
-#include "correlation/store/kvmap.h"
+#include "common/kvmap.h"
 
 #include <stdlib.h>
 #include <string.h>

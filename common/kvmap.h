@@ -2,8 +2,8 @@
  * caches and the engine's aggregations. Keys are copied into the map.
  * Open addressing with linear probing; grows at 70 % load. Not
  * thread-safe. */
-#ifndef HS_CORRELATION_KVMAP_H
-#define HS_CORRELATION_KVMAP_H
+#ifndef HS_COMMON_KVMAP_H
+#define HS_COMMON_KVMAP_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -12,13 +12,13 @@
  * callbacks are borrowed and valid only during the call. Time is Unix ns;
  * ranges are half-open [from_ns, to_ns); to_ns == 0 means "no upper
  * bound". 64-bit ids are any uint64 (other tracers use the full range). */
-#ifndef HS_CORRELATION_STORE_H
-#define HS_CORRELATION_STORE_H
+#ifndef HS_BACKEND_STORE_H
+#define HS_BACKEND_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "correlation/model.h"
+#include "backend/model.h"
 
 enum { HS_STORE_OK = 0, HS_STORE_ERR = -1, HS_STORE_NOTFOUND = -2 };
 

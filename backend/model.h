@@ -5,8 +5,8 @@
  * pointer is borrowed and valid until the decoder's batch is freed; the
  * store copies what it keeps. Strings are NUL-terminated UTF-8 (decoders
  * replace invalid bytes), NULL when absent. */
-#ifndef HS_CORRELATION_MODEL_H
-#define HS_CORRELATION_MODEL_H
+#ifndef HS_BACKEND_MODEL_H
+#define HS_BACKEND_MODEL_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-#include "correlation/thread_ctx.h"
+#include "context/thread_ctx.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* Dispatch from the hs_store_* functions to the implementation's table. */
-#include "correlation/store/store.h"
+#include "backend/store.h"
 
 #include <stdio.h>
 

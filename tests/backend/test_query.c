@@ -8,8 +8,8 @@
 #include <cmocka.h>
 #include <zlib.h>
 
-#include "corr_test_util.h"
-#include "correlation/engine/engine.h"
+#include "tests/backend/store_fixtures.h"
+#include "backend/query.h"
 
 #define MS 1000000LL
 #define T0 (1700000000LL * 1000000000LL)
@@ -80,7 +80,7 @@ static int teardown(void **state) {
   return 0;
 }
 
-static const hs_corr_func *find_func(const hs_corr_profile *p,
+static const hs_query_func *find_func(const hs_query_profile *p,
                                      const char *name) {
   for (size_t i = 0; i < p->nfuncs; i++)
     if (!strcmp(p->funcs[i].name, name))
@@ -91,39 +91,39 @@ static const hs_corr_func *find_func(const hs_corr_profile *p,
 static void test_parse_id(void **state) {
   (void)state;
   uint64_t hi, lo;
-  assert_int_equal(hs_corr_parse_id("1234", &hi, &lo), 0);
+  assert_int_equal(hs_query_parse_id("1234", &hi, &lo), 0);
   assert_true(hi == 0 && lo == 1234);
-  assert_int_equal(hs_corr_parse_id("0x4d2", &hi, &lo), 0);
+  assert_int_equal(hs_query_parse_id("0x4d2", &hi, &lo), 0);
   assert_true(hi == 0 && lo == 1234);
-  assert_int_equal(hs_corr_parse_id("00000000000004d2", &hi, &lo), 0);
+  assert_int_equal(hs_query_parse_id("00000000000004d2", &hi, &lo), 0);
   assert_true(hi == 0 && lo == 1234);
   /* 16 characters: hex even with only decimal digits. */
-  assert_int_equal(hs_corr_parse_id("0000000000001234", &hi, &lo), 0);
+  assert_int_equal(hs_query_parse_id("0000000000001234", &hi, &lo), 0);
   assert_true(lo == 0x1234);
   assert_int_equal(
-      hs_corr_parse_id("4bf92f3577b34da6a3ce929d0e0e4736", &hi, &lo), 0);
+      hs_query_parse_id("4bf92f3577b34da6a3ce929d0e0e4736", &hi, &lo), 0);
   assert_true(hi == 0x4bf92f3577b34da6ULL && lo == 0xa3ce929d0e0e4736ULL);
-  assert_int_equal(hs_corr_parse_id("18446744073709551615", &hi, &lo), 0);
+  assert_int_equal(hs_query_parse_id("18446744073709551615", &hi, &lo), 0);
   assert_true(hi == 0 && lo == UINT64_MAX);
-  assert_int_equal(hs_corr_parse_id("18446744073709551616", &hi, &lo), 0);
+  assert_int_equal(hs_query_parse_id("18446744073709551616", &hi, &lo), 0);
   assert_true(hi == 1 && lo == 0);
-  assert_int_equal(hs_corr_parse_id("abc", &hi, &lo), 0);
+  assert_int_equal(hs_query_parse_id("abc", &hi, &lo), 0);
   assert_true(lo == 0xabc);
   /* Bad input. */
-  assert_int_equal(hs_corr_parse_id("", &hi, &lo), -1);
-  assert_int_equal(hs_corr_parse_id(NULL, &hi, &lo), -1);
-  assert_int_equal(hs_corr_parse_id("0x", &hi, &lo), -1);
-  assert_int_equal(hs_corr_parse_id("12 34", &hi, &lo), -1);
-  assert_int_equal(hs_corr_parse_id("xyz", &hi, &lo), -1);
-  assert_int_equal(hs_corr_parse_id("-5", &hi, &lo), -1);
+  assert_int_equal(hs_query_parse_id("", &hi, &lo), -1);
+  assert_int_equal(hs_query_parse_id(NULL, &hi, &lo), -1);
+  assert_int_equal(hs_query_parse_id("0x", &hi, &lo), -1);
+  assert_int_equal(hs_query_parse_id("12 34", &hi, &lo), -1);
+  assert_int_equal(hs_query_parse_id("xyz", &hi, &lo), -1);
+  assert_int_equal(hs_query_parse_id("-5", &hi, &lo), -1);
   assert_int_equal(
-      hs_corr_parse_id("0x4bf92f3577b34da6a3ce929d0e0e47361", &hi, &lo), -1);
+      hs_query_parse_id("0x4bf92f3577b34da6a3ce929d0e0e47361", &hi, &lo), -1);
   /* 2^128 does not fit. */
   assert_int_equal(
-      hs_corr_parse_id("340282366920938463463374607431768211456", &hi, &lo),
+      hs_query_parse_id("340282366920938463463374607431768211456", &hi, &lo),
       -1);
   assert_int_equal(
-      hs_corr_parse_id("340282366920938463463374607431768211455", &hi, &lo), 0);
+      hs_query_parse_id("340282366920938463463374607431768211455", &hi, &lo), 0);
   assert_true(hi == UINT64_MAX && lo == UINT64_MAX);
 }
 
@@ -132,29 +132,29 @@ static void test_percentiles(void **state) {
   int64_t v[100];
   for (int i = 0; i < 100; i++)
     v[i] = i + 1;
-  assert_int_equal(hs_corr_percentile(v, 100, 50), 50);
-  assert_int_equal(hs_corr_percentile(v, 100, 95), 95);
-  assert_int_equal(hs_corr_percentile(v, 100, 99), 99);
-  assert_int_equal(hs_corr_percentile(v, 100, 100), 100);
+  assert_int_equal(hs_query_percentile(v, 100, 50), 50);
+  assert_int_equal(hs_query_percentile(v, 100, 95), 95);
+  assert_int_equal(hs_query_percentile(v, 100, 99), 99);
+  assert_int_equal(hs_query_percentile(v, 100, 100), 100);
   int64_t w[] = {10, 20, 30};
-  assert_int_equal(hs_corr_percentile(w, 3, 50), 20);
-  assert_int_equal(hs_corr_percentile(w, 3, 99), 30);
-  assert_int_equal(hs_corr_percentile(w, 0, 50), 0);
+  assert_int_equal(hs_query_percentile(w, 3, 50), 20);
+  assert_int_equal(hs_query_percentile(w, 3, 99), 30);
+  assert_int_equal(hs_query_percentile(w, 0, 50), 0);
 }
 
 static void test_services(void **state) {
   fixture *fx = *state;
-  hs_corr_services r;
+  hs_query_services r;
   char err[256];
   assert_int_equal(
-      hs_corr_services_query(fx->s, T0, T0 + HOUR, &r, err, sizeof err),
+      hs_query_services_query(fx->s, T0, T0 + HOUR, &r, err, sizeof err),
       HS_STORE_OK);
   assert_int_equal(r.nservices, 1);
   assert_string_equal(r.services[0].service, "svc");
   assert_int_equal(r.services[0].lat.requests, 3);
   assert_int_equal(r.services[0].lat.errors, 1);
   assert_int_equal(r.services[0].nendpoints, 2);
-  const hs_corr_endpoint_stat *a = &r.services[0].endpoints[0];
+  const hs_query_endpoint_stat *a = &r.services[0].endpoints[0];
   assert_string_equal(a->endpoint, "GET /a");
   assert_int_equal(a->lat.requests, 2); /* the hour-2 trace is outside */
   assert_int_equal(a->lat.p50_ns, 50 * MS);
@@ -162,36 +162,36 @@ static void test_services(void **state) {
   assert_string_equal(r.services[0].endpoints[1].endpoint, "GET /b");
   hs_buf b;
   hs_buf_init(&b, 0);
-  hs_corr_services_json(&r, &b);
+  hs_query_services_json(&r, &b);
   assert_non_null(strstr(hs_buf_cstr(&b),
                          "{\"endpoint\":\"GET /a\",\"requests\":2,\"errors\":"
                          "0,\"p50_ns\":50000000,\"p95_ns\":100000000"));
   hs_buf_free(&b);
-  hs_corr_services_free(&r);
+  hs_query_services_free(&r);
 }
 
 static void test_traces_list_and_trace(void **state) {
   fixture *fx = *state;
   char err[256];
-  hs_corr_traces r;
+  hs_query_traces r;
   hs_store_trace_filter f = {.service = "svc", .min_duration_ns = 20 * MS};
-  assert_int_equal(hs_corr_traces_query(fx->s, &f, &r, err, sizeof err),
+  assert_int_equal(hs_query_traces_query(fx->s, &f, &r, err, sizeof err),
                    HS_STORE_OK);
   assert_int_equal(r.n, 3); /* 100, 80 and 50 ms; the 10 ms one is out */
   assert_int_equal(r.rows[0].duration_ns, 100 * MS);
   assert_int_equal(r.rows[1].duration_ns, 80 * MS);
   assert_int_equal(r.rows[2].duration_ns, 50 * MS);
   assert_int_equal(r.rows[0].span_count, 3);
-  hs_corr_traces_free(&r);
+  hs_query_traces_free(&r);
   hs_store_trace_filter e = {.errors_only = 1};
-  assert_int_equal(hs_corr_traces_query(fx->s, &e, &r, err, sizeof err),
+  assert_int_equal(hs_query_traces_query(fx->s, &e, &r, err, sizeof err),
                    HS_STORE_OK);
   assert_int_equal(r.n, 1);
   assert_string_equal(r.rows[0].endpoint, "GET /b");
-  hs_corr_traces_free(&r);
+  hs_query_traces_free(&r);
 
-  hs_corr_trace t;
-  assert_int_equal(hs_corr_trace_query(fx->s, 0, 0xabc, &t, err, sizeof err),
+  hs_query_trace t;
+  assert_int_equal(hs_query_trace_query(fx->s, 0, 0xabc, &t, err, sizeof err),
                    HS_STORE_OK);
   assert_int_equal(t.n, 3);
   assert_int_equal(t.spans[0].span_id, 100);
@@ -202,34 +202,34 @@ static void test_traces_list_and_trace(void **state) {
   assert_int_equal(t.spans[2].depth, 2);
   hs_buf b;
   hs_buf_init(&b, 0);
-  hs_corr_trace_json(&t, &b);
+  hs_query_trace_json(&t, &b);
   assert_non_null(strstr(hs_buf_cstr(&b),
                          "\"trace_id\":\"00000000000000000000000000000abc\""));
   assert_non_null(strstr(hs_buf_cstr(&b), "\"span_id\":\"0000000000000066\""));
   hs_buf_free(&b);
-  hs_corr_trace_free(&t);
-  assert_int_equal(hs_corr_trace_query(fx->s, 0, 0x999, &t, err, sizeof err),
+  hs_query_trace_free(&t);
+  assert_int_equal(hs_query_trace_query(fx->s, 0, 0x999, &t, err, sizeof err),
                    HS_STORE_NOTFOUND);
   assert_non_null(strstr(err, "not found"));
-  hs_corr_trace_free(&t);
+  hs_query_trace_free(&t);
 }
 
 static void test_span_hotspots(void **state) {
   fixture *fx = *state;
   char err[256];
-  hs_corr_hotspots h;
-  hs_corr_opts o = {0};
-  assert_int_equal(hs_corr_span_hotspots(fx->s, 100, &o, &h, err, sizeof err),
+  hs_query_hotspots h;
+  hs_query_opts o = {0};
+  assert_int_equal(hs_query_span_hotspots(fx->s, 100, &o, &h, err, sizeof err),
                    HS_STORE_OK);
   assert_int_equal(h.nspans, 1);
   assert_int_equal(h.cpu.total, 400 * MS);
   assert_int_equal(h.cpu.samples, 40);
   assert_string_equal(h.cpu.funcs[0].name, "f");
   assert_true(h.cpu.funcs[0].self_pct == 75.0);
-  const hs_corr_func *g = find_func(&h.cpu, "g");
+  const hs_query_func *g = find_func(&h.cpu, "g");
   assert_non_null(g);
   assert_true(g->self_pct == 25.0);
-  const hs_corr_func *hd = find_func(&h.cpu, "handler");
+  const hs_query_func *hd = find_func(&h.cpu, "handler");
   assert_non_null(hd);
   assert_int_equal(hd->self, 0);
   assert_true(hd->total_pct == 100.0);
@@ -241,83 +241,83 @@ static void test_span_hotspots(void **state) {
   /* Flame: root -> main -> handler -> {f 300, g 100}. */
   assert_int_equal(h.cpu.flame.value, 400 * MS);
   assert_int_equal(h.cpu.flame.nchildren, 1);
-  const hs_corr_flame *hn = &h.cpu.flame.children[0].children[0];
+  const hs_query_flame *hn = &h.cpu.flame.children[0].children[0];
   assert_string_equal(hn->name, "handler");
   assert_int_equal(hn->nchildren, 2);
   assert_string_equal(hn->children[0].name, "f");
   assert_int_equal(hn->children[0].value, 300 * MS);
   hs_buf b;
   hs_buf_init(&b, 0);
-  hs_corr_hotspots_json(&h, &b);
+  hs_query_hotspots_json(&h, &b);
   assert_non_null(strstr(hs_buf_cstr(&b),
                          "{\"name\":\"f\",\"self_ns\":300000000,\"total_ns\":"
                          "300000000,\"self_pct\":75,\"total_pct\":75}"));
   assert_non_null(strstr(hs_buf_cstr(&b), "{\"name\":\"f\",\"value\":300000000,"
                                           "\"children\":[]}"));
   hs_buf_free(&b);
-  hs_corr_hotspots_free(&h);
+  hs_query_hotspots_free(&h);
 
   /* Including descendants: the child's 20 CPU samples and the
    * grandchild's wall samples count. */
   o.with_children = 1;
-  assert_int_equal(hs_corr_span_hotspots(fx->s, 100, &o, &h, err, sizeof err),
+  assert_int_equal(hs_query_span_hotspots(fx->s, 100, &o, &h, err, sizeof err),
                    HS_STORE_OK);
   assert_int_equal(h.nspans, 3);
   assert_int_equal(h.cpu.total, 600 * MS);
   assert_true(find_func(&h.cpu, "f")->self_pct == 50.0);
   assert_int_equal(find_func(&h.cpu, "db_query")->self, 200 * MS);
   assert_int_equal(h.wall.total, 50 * MS);
-  hs_corr_hotspots_free(&h);
+  hs_query_hotspots_free(&h);
 
   /* Only wall samples in a wait function: waiting. */
   o.with_children = 0;
-  assert_int_equal(hs_corr_span_hotspots(fx->s, 102, &o, &h, err, sizeof err),
+  assert_int_equal(hs_query_span_hotspots(fx->s, 102, &o, &h, err, sizeof err),
                    HS_STORE_OK);
   assert_string_equal(h.verdict, "waiting");
   assert_string_equal(h.wall.funcs[0].name, "wait_io");
   assert_true(h.wall.funcs[0].self_pct == 100.0);
-  hs_corr_hotspots_free(&h);
+  hs_query_hotspots_free(&h);
 
   /* By line. */
   o.lines = 1;
-  assert_int_equal(hs_corr_span_hotspots(fx->s, 100, &o, &h, err, sizeof err),
+  assert_int_equal(hs_query_span_hotspots(fx->s, 100, &o, &h, err, sizeof err),
                    HS_STORE_OK);
   assert_string_equal(h.cpu.funcs[0].name, "f a.c:10");
-  hs_corr_hotspots_free(&h);
+  hs_query_hotspots_free(&h);
 
   /* Recursion counts a function once per stack in its total. */
   o.lines = 0;
-  assert_int_equal(hs_corr_span_hotspots(fx->s, 300, &o, &h, err, sizeof err),
+  assert_int_equal(hs_query_span_hotspots(fx->s, 300, &o, &h, err, sizeof err),
                    HS_STORE_OK);
   assert_int_equal(find_func(&h.cpu, "r")->total, 40 * MS);
   assert_true(find_func(&h.cpu, "r")->total_pct == 100.0);
-  hs_corr_hotspots_free(&h);
+  hs_query_hotspots_free(&h);
 
   /* Unknown span. */
   assert_int_equal(
-      hs_corr_span_hotspots(fx->s, 424242, &o, &h, err, sizeof err),
+      hs_query_span_hotspots(fx->s, 424242, &o, &h, err, sizeof err),
       HS_STORE_NOTFOUND);
   assert_non_null(strstr(err, "span 0000000000067932 not found"));
-  hs_corr_hotspots_free(&h);
+  hs_query_hotspots_free(&h);
 }
 
 static void test_verdict_rule(void **state) {
   (void)state;
   double r;
-  assert_string_equal(hs_corr_verdict(50, 100, &r), "cpu-bound");
+  assert_string_equal(hs_query_verdict(50, 100, &r), "cpu-bound");
   assert_true(r == 0.5);
-  assert_string_equal(hs_corr_verdict(10, 100, &r), "waiting");
-  assert_string_equal(hs_corr_verdict(11, 100, &r), "mixed");
-  assert_string_equal(hs_corr_verdict(49, 100, &r), "mixed");
-  assert_string_equal(hs_corr_verdict(0, 0, &r), "no-samples");
-  assert_string_equal(hs_corr_verdict(0, 100, &r), "waiting");
+  assert_string_equal(hs_query_verdict(10, 100, &r), "waiting");
+  assert_string_equal(hs_query_verdict(11, 100, &r), "mixed");
+  assert_string_equal(hs_query_verdict(49, 100, &r), "mixed");
+  assert_string_equal(hs_query_verdict(0, 0, &r), "no-samples");
+  assert_string_equal(hs_query_verdict(0, 100, &r), "waiting");
 }
 
 static void test_endpoint_profile(void **state) {
   fixture *fx = *state;
   char err[256];
-  hs_corr_endpoint_profile p;
-  assert_int_equal(hs_corr_endpoint_profile_query(fx->s, "svc", "GET /a", T0,
+  hs_query_endpoint_profile p;
+  assert_int_equal(hs_query_endpoint_profile_query(fx->s, "svc", "GET /a", T0,
                                                   T0 + HOUR, NULL, &p, err,
                                                   sizeof err),
                    HS_STORE_OK);
@@ -328,7 +328,7 @@ static void test_endpoint_profile(void **state) {
   assert_int_equal(p.wall.total, 50 * MS);
   hs_buf b;
   hs_buf_init(&b, 0);
-  hs_corr_endpoint_profile_json(&p, &b);
+  hs_query_endpoint_profile_json(&p, &b);
   /* Per request: 300 ms / 2 requests. */
   assert_non_null(strstr(hs_buf_cstr(&b),
                          "{\"name\":\"f\",\"self_ns\":300000000,\"total_ns\":"
@@ -337,26 +337,26 @@ static void test_endpoint_profile(void **state) {
                          "\"total_per_request_ns\":150000000}"));
   assert_non_null(strstr(hs_buf_cstr(&b), "\"requests\":2,"));
   hs_buf_free(&b);
-  hs_corr_endpoint_profile_free(&p);
+  hs_query_endpoint_profile_free(&p);
   /* Any service. */
-  assert_int_equal(hs_corr_endpoint_profile_query(fx->s, NULL, "GET /a", T0, 0,
+  assert_int_equal(hs_query_endpoint_profile_query(fx->s, NULL, "GET /a", T0, 0,
                                                   NULL, &p, err, sizeof err),
                    HS_STORE_OK);
   assert_int_equal(p.requests, 3);
   assert_int_equal(p.cpu.total, 1300 * MS);
-  hs_corr_endpoint_profile_free(&p);
-  assert_int_equal(hs_corr_endpoint_profile_query(fx->s, "svc", "GET /zz", 0, 0,
+  hs_query_endpoint_profile_free(&p);
+  assert_int_equal(hs_query_endpoint_profile_query(fx->s, "svc", "GET /zz", 0, 0,
                                                   NULL, &p, err, sizeof err),
                    HS_STORE_NOTFOUND);
   assert_non_null(strstr(err, "GET /zz"));
-  hs_corr_endpoint_profile_free(&p);
+  hs_query_endpoint_profile_free(&p);
 }
 
 static void test_endpoint_diff(void **state) {
   fixture *fx = *state;
   char err[256];
-  hs_corr_diff d;
-  assert_int_equal(hs_corr_endpoint_diff(fx->s, "svc", "GET /a", HS_PT_CPU, T0,
+  hs_query_diff d;
+  assert_int_equal(hs_query_endpoint_diff(fx->s, "svc", "GET /a", HS_PT_CPU, T0,
                                          T0 + HOUR, T0 + HOUR, T0 + 2 * HOUR,
                                          NULL, &d, err, sizeof err),
                    HS_STORE_OK);
@@ -372,17 +372,17 @@ static void test_endpoint_diff(void **state) {
   assert_true(d.rows[d.n - 1].delta_self == -100.0 * MS);
   hs_buf b;
   hs_buf_init(&b, 0);
-  hs_corr_diff_json(&d, &b);
+  hs_query_diff_json(&d, &b);
   assert_non_null(strstr(hs_buf_cstr(&b),
                          "{\"name\":\"f\",\"before_self_ns\":150000000,"
                          "\"after_self_ns\":600000000,\"delta_self_ns\":"
                          "450000000"));
   hs_buf_free(&b);
-  hs_corr_diff_free(&d);
-  assert_int_equal(hs_corr_endpoint_diff(fx->s, "svc", "GET /a", 0, 0, 0, 0, 0,
+  hs_query_diff_free(&d);
+  assert_int_equal(hs_query_endpoint_diff(fx->s, "svc", "GET /a", 0, 0, 0, 0, 0,
                                          NULL, &d, err, sizeof err),
                    HS_STORE_ERR);
-  hs_corr_diff_free(&d);
+  hs_query_diff_free(&d);
 }
 
 /* Two versions of "shop" serving "GET /v" at the same time (a canary):
@@ -436,7 +436,7 @@ static int setup_versions(void **state) {
   return 0;
 }
 
-static const hs_corr_diff_row *diff_row(const hs_corr_diff *d,
+static const hs_query_diff_row *diff_row(const hs_query_diff *d,
                                         const char *name) {
   for (size_t i = 0; i < d->n; i++)
     if (strcmp(d->rows[i].name, name) == 0)
@@ -448,9 +448,9 @@ static const hs_corr_diff_row *diff_row(const hs_corr_diff *d,
 static void test_version_diff(void **state) {
   fixture *fx = *state;
   char err[256];
-  hs_corr_diff d;
-  hs_corr_diff_side bs = {0, 0, "1.2.0"}, as = {0, 0, "1.3.0"};
-  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, "shop", "GET /v",
+  hs_query_diff d;
+  hs_query_diff_side bs = {0, 0, "1.2.0"}, as = {0, 0, "1.3.0"};
+  assert_int_equal(hs_query_endpoint_diff_sides(fx->s, "shop", "GET /v",
                                                HS_PT_CPU, &bs, &as, NULL, &d,
                                                err, sizeof err),
                    HS_STORE_OK);
@@ -464,36 +464,36 @@ static void test_version_diff(void **state) {
   assert_true(d.rows[0].after_self == 300.0 * MS);
   assert_true(d.rows[0].delta_self == 200.0 * MS);
   assert_true(d.rows[0].delta_self / d.rows[0].before_self == 2.0);
-  const hs_corr_diff_row *g = diff_row(&d, "g");
+  const hs_query_diff_row *g = diff_row(&d, "g");
   assert_true(g->before_self == 100.0 * MS && g->after_self == 100.0 * MS);
   assert_true(g->delta_self == 0);
   /* handler and main: total 200 -> 400 ms per request. */
-  const hs_corr_diff_row *h = diff_row(&d, "handler");
+  const hs_query_diff_row *h = diff_row(&d, "handler");
   assert_true(h->before_total == 200.0 * MS && h->after_total == 400.0 * MS);
   hs_buf b;
   hs_buf_init(&b, 0);
-  hs_corr_diff_json(&d, &b);
+  hs_query_diff_json(&d, &b);
   assert_non_null(strstr(hs_buf_cstr(&b),
                          "\"before\":{\"from_ns\":0,\"to_ns\":0,\"requests\":3,"
                          "\"version\":\"1.2.0\"},\"after\":{\"from_ns\":0,"
                          "\"to_ns\":0,\"requests\":3,\"version\":\"1.3.0\"}"));
   hs_buf_free(&b);
-  hs_corr_diff_free(&d);
+  hs_query_diff_free(&d);
 
   /* Any service: web's 9.0 is not 1.2.0, so the answer is the same. */
-  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, NULL, "GET /v", HS_PT_CPU,
+  assert_int_equal(hs_query_endpoint_diff_sides(fx->s, NULL, "GET /v", HS_PT_CPU,
                                                &bs, &as, NULL, &d, err,
                                                sizeof err),
                    HS_STORE_OK);
   assert_int_equal(d.before_requests, 3);
   assert_true(diff_row(&d, "f")->after_self == 300.0 * MS);
-  hs_corr_diff_free(&d);
+  hs_query_diff_free(&d);
 
   /* A version within a range: [T0, T0+3s) holds 1.2.0's first two
    * requests and 1.3.0's first. */
   bs.to_ns = as.to_ns = T0 + 3000 * MS;
   bs.from_ns = as.from_ns = T0;
-  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, "shop", "GET /v",
+  assert_int_equal(hs_query_endpoint_diff_sides(fx->s, "shop", "GET /v",
                                                HS_PT_CPU, &bs, &as, NULL, &d,
                                                err, sizeof err),
                    HS_STORE_OK);
@@ -501,54 +501,54 @@ static void test_version_diff(void **state) {
   assert_int_equal(d.after_requests, 1);
   assert_true(d.rows[0].before_self == 100.0 * MS);
   assert_true(d.rows[0].after_self == 300.0 * MS);
-  hs_corr_diff_free(&d);
+  hs_query_diff_free(&d);
 }
 
 static void test_version_diff_bad_input(void **state) {
   fixture *fx = *state;
   char err[256];
-  hs_corr_diff d;
-  hs_corr_diff_side bs = {0, 0, "1.2.0"}, as = {0, 0, "7.7"};
-  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, "shop", "GET /v",
+  hs_query_diff d;
+  hs_query_diff_side bs = {0, 0, "1.2.0"}, as = {0, 0, "7.7"};
+  assert_int_equal(hs_query_endpoint_diff_sides(fx->s, "shop", "GET /v",
                                                HS_PT_CPU, &bs, &as, NULL, &d,
                                                err, sizeof err),
                    HS_STORE_NOTFOUND);
   assert_string_equal(err, "version '7.7' is unknown for service shop"
                            " (known: 1.2.0, 1.3.0)");
   assert_int_equal(d.n, 0);
-  hs_corr_diff_free(&d);
+  hs_query_diff_free(&d);
   /* 9.0 is web's, not shop's. */
   as.version = "9.0";
-  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, "shop", "GET /v",
+  assert_int_equal(hs_query_endpoint_diff_sides(fx->s, "shop", "GET /v",
                                                HS_PT_CPU, &bs, &as, NULL, &d,
                                                err, sizeof err),
                    HS_STORE_NOTFOUND);
-  hs_corr_diff_free(&d);
+  hs_query_diff_free(&d);
   /* Known versions, but nothing of them in the range. */
   as.version = "1.3.0";
   as.from_ns = T0 + HOUR;
   as.to_ns = T0 + 2 * HOUR;
-  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, "shop", "GET /v",
+  assert_int_equal(hs_query_endpoint_diff_sides(fx->s, "shop", "GET /v",
                                                HS_PT_CPU, &bs, &as, NULL, &d,
                                                err, sizeof err),
                    HS_STORE_NOTFOUND);
   assert_non_null(strstr(err, "version '1.3.0': no requests or samples"));
-  hs_corr_diff_free(&d);
+  hs_query_diff_free(&d);
   /* One version alone. */
   as.version = NULL;
-  assert_int_equal(hs_corr_endpoint_diff_sides(fx->s, "shop", "GET /v",
+  assert_int_equal(hs_query_endpoint_diff_sides(fx->s, "shop", "GET /v",
                                                HS_PT_CPU, &bs, &as, NULL, &d,
                                                err, sizeof err),
                    HS_STORE_ERR);
   assert_non_null(strstr(err, "both versions"));
-  hs_corr_diff_free(&d);
+  hs_query_diff_free(&d);
 }
 
 static void test_versions_query(void **state) {
   fixture *fx = *state;
   char err[256];
-  hs_corr_versions v;
-  assert_int_equal(hs_corr_versions_query(fx->s, "shop", &v, err, sizeof err),
+  hs_query_versions v;
+  assert_int_equal(hs_query_versions_query(fx->s, "shop", &v, err, sizeof err),
                    HS_STORE_OK);
   assert_int_equal(v.n, 2);
   assert_string_equal(v.v[0].version, "1.2.0");
@@ -562,22 +562,22 @@ static void test_versions_query(void **state) {
   assert_int_equal(v.v[1].first_ns, T0 + 600 * MS);
   hs_buf b;
   hs_buf_init(&b, 0);
-  hs_corr_versions_json(&v, &b);
+  hs_query_versions_json(&v, &b);
   assert_non_null(strstr(hs_buf_cstr(&b),
                          "{\"service\":\"shop\",\"versions\":[{\"service\":"
                          "\"shop\",\"version\":\"1.2.0\",\"requests\":3,"
                          "\"samples\":60,\"first_ns\":"));
   hs_buf_free(&b);
-  hs_corr_versions_free(&v);
-  assert_int_equal(hs_corr_versions_query(fx->s, NULL, &v, err, sizeof err),
+  hs_query_versions_free(&v);
+  assert_int_equal(hs_query_versions_query(fx->s, NULL, &v, err, sizeof err),
                    HS_STORE_OK);
   assert_int_equal(v.n, 3);
   assert_string_equal(v.v[2].service, "web");
-  hs_corr_versions_free(&v);
-  assert_int_equal(hs_corr_versions_query(fx->s, "zz", &v, err, sizeof err),
+  hs_query_versions_free(&v);
+  assert_int_equal(hs_query_versions_query(fx->s, "zz", &v, err, sizeof err),
                    HS_STORE_NOTFOUND);
   assert_string_equal(err, "no versions known for service zz");
-  hs_corr_versions_free(&v);
+  hs_query_versions_free(&v);
 }
 
 static void test_export_folded(void **state) {
@@ -585,27 +585,27 @@ static void test_export_folded(void **state) {
   char err[256];
   hs_buf b;
   hs_buf_init(&b, 0);
-  hs_corr_selection sel = {.span_id = 100, .type = HS_PT_CPU};
-  assert_int_equal(hs_corr_export_folded(fx->s, &sel, &b, err, sizeof err),
+  hs_query_selection sel = {.span_id = 100, .type = HS_PT_CPU};
+  assert_int_equal(hs_query_export_folded(fx->s, &sel, &b, err, sizeof err),
                    HS_STORE_OK);
   assert_string_equal(hs_buf_cstr(&b), "main;handler;f 300000000\n"
                                        "main;handler;g 100000000\n");
   hs_buf_reset(&b);
   sel.with_children = 1;
-  assert_int_equal(hs_corr_export_folded(fx->s, &sel, &b, err, sizeof err),
+  assert_int_equal(hs_query_export_folded(fx->s, &sel, &b, err, sizeof err),
                    HS_STORE_OK);
   assert_string_equal(hs_buf_cstr(&b), "main;child_fn;db_query 200000000\n"
                                        "main;handler;f 300000000\n"
                                        "main;handler;g 100000000\n");
   hs_buf_reset(&b);
-  hs_corr_selection ep = {.endpoint = "GET /b", .type = HS_PT_CPU, .lines = 1};
-  assert_int_equal(hs_corr_export_folded(fx->s, &ep, &b, err, sizeof err),
+  hs_query_selection ep = {.endpoint = "GET /b", .type = HS_PT_CPU, .lines = 1};
+  assert_int_equal(hs_query_export_folded(fx->s, &ep, &b, err, sizeof err),
                    HS_STORE_OK);
   assert_string_equal(hs_buf_cstr(&b),
                       "main a.c:30;r r.c:2;r r.c:1 40000000\n");
   hs_buf_reset(&b);
   sel.span_id = 5555;
-  assert_int_equal(hs_corr_export_folded(fx->s, &sel, &b, err, sizeof err),
+  assert_int_equal(hs_query_export_folded(fx->s, &sel, &b, err, sizeof err),
                    HS_STORE_NOTFOUND);
   assert_int_equal(b.len, 0);
   hs_buf_free(&b);
@@ -616,8 +616,8 @@ static void test_export_pprof(void **state) {
   char err[256];
   hs_buf b;
   hs_buf_init(&b, 0);
-  hs_corr_selection sel = {.span_id = 100, .type = HS_PT_CPU};
-  assert_int_equal(hs_corr_export_pprof(fx->s, &sel, &b, err, sizeof err),
+  hs_query_selection sel = {.span_id = 100, .type = HS_PT_CPU};
+  assert_int_equal(hs_query_export_pprof(fx->s, &sel, &b, err, sizeof err),
                    HS_STORE_OK);
   /* gzip magic, then a protobuf that names the frames and value types. */
   assert_true(b.len > 20);
@@ -644,10 +644,10 @@ static void test_export_pprof(void **state) {
 static void test_no_store(void **state) {
   (void)state;
   char err[256];
-  hs_corr_hotspots h;
-  assert_int_equal(hs_corr_span_hotspots(NULL, 1, NULL, &h, err, sizeof err),
+  hs_query_hotspots h;
+  assert_int_equal(hs_query_span_hotspots(NULL, 1, NULL, &h, err, sizeof err),
                    HS_STORE_ERR);
-  hs_corr_hotspots_free(&h);
+  hs_query_hotspots_free(&h);
 }
 
 int main(void) {

@@ -1,14 +1,14 @@
 /* Helpers for the store and engine tests: a temporary directory per test
  * and builders for hand-made batches. */
-#ifndef HS_CORR_TEST_UTIL_H
-#define HS_CORR_TEST_UTIL_H
+#ifndef HS_QUERY_TEST_UTIL_H
+#define HS_QUERY_TEST_UTIL_H
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "correlation/model.h"
+#include "backend/model.h"
 
 typedef struct tmpdb {
   char dir[64];

@@ -5,30 +5,30 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "correlation/engine/engine_int.h"
+#include "backend/query_int.h"
 #include "profile.pb-c.h"
 
 /* Collects the selection's stacks of sel->type into c. */
-static int collect(hs_store *s, const hs_corr_selection *sel, hs_corr_coll *c,
+static int collect(hs_store *s, const hs_query_selection *sel, hs_query_coll *c,
                    char *err, size_t errlen) {
   if (!sel || (sel->type != HS_PT_CPU && sel->type != HS_PT_WALL)) {
-    hs_corr_seterr(err, errlen, "export needs a type (cpu or wall)");
+    hs_query_seterr(err, errlen, "export needs a type (cpu or wall)");
     return HS_STORE_ERR;
   }
-  hs_corr_coll_init(c, s, sel->lines);
+  hs_query_coll_init(c, s, sel->lines);
   hs_store_sample_sel q;
   memset(&q, 0, sizeof q);
   q.type = sel->type;
   uint64_t *ids = NULL;
   int rc;
   if (sel->span_id) {
-    hs_corr_span span;
+    hs_query_span span;
     size_t n;
-    rc = hs_corr_span_ids(s, sel->span_id, sel->with_children, &span, &ids, &n,
+    rc = hs_query_span_ids(s, sel->span_id, sel->with_children, &span, &ids, &n,
                           err, errlen);
     if (rc != HS_STORE_OK)
       return rc;
-    hs_corr_span_clear(&span);
+    hs_query_span_clear(&span);
     q.span_ids = ids;
     q.nspan_ids = n;
   } else if (sel->endpoint) {
@@ -37,12 +37,12 @@ static int collect(hs_store *s, const hs_corr_selection *sel, hs_corr_coll *c,
     q.from_ns = sel->from_ns;
     q.to_ns = sel->to_ns;
   } else {
-    hs_corr_seterr(err, errlen, "export needs a span id or an endpoint");
+    hs_query_seterr(err, errlen, "export needs a span id or an endpoint");
     return HS_STORE_ERR;
   }
-  rc = hs_corr_coll_add(c, &q, err, errlen);
+  rc = hs_query_coll_add(c, &q, err, errlen);
   free(ids);
-  return rc == HS_STORE_OK ? hs_corr_coll_resolve(c, err, errlen) : rc;
+  return rc == HS_STORE_OK ? hs_query_coll_resolve(c, err, errlen) : rc;
 }
 
 /* ------------------------------------------------------------- folded */
@@ -51,9 +51,9 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int hs_corr_export_folded(hs_store *s, const hs_corr_selection *sel,
+int hs_query_export_folded(hs_store *s, const hs_query_selection *sel,
                           hs_buf *out, char *err, size_t errlen) {
-  hs_corr_coll c;
+  hs_query_coll c;
   int rc = collect(s, sel, &c, err, errlen);
   hs_kvmap lines;
   hs_kvmap_init(&lines);
@@ -61,7 +61,7 @@ int hs_corr_export_folded(hs_store *s, const hs_corr_selection *sel,
   hs_buf_init(&line, 0);
   char **keys = NULL;
   for (size_t i = 0; rc == HS_STORE_OK && i < c.n; i++) {
-    const hs_corr_stack *st = &c.v[i];
+    const hs_query_stack *st = &c.v[i];
     hs_buf_reset(&line);
     for (size_t k = st->nnames; k-- > 0;) {
       /* ';' separates frames and '\n' lines: neither may appear in one. */
@@ -71,12 +71,12 @@ int hs_corr_export_folded(hs_store *s, const hs_corr_selection *sel,
         hs_buf_putc(&line, ';');
     }
     if (hs_buf_failed(&line)) {
-      rc = hs_corr_oom(err, errlen);
+      rc = hs_query_oom(err, errlen);
       break;
     }
     hs_kv_slot *sl = hs_kvmap_put(&lines, line.data, line.len, 0, NULL);
     if (!sl) {
-      rc = hs_corr_oom(err, errlen);
+      rc = hs_query_oom(err, errlen);
       break;
     }
     sl->val += st->value;
@@ -84,7 +84,7 @@ int hs_corr_export_folded(hs_store *s, const hs_corr_selection *sel,
   if (rc == HS_STORE_OK && lines.n) {
     keys = malloc(lines.n * sizeof *keys);
     if (!keys)
-      rc = hs_corr_oom(err, errlen);
+      rc = hs_query_oom(err, errlen);
   }
   if (rc == HS_STORE_OK) {
     size_t n = 0;
@@ -97,14 +97,14 @@ int hs_corr_export_folded(hs_store *s, const hs_corr_selection *sel,
       hs_buf_printf(out, "%s %lld\n", keys[i], (long long)sl->val);
     }
     if (hs_buf_failed(out)) {
-      hs_corr_seterr(err, errlen, "output too large");
+      hs_query_seterr(err, errlen, "output too large");
       rc = HS_STORE_ERR;
     }
   }
   free(keys);
   hs_buf_free(&line);
   hs_kvmap_free(&lines);
-  hs_corr_coll_free(&c);
+  hs_query_coll_free(&c);
   return rc;
 }
 
@@ -163,12 +163,12 @@ static int gzip_append(const uint8_t *in, size_t n, hs_buf *out) {
   return rc == Z_STREAM_END ? 0 : -1;
 }
 
-int hs_corr_export_pprof(hs_store *s, const hs_corr_selection *sel, hs_buf *out,
+int hs_query_export_pprof(hs_store *s, const hs_query_selection *sel, hs_buf *out,
                          char *err, size_t errlen) {
-  hs_corr_coll c;
+  hs_query_coll c;
   int rc = collect(s, sel, &c, err, errlen);
   if (rc != HS_STORE_OK) {
-    hs_corr_coll_free(&c);
+    hs_query_coll_free(&c);
     return rc;
   }
   strtab st;
@@ -195,12 +195,12 @@ int hs_corr_export_pprof(hs_store *s, const hs_corr_selection *sel, hs_buf *out,
   size_t nloc = 0;
   if (!samples || !sp || !locids || !vals || !lv || !lp || !lnv || !lnp ||
       !fv || !fp) {
-    rc = hs_corr_oom(err, errlen);
+    rc = hs_query_oom(err, errlen);
     goto out;
   }
   size_t li = 0;
   for (size_t i = 0; i < c.n; i++) {
-    const hs_corr_stack *k = &c.v[i];
+    const hs_query_stack *k = &c.v[i];
     Perftools__Profiles__Sample *sm = &samples[i];
     perftools__profiles__sample__init(sm);
     sm->location_id = &locids[li];
@@ -215,7 +215,7 @@ int hs_corr_export_pprof(hs_store *s, const hs_corr_selection *sel, hs_buf *out,
       hs_kv_slot *sl = hs_kvmap_put(&locs, k->names[f], strlen(k->names[f]),
                                     (int64_t)nloc + 1, &added);
       if (!sl) {
-        rc = hs_corr_oom(err, errlen);
+        rc = hs_query_oom(err, errlen);
         goto out;
       }
       if (added) {
@@ -249,7 +249,7 @@ int hs_corr_export_pprof(hs_store *s, const hs_corr_selection *sel, hs_buf *out,
   vt[1].type = str_id(&st, unit_type);
   vt[1].unit = str_id(&st, "nanoseconds");
   if (st.oom) {
-    rc = hs_corr_oom(err, errlen);
+    rc = hs_query_oom(err, errlen);
     goto out;
   }
   Perftools__Profiles__Profile pr;
@@ -273,12 +273,12 @@ int hs_corr_export_pprof(hs_store *s, const hs_corr_selection *sel, hs_buf *out,
   size_t len = perftools__profiles__profile__get_packed_size(&pr);
   packed = malloc(len ? len : 1);
   if (!packed) {
-    rc = hs_corr_oom(err, errlen);
+    rc = hs_query_oom(err, errlen);
     goto out;
   }
   perftools__profiles__profile__pack(&pr, packed);
   if (gzip_append(packed, len, out) < 0) {
-    hs_corr_seterr(err, errlen,
+    hs_query_seterr(err, errlen,
                    "compressing the profile failed (output too large?)");
     rc = HS_STORE_ERR;
   }
@@ -297,6 +297,6 @@ out:
   free(st.v);
   hs_kvmap_free(&st.idx);
   hs_kvmap_free(&locs);
-  hs_corr_coll_free(&c);
+  hs_query_coll_free(&c);
   return rc;
 }

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "correlation/store/kvmap.h"
-#include "correlation/store/store.h"
+#include "common/kvmap.h"
+#include "backend/store.h"
 
 /* Entries per cache before it is emptied: bounds the agent's memory when
  * frames keep changing (JIT code, many binaries). */

@@ -1,4 +1,4 @@
-#include "correlation/endpoints.h"
+#include "context/endpoints.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -26,8 +26,8 @@
  * Static TLS used by the library stays at two pointers (initial-exec model),
  * which keeps libhotspan loadable with dlopen().
  */
-#ifndef HS_CORRELATION_THREAD_CTX_H
-#define HS_CORRELATION_THREAD_CTX_H
+#ifndef HS_CONTEXT_THREAD_CTX_H
+#define HS_CONTEXT_THREAD_CTX_H
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -138,4 +138,4 @@ static inline int hs_thread_ctx_read(const hs_thread_ctx *rec,
   return 1;
 }
 
-#endif /* HS_CORRELATION_THREAD_CTX_H */
+#endif /* HS_CONTEXT_THREAD_CTX_H */

@@ -7,8 +7,8 @@
  * every new name maps to HS_ENDPOINT_OVERFLOW, whose name is "other" (a
  * service with unbounded endpoint names is a bug upstream; it must not grow
  * our memory without bound). */
-#ifndef HS_CORRELATION_ENDPOINTS_H
-#define HS_CORRELATION_ENDPOINTS_H
+#ifndef HS_CONTEXT_ENDPOINTS_H
+#define HS_CONTEXT_ENDPOINTS_H
 
 #include <stddef.h>
 #include <stdint.h>

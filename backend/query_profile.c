@@ -6,19 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "correlation/engine/engine_int.h"
+#include "backend/query_int.h"
 
 #define DEFAULT_TOP 50
 
 /* ---------------------------------------------------------- collector */
 
-void hs_corr_coll_init(hs_corr_coll *c, hs_store *s, int lines) {
+void hs_query_coll_init(hs_query_coll *c, hs_store *s, int lines) {
   memset(c, 0, sizeof *c);
   c->store = s;
   c->lines = lines;
 }
 
-void hs_corr_coll_free(hs_corr_coll *c) {
+void hs_query_coll_free(hs_query_coll *c) {
   for (size_t i = 0; i < c->n; i++) {
     for (size_t k = 0; k < c->v[i].nnames; k++)
       free(c->v[i].names[k]);
@@ -31,7 +31,7 @@ void hs_corr_coll_free(hs_corr_coll *c) {
 
 static int coll_cb(void *arg, int type, int64_t stack_id, int64_t value,
                    int64_t count) {
-  hs_corr_coll *c = arg;
+  hs_query_coll *c = arg;
   int64_t key[2] = {type, stack_id};
   int added;
   hs_kv_slot *sl =
@@ -43,7 +43,7 @@ static int coll_cb(void *arg, int type, int64_t stack_id, int64_t value,
   if (added) {
     if (c->n == c->cap) {
       size_t nc = c->cap ? c->cap * 2 : 64;
-      hs_corr_stack *nv = realloc(c->v, nc * sizeof *nv);
+      hs_query_stack *nv = realloc(c->v, nc * sizeof *nv);
       if (!nv) {
         c->oom = 1;
         return 1;
@@ -51,7 +51,7 @@ static int coll_cb(void *arg, int type, int64_t stack_id, int64_t value,
       c->v = nv;
       c->cap = nc;
     }
-    hs_corr_stack *st = &c->v[c->n++];
+    hs_query_stack *st = &c->v[c->n++];
     memset(st, 0, sizeof *st);
     st->type = type;
     st->stack_id = stack_id;
@@ -61,15 +61,15 @@ static int coll_cb(void *arg, int type, int64_t stack_id, int64_t value,
   return 0;
 }
 
-int hs_corr_coll_add(hs_corr_coll *c, const hs_store_sample_sel *sel, char *err,
+int hs_query_coll_add(hs_query_coll *c, const hs_store_sample_sel *sel, char *err,
                      size_t errlen) {
   int rc = hs_store_samples(c->store, sel, coll_cb, c, err, errlen);
   if (c->oom)
-    return hs_corr_oom(err, errlen);
+    return hs_query_oom(err, errlen);
   return rc;
 }
 
-char *hs_corr_frame_name(const hs_store_frame *f, int lines) {
+char *hs_query_frame_name(const hs_store_frame *f, int lines) {
   const char *fn = f->function && *f->function ? f->function : "??";
   if (!lines || !f->file || !*f->file)
     return strdup(fn);
@@ -80,7 +80,7 @@ char *hs_corr_frame_name(const hs_store_frame *f, int lines) {
 }
 
 typedef struct names_out {
-  hs_corr_stack *st;
+  hs_query_stack *st;
   int lines;
 } names_out;
 
@@ -92,7 +92,7 @@ static int names_cb(void *arg, const hs_store_frame *frames, size_t n) {
   if (!o->st->names)
     return 1;
   for (size_t i = 0; i < n; i++) {
-    o->st->names[i] = hs_corr_frame_name(&frames[i], o->lines);
+    o->st->names[i] = hs_query_frame_name(&frames[i], o->lines);
     if (!o->st->names[i])
       return 1;
     o->st->nnames++;
@@ -106,26 +106,26 @@ static int names_cb(void *arg, const hs_store_frame *frames, size_t n) {
   return 0;
 }
 
-int hs_corr_coll_resolve(hs_corr_coll *c, char *err, size_t errlen) {
+int hs_query_coll_resolve(hs_query_coll *c, char *err, size_t errlen) {
   /* A stack id has the same frames for CPU and wall: copy the names. */
   hs_kvmap done;
   hs_kvmap_init(&done);
   int rc = HS_STORE_OK;
   for (size_t i = 0; i < c->n && rc == HS_STORE_OK; i++) {
-    hs_corr_stack *st = &c->v[i];
+    hs_query_stack *st = &c->v[i];
     if (st->names)
       continue;
     hs_kv_slot *sl = hs_kvmap_get(&done, &st->stack_id, sizeof st->stack_id);
     if (sl) {
-      const hs_corr_stack *o = &c->v[sl->val];
+      const hs_query_stack *o = &c->v[sl->val];
       st->names = calloc(o->nnames, sizeof *st->names);
       if (!st->names) {
-        rc = hs_corr_oom(err, errlen);
+        rc = hs_query_oom(err, errlen);
         break;
       }
       for (size_t k = 0; k < o->nnames; k++) {
         if (!(st->names[k] = strdup(o->names[k]))) {
-          rc = hs_corr_oom(err, errlen);
+          rc = hs_query_oom(err, errlen);
           break;
         }
         st->nnames++;
@@ -135,11 +135,11 @@ int hs_corr_coll_resolve(hs_corr_coll *c, char *err, size_t errlen) {
     names_out no = {st, c->lines};
     rc = hs_store_stack(c->store, st->stack_id, names_cb, &no, err, errlen);
     if (rc > 0)
-      rc = hs_corr_oom(err, errlen);
+      rc = hs_query_oom(err, errlen);
     if (rc == HS_STORE_OK &&
         !hs_kvmap_put(&done, &st->stack_id, sizeof st->stack_id, (int64_t)i,
                       NULL))
-      rc = hs_corr_oom(err, errlen);
+      rc = hs_query_oom(err, errlen);
   }
   hs_kvmap_free(&done);
   return rc;
@@ -147,7 +147,7 @@ int hs_corr_coll_resolve(hs_corr_coll *c, char *err, size_t errlen) {
 
 /* ---------------------------------------------------------- profiles */
 
-static void flame_free(hs_corr_flame *f) {
+static void flame_free(hs_query_flame *f) {
   for (size_t i = 0; i < f->nchildren; i++)
     flame_free(&f->children[i]);
   free(f->children);
@@ -155,7 +155,7 @@ static void flame_free(hs_corr_flame *f) {
   memset(f, 0, sizeof *f);
 }
 
-static void profile_free(hs_corr_profile *p) {
+static void profile_free(hs_query_profile *p) {
   for (size_t i = 0; i < p->nfuncs; i++)
     free(p->funcs[i].name);
   free(p->funcs);
@@ -165,19 +165,19 @@ static void profile_free(hs_corr_profile *p) {
   p->type = type;
 }
 
-static hs_corr_flame *flame_child(hs_corr_flame *f, const char *name) {
+static hs_query_flame *flame_child(hs_query_flame *f, const char *name) {
   for (size_t i = 0; i < f->nchildren; i++)
     if (!strcmp(f->children[i].name, name))
       return &f->children[i];
   if (f->nchildren == f->cap) {
     size_t nc = f->cap ? f->cap * 2 : 4;
-    hs_corr_flame *nv = realloc(f->children, nc * sizeof *nv);
+    hs_query_flame *nv = realloc(f->children, nc * sizeof *nv);
     if (!nv)
       return NULL;
     f->children = nv;
     f->cap = nc;
   }
-  hs_corr_flame *c = &f->children[f->nchildren];
+  hs_query_flame *c = &f->children[f->nchildren];
   memset(c, 0, sizeof *c);
   if (!(c->name = strdup(name)))
     return NULL;
@@ -186,13 +186,13 @@ static hs_corr_flame *flame_child(hs_corr_flame *f, const char *name) {
 }
 
 static int cmp_flame(const void *a, const void *b) {
-  const hs_corr_flame *x = a, *y = b;
+  const hs_query_flame *x = a, *y = b;
   if (x->value != y->value)
     return x->value > y->value ? -1 : 1;
   return strcmp(x->name, y->name);
 }
 
-static void flame_sort(hs_corr_flame *f) {
+static void flame_sort(hs_query_flame *f) {
   if (f->nchildren > 1)
     qsort(f->children, f->nchildren, sizeof *f->children, cmp_flame);
   for (size_t i = 0; i < f->nchildren; i++)
@@ -200,7 +200,7 @@ static void flame_sort(hs_corr_flame *f) {
 }
 
 static int cmp_func(const void *a, const void *b) {
-  const hs_corr_func *x = a, *y = b;
+  const hs_query_func *x = a, *y = b;
   if (x->self != y->self)
     return x->self > y->self ? -1 : 1;
   if (x->total != y->total)
@@ -210,8 +210,8 @@ static int cmp_func(const void *a, const void *b) {
 
 /* Self and total per function name, all of them (top = 0) or the top
  * ones, and the flame tree, from the collected stacks of one type. */
-static int build_profile(const hs_corr_coll *c, int type, size_t top, int flame,
-                         hs_corr_profile *p) {
+static int build_profile(const hs_query_coll *c, int type, size_t top, int flame,
+                         hs_query_profile *p) {
   memset(p, 0, sizeof *p);
   p->type = type;
   hs_kvmap idx;
@@ -221,7 +221,7 @@ static int build_profile(const hs_corr_coll *c, int type, size_t top, int flame,
   if (flame && !(p->flame.name = strdup("root")))
     goto out;
   for (size_t i = 0; i < c->n; i++) {
-    const hs_corr_stack *st = &c->v[i];
+    const hs_query_stack *st = &c->v[i];
     if (st->type != type)
       continue;
     p->total += st->value;
@@ -240,26 +240,26 @@ static int build_profile(const hs_corr_coll *c, int type, size_t top, int flame,
       if (added) {
         if (p->nfuncs == cap) {
           size_t nc = cap ? cap * 2 : 64;
-          hs_corr_func *nv = realloc(p->funcs, nc * sizeof *nv);
+          hs_query_func *nv = realloc(p->funcs, nc * sizeof *nv);
           if (!nv)
             goto out;
           p->funcs = nv;
           cap = nc;
         }
-        hs_corr_func *f = &p->funcs[p->nfuncs];
+        hs_query_func *f = &p->funcs[p->nfuncs];
         memset(f, 0, sizeof *f);
         if (!(f->name = strdup(nm)))
           goto out;
         p->nfuncs++;
       }
-      hs_corr_func *f = &p->funcs[sl->val];
+      hs_query_func *f = &p->funcs[sl->val];
       if (k == 0)
         f->self += st->value;
       if (!again)
         f->total += st->value;
     }
     if (flame) {
-      hs_corr_flame *node = &p->flame;
+      hs_query_flame *node = &p->flame;
       node->value += st->value;
       for (size_t k = st->nnames; k-- > 0;) {
         if (!(node = flame_child(node, st->names[k])))
@@ -269,7 +269,7 @@ static int build_profile(const hs_corr_coll *c, int type, size_t top, int flame,
     }
   }
   for (size_t i = 0; i < p->nfuncs; i++) {
-    hs_corr_func *f = &p->funcs[i];
+    hs_query_func *f = &p->funcs[i];
     f->self_pct = p->total ? 100.0 * (double)f->self / (double)p->total : 0;
     f->total_pct = p->total ? 100.0 * (double)f->total / (double)p->total : 0;
   }
@@ -290,7 +290,7 @@ out:
   return rc;
 }
 
-static void flame_json(hs_buf *b, const hs_corr_flame *f) {
+static void flame_json(hs_buf *b, const hs_query_flame *f) {
   hs_buf_puts(b, "{\"name\":");
   hs_json_str(b, f->name ? f->name : "root");
   hs_buf_printf(b, ",\"value\":%lld,\"children\":[", (long long)f->value);
@@ -303,7 +303,7 @@ static void flame_json(hs_buf *b, const hs_corr_flame *f) {
 }
 
 /* requests > 0 adds per-request values. */
-static void profile_json(hs_buf *b, const hs_corr_profile *p,
+static void profile_json(hs_buf *b, const hs_query_profile *p,
                          int64_t requests) {
   hs_buf_printf(b, "{\"type\":\"%s\",\"total_ns\":%lld,\"samples\":%lld,",
                 p->type == HS_PT_CPU ? "cpu" : "wall", (long long)p->total,
@@ -315,7 +315,7 @@ static void profile_json(hs_buf *b, const hs_corr_profile *p,
   }
   hs_buf_puts(b, "\"functions\":[");
   for (size_t i = 0; i < p->nfuncs; i++) {
-    const hs_corr_func *f = &p->funcs[i];
+    const hs_query_func *f = &p->funcs[i];
     hs_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
     hs_json_str(b, f->name);
     hs_buf_printf(b, ",\"self_ns\":%lld,\"total_ns\":%lld,\"self_pct\":",
@@ -338,7 +338,7 @@ static void profile_json(hs_buf *b, const hs_corr_profile *p,
 
 /* ---------------------------------------------------------- verdict */
 
-const char *hs_corr_verdict(int64_t cpu_ns, int64_t wall_ns, double *ratio) {
+const char *hs_query_verdict(int64_t cpu_ns, int64_t wall_ns, double *ratio) {
   double r = 0;
   const char *v;
   if (cpu_ns <= 0 && wall_ns <= 0) {
@@ -358,7 +358,7 @@ const char *hs_corr_verdict(int64_t cpu_ns, int64_t wall_ns, double *ratio) {
 /* ---------------------------------------------------------- span */
 
 typedef struct one_span {
-  hs_corr_span *span;
+  hs_query_span *span;
   int found, oom;
 } one_span;
 
@@ -368,7 +368,7 @@ static int first_span_cb(void *arg, const hs_store_span *p) {
   if (o->found)
     return 0;
   o->found = 1;
-  if (hs_corr_span_copy(o->span, p) < 0) {
+  if (hs_query_span_copy(o->span, p) < 0) {
     o->oom = 1;
     return 1;
   }
@@ -402,8 +402,8 @@ static int link_cb(void *arg, const hs_store_span *p) {
   return 0;
 }
 
-int hs_corr_span_ids(hs_store *s, uint64_t span_id, int with_children,
-                     hs_corr_span *span, uint64_t **ids, size_t *n, char *err,
+int hs_query_span_ids(hs_store *s, uint64_t span_id, int with_children,
+                     hs_query_span *span, uint64_t **ids, size_t *n, char *err,
                      size_t errlen) {
   *ids = NULL;
   *n = 0;
@@ -411,12 +411,12 @@ int hs_corr_span_ids(hs_store *s, uint64_t span_id, int with_children,
   one_span o = {span, 0, 0};
   int rc = hs_store_find_span(s, span_id, first_span_cb, &o, err, errlen);
   if (o.oom)
-    rc = hs_corr_oom(err, errlen);
+    rc = hs_query_oom(err, errlen);
   if (rc == HS_STORE_NOTFOUND)
-    hs_corr_seterr(err, errlen, "span %016llx not found",
+    hs_query_seterr(err, errlen, "span %016llx not found",
                    (unsigned long long)span_id);
   if (rc != HS_STORE_OK) {
-    hs_corr_span_clear(span);
+    hs_query_span_clear(span);
     return rc;
   }
   links l;
@@ -425,14 +425,14 @@ int hs_corr_span_ids(hs_store *s, uint64_t span_id, int with_children,
     rc = hs_store_trace_spans(s, span->trace_id_high, span->trace_id_low,
                               link_cb, &l, err, errlen);
     if (l.oom)
-      rc = hs_corr_oom(err, errlen);
+      rc = hs_query_oom(err, errlen);
   }
   uint64_t *v = NULL;
   size_t m = 0;
   if (rc == HS_STORE_OK) {
     v = malloc((l.n + 1) * sizeof *v);
     if (!v)
-      rc = hs_corr_oom(err, errlen);
+      rc = hs_query_oom(err, errlen);
   }
   if (rc == HS_STORE_OK) {
     /* Breadth-first over parent ids: v[0..m) is the subtree found so far;
@@ -442,7 +442,7 @@ int hs_corr_span_ids(hs_store *s, uint64_t span_id, int with_children,
     v[m++] = span_id;
     char *in = calloc(l.n + 1, 1);
     if (!in) {
-      rc = hs_corr_oom(err, errlen);
+      rc = hs_query_oom(err, errlen);
     } else {
       for (size_t scan = 0; scan < m; scan++)
         for (size_t i = 0; i < l.n; i++)
@@ -457,7 +457,7 @@ int hs_corr_span_ids(hs_store *s, uint64_t span_id, int with_children,
   free(l.v);
   if (rc != HS_STORE_OK) {
     free(v);
-    hs_corr_span_clear(span);
+    hs_query_span_clear(span);
     return rc;
   }
   *ids = v;
@@ -465,9 +465,9 @@ int hs_corr_span_ids(hs_store *s, uint64_t span_id, int with_children,
   return HS_STORE_OK;
 }
 
-int hs_corr_span_hotspots(hs_store *s, uint64_t span_id, const hs_corr_opts *o,
-                          hs_corr_hotspots *out, char *err, size_t errlen) {
-  hs_corr_opts opts;
+int hs_query_span_hotspots(hs_store *s, uint64_t span_id, const hs_query_opts *o,
+                          hs_query_hotspots *out, char *err, size_t errlen) {
+  hs_query_opts opts;
   memset(&opts, 0, sizeof opts);
   if (o)
     opts = *o;
@@ -477,29 +477,29 @@ int hs_corr_span_hotspots(hs_store *s, uint64_t span_id, const hs_corr_opts *o,
   out->wall.type = HS_PT_WALL;
   uint64_t *ids;
   size_t n;
-  int rc = hs_corr_span_ids(s, span_id, opts.with_children, &out->span, &ids,
+  int rc = hs_query_span_ids(s, span_id, opts.with_children, &out->span, &ids,
                             &n, err, errlen);
   if (rc != HS_STORE_OK)
     return rc;
   out->with_children = opts.with_children;
   out->nspans = n;
-  hs_corr_coll c;
-  hs_corr_coll_init(&c, s, opts.lines);
+  hs_query_coll c;
+  hs_query_coll_init(&c, s, opts.lines);
   hs_store_sample_sel sel;
   memset(&sel, 0, sizeof sel);
   sel.span_ids = ids;
   sel.nspan_ids = n;
-  rc = hs_corr_coll_add(&c, &sel, err, errlen);
+  rc = hs_query_coll_add(&c, &sel, err, errlen);
   if (rc == HS_STORE_OK)
-    rc = hs_corr_coll_resolve(&c, err, errlen);
+    rc = hs_query_coll_resolve(&c, err, errlen);
   if (rc == HS_STORE_OK &&
       (build_profile(&c, HS_PT_CPU, top, 1, &out->cpu) < 0 ||
        build_profile(&c, HS_PT_WALL, top, 1, &out->wall) < 0))
-    rc = hs_corr_oom(err, errlen);
-  hs_corr_coll_free(&c);
+    rc = hs_query_oom(err, errlen);
+  hs_query_coll_free(&c);
   free(ids);
   if (rc != HS_STORE_OK) {
-    hs_corr_hotspots_free(out);
+    hs_query_hotspots_free(out);
     return rc;
   }
   int64_t wall = out->wall.total;
@@ -507,14 +507,14 @@ int hs_corr_span_hotspots(hs_store *s, uint64_t span_id, const hs_corr_opts *o,
     wall = out->span.duration_ns;
     out->wall_from_duration = 1;
   }
-  out->verdict = hs_corr_verdict(out->cpu.total, wall, &out->cpu_wall_ratio);
+  out->verdict = hs_query_verdict(out->cpu.total, wall, &out->cpu_wall_ratio);
   return HS_STORE_OK;
 }
 
-void hs_corr_hotspots_free(hs_corr_hotspots *r) {
+void hs_query_hotspots_free(hs_query_hotspots *r) {
   if (!r)
     return;
-  hs_corr_span_clear(&r->span);
+  hs_query_span_clear(&r->span);
   profile_free(&r->cpu);
   profile_free(&r->wall);
   memset(r, 0, sizeof *r);
@@ -530,7 +530,7 @@ static void hexid(hs_buf *b, const char *key, uint64_t hi, uint64_t lo,
   hs_buf_putc(b, '"');
 }
 
-void hs_corr_hotspots_json(const hs_corr_hotspots *r, hs_buf *b) {
+void hs_query_hotspots_json(const hs_query_hotspots *r, hs_buf *b) {
   hs_buf_putc(b, '{');
   hexid(b, "trace_id", r->span.trace_id_high, r->span.trace_id_low, 1);
   hs_buf_putc(b, ',');
@@ -595,7 +595,7 @@ static int endpoint_requests(hs_store *s, const char *service,
 
 static int endpoint_coll_v(const char *service, const char *endpoint,
                            const char *version, int64_t from, int64_t to,
-                           int type, hs_corr_coll *c, char *err,
+                           int type, hs_query_coll *c, char *err,
                            size_t errlen) {
   hs_store_sample_sel sel;
   memset(&sel, 0, sizeof sel);
@@ -605,27 +605,27 @@ static int endpoint_coll_v(const char *service, const char *endpoint,
   sel.from_ns = from;
   sel.to_ns = to;
   sel.type = type;
-  int rc = hs_corr_coll_add(c, &sel, err, errlen);
-  return rc == HS_STORE_OK ? hs_corr_coll_resolve(c, err, errlen) : rc;
+  int rc = hs_query_coll_add(c, &sel, err, errlen);
+  return rc == HS_STORE_OK ? hs_query_coll_resolve(c, err, errlen) : rc;
 }
 
 static int endpoint_coll(const char *service, const char *endpoint,
-                         int64_t from, int64_t to, int type, hs_corr_coll *c,
+                         int64_t from, int64_t to, int type, hs_query_coll *c,
                          char *err, size_t errlen) {
   return endpoint_coll_v(service, endpoint, NULL, from, to, type, c, err,
                          errlen);
 }
 
-int hs_corr_endpoint_profile_query(hs_store *s, const char *service,
+int hs_query_endpoint_profile_query(hs_store *s, const char *service,
                                    const char *endpoint, int64_t from_ns,
-                                   int64_t to_ns, const hs_corr_opts *o,
-                                   hs_corr_endpoint_profile *out, char *err,
+                                   int64_t to_ns, const hs_query_opts *o,
+                                   hs_query_endpoint_profile *out, char *err,
                                    size_t errlen) {
   memset(out, 0, sizeof *out);
   out->cpu.type = HS_PT_CPU;
   out->wall.type = HS_PT_WALL;
   if (!endpoint) {
-    hs_corr_seterr(err, errlen, "no endpoint given");
+    hs_query_seterr(err, errlen, "no endpoint given");
     return HS_STORE_ERR;
   }
   size_t top = o && o->top ? o->top : DEFAULT_TOP;
@@ -633,31 +633,31 @@ int hs_corr_endpoint_profile_query(hs_store *s, const char *service,
   out->to_ns = to_ns;
   out->endpoint = strdup(endpoint);
   if (!out->endpoint || (service && !(out->service = strdup(service))))
-    return hs_corr_oom(err, errlen);
+    return hs_query_oom(err, errlen);
   int rc = endpoint_requests(s, service, endpoint, from_ns, to_ns,
                              &out->requests, err, errlen);
-  hs_corr_coll c;
-  hs_corr_coll_init(&c, s, o ? o->lines : 0);
+  hs_query_coll c;
+  hs_query_coll_init(&c, s, o ? o->lines : 0);
   if (rc == HS_STORE_OK)
     rc = endpoint_coll(service, endpoint, from_ns, to_ns, 0, &c, err, errlen);
   if (rc == HS_STORE_OK &&
       (build_profile(&c, HS_PT_CPU, top, 1, &out->cpu) < 0 ||
        build_profile(&c, HS_PT_WALL, top, 1, &out->wall) < 0))
-    rc = hs_corr_oom(err, errlen);
-  hs_corr_coll_free(&c);
+    rc = hs_query_oom(err, errlen);
+  hs_query_coll_free(&c);
   if (rc == HS_STORE_OK && !out->requests && !out->cpu.samples &&
       !out->wall.samples) {
-    hs_corr_seterr(err, errlen,
+    hs_query_seterr(err, errlen,
                    "endpoint %s%s%s: no requests or samples in range",
                    service ? service : "", service ? " " : "", endpoint);
     rc = HS_STORE_NOTFOUND;
   }
   if (rc != HS_STORE_OK)
-    hs_corr_endpoint_profile_free(out);
+    hs_query_endpoint_profile_free(out);
   return rc;
 }
 
-void hs_corr_endpoint_profile_free(hs_corr_endpoint_profile *r) {
+void hs_query_endpoint_profile_free(hs_query_endpoint_profile *r) {
   if (!r)
     return;
   free(r->service);
@@ -667,7 +667,7 @@ void hs_corr_endpoint_profile_free(hs_corr_endpoint_profile *r) {
   memset(r, 0, sizeof *r);
 }
 
-void hs_corr_endpoint_profile_json(const hs_corr_endpoint_profile *r,
+void hs_query_endpoint_profile_json(const hs_query_endpoint_profile *r,
                                    hs_buf *b) {
   hs_buf_puts(b, "{\"service\":");
   hs_json_str(b, r->service);
@@ -688,7 +688,7 @@ void hs_corr_endpoint_profile_json(const hs_corr_endpoint_profile *r,
 /* ---------------------------------------------------------- diff */
 
 static int cmp_diff(const void *a, const void *b) {
-  const hs_corr_diff_row *x = a, *y = b;
+  const hs_query_diff_row *x = a, *y = b;
   if (x->delta_self != y->delta_self)
     return x->delta_self > y->delta_self ? -1 : 1;
   if (x->delta_total != y->delta_total)
@@ -696,14 +696,14 @@ static int cmp_diff(const void *a, const void *b) {
   return strcmp(x->name, y->name);
 }
 
-int hs_corr_endpoint_diff(hs_store *s, const char *service,
+int hs_query_endpoint_diff(hs_store *s, const char *service,
                           const char *endpoint, int type, int64_t before_from,
                           int64_t before_to, int64_t after_from,
-                          int64_t after_to, const hs_corr_opts *o,
-                          hs_corr_diff *out, char *err, size_t errlen) {
-  hs_corr_diff_side b = {before_from, before_to, NULL};
-  hs_corr_diff_side a = {after_from, after_to, NULL};
-  return hs_corr_endpoint_diff_sides(s, service, endpoint, type, &b, &a, o, out,
+                          int64_t after_to, const hs_query_opts *o,
+                          hs_query_diff *out, char *err, size_t errlen) {
+  hs_query_diff_side b = {before_from, before_to, NULL};
+  hs_query_diff_side a = {after_from, after_to, NULL};
+  return hs_query_endpoint_diff_sides(s, service, endpoint, type, &b, &a, o, out,
                                      err, errlen);
 }
 
@@ -736,7 +736,7 @@ static int check_version(hs_store *s, const char *service, const char *version,
   hs_buf_init(&f.known, 4096);
   int rc = hs_store_versions(s, service, version_find_cb, &f, err, errlen);
   if (rc == HS_STORE_OK && !f.found) {
-    hs_corr_seterr(err, errlen, "version '%s' is unknown for %s%s (known: %s)",
+    hs_query_seterr(err, errlen, "version '%s' is unknown for %s%s (known: %s)",
                    version, service ? "service " : "any service",
                    service ? service : "",
                    f.nknown ? hs_buf_cstr(&f.known) : "none");
@@ -746,21 +746,21 @@ static int check_version(hs_store *s, const char *service, const char *version,
   return rc;
 }
 
-int hs_corr_endpoint_diff_sides(hs_store *s, const char *service,
+int hs_query_endpoint_diff_sides(hs_store *s, const char *service,
                                 const char *endpoint, int type,
-                                const hs_corr_diff_side *before,
-                                const hs_corr_diff_side *after,
-                                const hs_corr_opts *o, hs_corr_diff *out,
+                                const hs_query_diff_side *before,
+                                const hs_query_diff_side *after,
+                                const hs_query_opts *o, hs_query_diff *out,
                                 char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   if (!endpoint || (type != HS_PT_CPU && type != HS_PT_WALL) || !before ||
       !after) {
-    hs_corr_seterr(err, errlen,
+    hs_query_seterr(err, errlen,
                    "diff needs an endpoint and a type (cpu or wall)");
     return HS_STORE_ERR;
   }
   if (!before->version != !after->version) {
-    hs_corr_seterr(err, errlen,
+    hs_query_seterr(err, errlen,
                    "a version diff needs both versions (before and after)");
     return HS_STORE_ERR;
   }
@@ -777,22 +777,22 @@ int hs_corr_endpoint_diff_sides(hs_store *s, const char *service,
   if (!out->endpoint || (service && !(out->service = strdup(service))) ||
       (bv && !(out->before_version = strdup(bv))) ||
       (av && !(out->after_version = strdup(av)))) {
-    hs_corr_diff_free(out);
-    return hs_corr_oom(err, errlen);
+    hs_query_diff_free(out);
+    return hs_query_oom(err, errlen);
   }
   if (bv) {
     int vrc = check_version(s, service, bv, err, errlen);
     if (vrc == HS_STORE_OK)
       vrc = check_version(s, service, av, err, errlen);
     if (vrc != HS_STORE_OK) {
-      hs_corr_diff_free(out);
+      hs_query_diff_free(out);
       return vrc;
     }
   }
-  hs_corr_coll cb, ca;
-  hs_corr_coll_init(&cb, s, o ? o->lines : 0);
-  hs_corr_coll_init(&ca, s, o ? o->lines : 0);
-  hs_corr_profile pb, pa;
+  hs_query_coll cb, ca;
+  hs_query_coll_init(&cb, s, o ? o->lines : 0);
+  hs_query_coll_init(&ca, s, o ? o->lines : 0);
+  hs_query_profile pb, pa;
   memset(&pb, 0, sizeof pb);
   memset(&pa, 0, sizeof pa);
   hs_kvmap idx;
@@ -810,14 +810,14 @@ int hs_corr_endpoint_diff_sides(hs_store *s, const char *service,
                          err, errlen);
   if (rc == HS_STORE_OK && (build_profile(&cb, type, 0, 0, &pb) < 0 ||
                             build_profile(&ca, type, 0, 0, &pa) < 0))
-    rc = hs_corr_oom(err, errlen);
+    rc = hs_query_oom(err, errlen);
   /* A version that is known but has nothing for this endpoint (in the
    * range) would give a diff against nothing: say so instead. */
   for (int side = 0; rc == HS_STORE_OK && bv && side < 2; side++) {
     int64_t req = side ? out->after_requests : out->before_requests;
-    const hs_corr_profile *p = side ? &pa : &pb;
+    const hs_query_profile *p = side ? &pa : &pb;
     if (!req && !p->samples) {
-      hs_corr_seterr(err, errlen,
+      hs_query_seterr(err, errlen,
                      "version '%s': no requests or samples of endpoint %s in"
                      " the range",
                      side ? av : bv, endpoint);
@@ -829,22 +829,22 @@ int hs_corr_endpoint_diff_sides(hs_store *s, const char *service,
   /* Union of both ranges' functions. */
   out->rows = calloc(pb.nfuncs + pa.nfuncs + 1, sizeof *out->rows);
   if (rc == HS_STORE_OK && !out->rows)
-    rc = hs_corr_oom(err, errlen);
+    rc = hs_query_oom(err, errlen);
   for (int side = 0; rc == HS_STORE_OK && side < 2; side++) {
-    const hs_corr_profile *p = side ? &pa : &pb;
+    const hs_query_profile *p = side ? &pa : &pb;
     for (size_t i = 0; i < p->nfuncs; i++) {
-      const hs_corr_func *f = &p->funcs[i];
+      const hs_query_func *f = &p->funcs[i];
       int added;
       hs_kv_slot *sl =
           hs_kvmap_put(&idx, f->name, strlen(f->name), (int64_t)out->n, &added);
       if (!sl) {
-        rc = hs_corr_oom(err, errlen);
+        rc = hs_query_oom(err, errlen);
         break;
       }
-      hs_corr_diff_row *r = &out->rows[sl->val];
+      hs_query_diff_row *r = &out->rows[sl->val];
       if (added) {
         if (!(r->name = strdup(f->name))) {
-          rc = hs_corr_oom(err, errlen);
+          rc = hs_query_oom(err, errlen);
           break;
         }
         out->n++;
@@ -875,14 +875,14 @@ int hs_corr_endpoint_diff_sides(hs_store *s, const char *service,
   hs_kvmap_free(&idx);
   profile_free(&pb);
   profile_free(&pa);
-  hs_corr_coll_free(&cb);
-  hs_corr_coll_free(&ca);
+  hs_query_coll_free(&cb);
+  hs_query_coll_free(&ca);
   if (rc != HS_STORE_OK)
-    hs_corr_diff_free(out);
+    hs_query_diff_free(out);
   return rc;
 }
 
-void hs_corr_diff_free(hs_corr_diff *r) {
+void hs_query_diff_free(hs_query_diff *r) {
   if (!r)
     return;
   free(r->service);
@@ -895,7 +895,7 @@ void hs_corr_diff_free(hs_corr_diff *r) {
   memset(r, 0, sizeof *r);
 }
 
-void hs_corr_diff_json(const hs_corr_diff *r, hs_buf *b) {
+void hs_query_diff_json(const hs_query_diff *r, hs_buf *b) {
   hs_buf_puts(b, "{\"service\":");
   hs_json_str(b, r->service);
   hs_buf_puts(b, ",\"endpoint\":");
@@ -915,7 +915,7 @@ void hs_corr_diff_json(const hs_corr_diff *r, hs_buf *b) {
   hs_json_str(b, r->after_version);
   hs_buf_puts(b, "},\"functions\":[");
   for (size_t i = 0; i < r->n; i++) {
-    const hs_corr_diff_row *d = &r->rows[i];
+    const hs_query_diff_row *d = &r->rows[i];
     hs_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
     hs_json_str(b, d->name);
     const char *keys[] = {"before_self_ns", "after_self_ns",
@@ -935,17 +935,17 @@ void hs_corr_diff_json(const hs_corr_diff *r, hs_buf *b) {
 /* ---------------------------------------------------------- versions */
 
 typedef struct version_acc {
-  hs_corr_versions *out;
+  hs_query_versions *out;
   size_t cap;
   int oom;
 } version_acc;
 
 static int version_acc_cb(void *arg, const hs_store_version *v) {
   version_acc *a = arg;
-  hs_corr_versions *r = a->out;
+  hs_query_versions *r = a->out;
   if (r->n == a->cap) {
     size_t nc = a->cap ? a->cap * 2 : 16;
-    hs_corr_version *nv = realloc(r->v, nc * sizeof *nv);
+    hs_query_version *nv = realloc(r->v, nc * sizeof *nv);
     if (!nv) {
       a->oom = 1;
       return 1;
@@ -953,7 +953,7 @@ static int version_acc_cb(void *arg, const hs_store_version *v) {
     r->v = nv;
     a->cap = nc;
   }
-  hs_corr_version *d = &r->v[r->n];
+  hs_query_version *d = &r->v[r->n];
   memset(d, 0, sizeof *d);
   d->service = strdup(v->service);
   d->version = strdup(v->version);
@@ -969,25 +969,25 @@ static int version_acc_cb(void *arg, const hs_store_version *v) {
   return 0;
 }
 
-int hs_corr_versions_query(hs_store *s, const char *service,
-                           hs_corr_versions *out, char *err, size_t errlen) {
+int hs_query_versions_query(hs_store *s, const char *service,
+                           hs_query_versions *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   if (service && !(out->service = strdup(service)))
-    return hs_corr_oom(err, errlen);
+    return hs_query_oom(err, errlen);
   version_acc a = {out, 0, 0};
   int rc = hs_store_versions(s, service, version_acc_cb, &a, err, errlen);
   if (a.oom)
-    rc = hs_corr_oom(err, errlen);
+    rc = hs_query_oom(err, errlen);
   if (rc == HS_STORE_OK && service && !out->n) {
-    hs_corr_seterr(err, errlen, "no versions known for service %s", service);
+    hs_query_seterr(err, errlen, "no versions known for service %s", service);
     rc = HS_STORE_NOTFOUND;
   }
   if (rc != HS_STORE_OK)
-    hs_corr_versions_free(out);
+    hs_query_versions_free(out);
   return rc;
 }
 
-void hs_corr_versions_free(hs_corr_versions *r) {
+void hs_query_versions_free(hs_query_versions *r) {
   if (!r)
     return;
   for (size_t i = 0; i < r->n; i++) {
@@ -999,12 +999,12 @@ void hs_corr_versions_free(hs_corr_versions *r) {
   memset(r, 0, sizeof *r);
 }
 
-void hs_corr_versions_json(const hs_corr_versions *r, hs_buf *b) {
+void hs_query_versions_json(const hs_query_versions *r, hs_buf *b) {
   hs_buf_puts(b, "{\"service\":");
   hs_json_str(b, r->service);
   hs_buf_puts(b, ",\"versions\":[");
   for (size_t i = 0; i < r->n; i++) {
-    const hs_corr_version *v = &r->v[i];
+    const hs_query_version *v = &r->v[i];
     hs_buf_puts(b, i ? ",{\"service\":" : "{\"service\":");
     hs_json_str(b, v->service);
     hs_buf_puts(b, ",\"version\":");

@@ -2,9 +2,9 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
+#include "common/random.h"
 #include "hotspan/error.h"
 
 size_t hs_rfc3339(uint64_t unix_ns, char *out, size_t cap) {
@@ -133,18 +133,7 @@ static int boundary_ok(const char *s) {
 static void random_boundary(char out[41]) {
   static const char hx[] = "0123456789abcdef";
   uint8_t r[16];
-  if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
-    /* No entropy yet (early boot): the clock is enough, the body is
-     * checked for the boundary anyway. */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
-                 (uint64_t)(uintptr_t)out;
-    for (size_t i = 0; i < sizeof r; i++) {
-      x = x * 6364136223846793005ull + 1442695040888963407ull;
-      r[i] = (uint8_t)(x >> 56);
-    }
-  }
+  hs_random_seed(r, sizeof r);
   memcpy(out, "hotspan-", 8);
   for (size_t i = 0; i < sizeof r; i++) {
     out[8 + 2 * i] = hx[r[i] >> 4];

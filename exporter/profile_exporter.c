@@ -12,13 +12,14 @@
 #include "common/env.h"
 #include "common/log.h"
 #include "context/endpoints.h"
+#include "context/identity.h"
 #include "exporter/dd_profile.h"
 #include "exporter/pyroscope.h"
 #include "hotspan/error.h"
+#include "hotspan/tracer.h"
 #include "hotspan/version.h"
 #include "profiler/engine.h"
 #include "profiler/profile.h"
-#include "tracer/internal.h"
 
 /* ------------------------------------------------------------ config */
 
@@ -82,6 +83,47 @@ static char *dup_or_null(const char *s) {
   return s != NULL ? strdup(s) : NULL;
 }
 
+/* Replaces c's identity (service, env, version, tags, runtime id) with a
+ * copy of id's. HOTSPAN_OK, or HOTSPAN_ENOMEM with c's identity kept. */
+static int set_identity(hs_profexp_config *c, const hs_identity *id) {
+  hs_profile_tag *tags = calloc(id->ntags + 1, sizeof *tags);
+  char *service = dup_or_null(id->service);
+  char *env = dup_or_null(id->env);
+  char *version = dup_or_null(id->version);
+  size_t n = 0;
+  int oom = tags == NULL || (id->service && !service) || (id->env && !env) ||
+            (id->version && !version);
+  for (size_t i = 0; !oom && i < id->ntags; i++) {
+    tags[n].key = strdup(id->tags[i].key);
+    tags[n].value = strdup(id->tags[i].value);
+    n++;
+    oom = tags[n - 1].key == NULL || tags[n - 1].value == NULL;
+  }
+  hs_profexp_config old = {0};
+  old.service = service;
+  old.env = env;
+  old.version = version;
+  old.tags = tags;
+  old.ntags = n;
+  if (!oom) { /* swap: old then holds what c had */
+    old.service = c->service;
+    old.env = c->env;
+    old.version = c->version;
+    old.tags = c->tags;
+    old.ntags = c->ntags;
+    c->service = service;
+    c->env = env;
+    c->version = version;
+    c->tags = tags;
+    c->ntags = n;
+    hs_identity_runtime_id(c->runtime_id);
+    if (!c->pyroscope_app_set && service != NULL)
+      snprintf(c->pyroscope_app, sizeof c->pyroscope_app, "%s", service);
+  }
+  hs_profexp_config_free(&old);
+  return oom ? HOTSPAN_ENOMEM : HOTSPAN_OK;
+}
+
 int hs_profexp_config_load(hs_profexp_config *c, int use_env,
                            uint64_t cpu_period_ns, uint64_t wall_period_ns) {
   memset(c, 0, sizeof *c);
@@ -90,44 +132,21 @@ int hs_profexp_config_load(hs_profexp_config *c, int use_env,
   c->flush_timeout_ms = HS_PROFEXP_FLUSH_TIMEOUT_MS;
   snprintf(c->agent.base, sizeof c->agent.base, "http://localhost:8126");
   snprintf(c->pyroscope_url, sizeof c->pyroscope_url, "http://localhost:4040");
-  if (gethostname(c->host, sizeof c->host) != 0)
-    c->host[0] = '\0';
-  c->host[sizeof c->host - 1] = '\0';
+  hs_identity_host(c->host, sizeof c->host);
 
-  /* Identity exactly as the tracer resolves it (service, env, version,
-   * DD_TAGS / HOTSPAN_TAGS / OTEL_RESOURCE_ATTRIBUTES). */
-  hotspan_config tc;
-  hotspan_config_init(&tc);
-  tc.ignore_environment = !use_env;
-  hs_tracer_settings st;
-  char err[128];
-  int rc = hs_settings_load(&tc, &st, err, sizeof err);
-  if (rc != HOTSPAN_OK) {
-    hs_settings_free(&st);
-    return rc == HOTSPAN_ENOMEM ? HOTSPAN_ENOMEM : HOTSPAN_ECONFIG;
-  }
-  c->service = dup_or_null(st.service);
-  c->env = dup_or_null(st.env);
-  c->version = dup_or_null(st.version);
-  snprintf(c->runtime_id, sizeof c->runtime_id, "%s", st.runtime_id);
-  int oom = (st.service && !c->service) || (st.env && !c->env) ||
-            (st.version && !c->version);
-  if (st.ntags > 0) {
-    c->tags = calloc(st.ntags, sizeof *c->tags);
-    oom |= c->tags == NULL;
-    for (size_t i = 0; c->tags != NULL && i < st.ntags; i++) {
-      char *k = strdup(st.tags[i].key), *v = strdup(st.tags[i].value);
-      c->tags[c->ntags].key = k;
-      c->tags[c->ntags].value = v;
-      c->ntags++;
-      oom |= k == NULL || v == NULL;
-    }
-  }
-  hs_settings_free(&st);
-  if (oom) {
+  /* Who the process is: asked again before each upload
+   * (hs_profexp_on_profile), since a tracer created later may set the
+   * service in code (context/identity.h). */
+  c->follow_identity = 1;
+  c->use_env = use_env;
+  hs_identity id;
+  if (hs_identity_current(use_env, &id) != HOTSPAN_OK ||
+      set_identity(c, &id) != HOTSPAN_OK) {
+    hs_identity_free(&id);
     hs_profexp_config_free(c);
     return HOTSPAN_ENOMEM;
   }
+  hs_identity_free(&id);
   if (!use_env)
     return HOTSPAN_OK; /* no network exporter without the environment */
 
@@ -161,8 +180,11 @@ int hs_profexp_config_load(hs_profexp_config *c, int use_env,
   }
   static const char *const py_app[] = {"HOTSPAN_PYROSCOPE_APP_NAME",
                                        "PYROSCOPE_APPLICATION_NAME", NULL};
-  copy_env(c->pyroscope_app, sizeof c->pyroscope_app, py_app,
-           c->service ? c->service : "hotspan");
+  copy_env(c->pyroscope_app, sizeof c->pyroscope_app, py_app, "");
+  c->pyroscope_app_set = c->pyroscope_app[0] != '\0';
+  if (!c->pyroscope_app_set) /* the service, followed with it */
+    snprintf(c->pyroscope_app, sizeof c->pyroscope_app, "%s",
+             c->service ? c->service : "hotspan");
   static const char *const py_tenant[] = {"HOTSPAN_PYROSCOPE_TENANT_ID",
                                           "PYROSCOPE_TENANT_ID", NULL};
   copy_env(c->pyroscope_tenant, sizeof c->pyroscope_tenant, py_tenant, "");
@@ -355,6 +377,12 @@ void hs_profexp_on_profile(hs_profexp *x, int type, const uint8_t *data,
       (type != HS_PROFILE_CPU && type != HS_PROFILE_WALL))
     return;
   pthread_mutex_lock(&x->mu);
+  if (x->c.follow_identity) {
+    hs_identity id;
+    if (hs_identity_current(x->c.use_env, &id) == HOTSPAN_OK)
+      (void)set_identity(&x->c, &id); /* out of memory: the last one */
+    hs_identity_free(&id);
+  }
   if (x->c.exporters & HS_PROFEXP_PYROSCOPE)
     send_pyro(x, type, data, len, start_ns, end_ns);
   if (x->c.exporters & HS_PROFEXP_DATADOG) {

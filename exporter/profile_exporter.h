@@ -43,7 +43,13 @@ typedef struct hs_profexp_config {
   char pyroscope_user[256];   /* basic auth, "" = none */
   char pyroscope_password[256];
   int flush_timeout_ms;
-  /* Identity (owned, NULL when unset except service). */
+  /* Identity (owned, NULL when unset except service). With
+   * follow_identity, replaced by the process identity
+   * (context/identity.h) before each upload; use_env is then how to
+   * resolve it while no tracer published one. */
+  int follow_identity;
+  int use_env;
+  int pyroscope_app_set; /* pyroscope_app given; else the service */
   char *service;
   char *env;
   char *version;

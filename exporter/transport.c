@@ -31,9 +31,11 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/fork.h"
 #include "common/log.h"
+#include "common/random.h"
+#include "common/thread.h"
 #include "hotspan/error.h"
-#include "profiler/engine.h"
 
 #define MAX_INFLIGHT 2                /* per target */
 #define RESPONSE_MAX (64 * 1024)      /* response body kept for on_response */
@@ -588,14 +590,7 @@ static void service_target(CURLM *m, hs_target *t, uint64_t now, int *wait_ms,
 
 static void *thread_main(void *arg) {
   CURLM *m = arg;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, NULL);
-  prctl(PR_SET_NAME, "hotspan-export");
-  (void)hs_prof_exclude_self();
-  uint64_t rng = hs_now_mono_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b9u;
-  if (rng == 0)
-    rng = 1;
+  uint64_t rng = hs_random_seed64();
   int wait_ms = 0;
   for (;;) {
     pthread_mutex_lock(&g_lock);
@@ -641,7 +636,6 @@ static void *thread_main(void *arg) {
   g_multi = NULL;
   pthread_mutex_unlock(&g_lock);
   curl_multi_cleanup(m);
-  hs_prof_exclude_end();
   return NULL;
 }
 
@@ -660,20 +654,17 @@ static int ensure_thread_locked(void) {
     hs_log(HS_LOG_WARN, "exporter: cannot create the transport (curl)");
     return -1;
   }
-  /* The thread never takes the program's signals nor the profiler's. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  /* A library thread: never takes the program's signals nor the
+   * profiler's (common/thread.h). */
   pthread_mutex_lock(&g_lock);
   g_stop = 0;
   g_multi = m;
-  int rc = hs_real_pthread_create(&g_thread, NULL, thread_main, m);
+  int rc = hs_thread_start(&g_thread, thread_main, m, "hotspan-export");
   if (rc == 0)
     g_running = 1;
   else
     g_multi = NULL;
   pthread_mutex_unlock(&g_lock);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) {
     curl_multi_cleanup(m);
     hs_log(HS_LOG_WARN, "exporter: cannot start the transport thread: %s",
@@ -785,7 +776,9 @@ static int global_init_locked(void) {
            curl_easy_strerror(rc));
     return -1;
   }
-  if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
+  static const hs_fork_handler fork_handler = {
+      HS_FORK_RANK_TRANSPORT, atfork_prepare, atfork_parent, atfork_child};
+  if (hs_fork_register(&fork_handler) != 0) {
     hs_log(HS_LOG_ERROR, "exporter: cannot install fork handlers");
     return -1;
   }

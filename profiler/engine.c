@@ -23,13 +23,13 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/fork.h"
 #include "common/log.h"
+#include "common/random.h"
+#include "common/thread.h"
 #include "profiler/engine_int.h"
 #include "profiler/pprof_file.h"
 #include "profiler/profile.h"
-
-int hs_real_pthread_create(pthread_t *t, const pthread_attr_t *attr,
-                           void *(*fn)(void *), void *arg); /* interpose.c */
 
 hs_prof_hstate hs_prof_h;
 hs_prof_counters hs_prof_ctr;
@@ -56,7 +56,6 @@ static uint32_t name_cursor;  /* aggregator: next slot for name refresh */
 /* Background threads. */
 static pthread_t agg_thread, wall_thread;
 static int agg_started, wall_started;
-static _Atomic pid_t agg_tid, wall_tid;
 static int ctl_stop;                 /* under ctl_lock */
 static uint64_t sync_req, sync_done; /* under ctl_lock */
 
@@ -67,11 +66,6 @@ static hs_symbolizer *symbolizer;
 static uint64_t period_start_unix;
 static _Atomic int agg_in_profiles; /* aggregator is touching profiles */
 
-/* Threads of other parts of the library (the exporter's transport
- * thread) that must never be registered; see hs_prof_exclude_self. */
-#define MAX_EXCLUDED 8
-static _Atomic pid_t excluded[MAX_EXCLUDED];
-
 static _Atomic(hs_prof_sample_hook) sample_hook;
 static void *_Atomic sample_hook_arg;
 static _Atomic(hs_prof_profile_sink) profile_sink;
@@ -81,7 +75,7 @@ static pthread_key_t exit_key;
 static _Atomic int once_done;
 
 static pid_t gettid_(void) {
-  return (pid_t)syscall(SYS_gettid);
+  return hs_gettid();
 }
 
 static uint64_t rng_next(void) {
@@ -355,32 +349,6 @@ int hs_prof_unregister_self(void) {
   return rc;
 }
 
-int hs_prof_exclude_self(void) {
-  pid_t tid = gettid_();
-  int ok = 0;
-  for (int i = 0; i < MAX_EXCLUDED && !ok; i++) {
-    pid_t zero = 0;
-    ok = atomic_load(&excluded[i]) == tid ||
-         atomic_compare_exchange_strong(&excluded[i], &zero, tid);
-  }
-  /* Registered before it was excluded (by the pthread_create wrapper or a
-   * scan): give the slot up. Before the profiler's first start there is no
-   * slot, and reg_lock must not be taken: its fork handlers are installed
-   * only at that start, so a fork while this thread held it would leave it
-   * locked in the child, whose own exporter thread would then hang here. */
-  if (atomic_load(&once_done))
-    (void)hs_prof_unregister_self();
-  return ok ? HOTSPAN_OK : HOTSPAN_EFULL;
-}
-
-void hs_prof_exclude_end(void) {
-  pid_t tid = gettid_();
-  for (int i = 0; i < MAX_EXCLUDED; i++) {
-    pid_t mine = tid;
-    atomic_compare_exchange_strong(&excluded[i], &mine, 0);
-  }
-}
-
 void hs_prof_on_thread_start(void) {
   (void)hs_prof_register_self();
 }
@@ -513,13 +481,10 @@ static int export_period(int final) {
 /* ------------------------------------------------------------------------
  * Thread discovery, reaping, names, stack bounds (aggregator, 1/s). */
 
+/* The library's own threads (this engine's, the tracer's writer, the
+ * exporters') are never registered (common/thread.h). */
 static int is_internal(pid_t tid) {
-  if (tid == atomic_load(&agg_tid) || tid == atomic_load(&wall_tid))
-    return 1;
-  for (int i = 0; i < MAX_EXCLUDED; i++)
-    if (atomic_load(&excluded[i]) == tid)
-      return 1;
-  return 0;
+  return hs_thread_is_internal(tid);
 }
 
 static int cmp_tid(const void *a, const void *b) {
@@ -569,7 +534,8 @@ static void scan_tasks_locked(void) {
 }
 
 /* Retires slots whose thread is gone (threads that did not unregister:
- * found by a scan, or ended without running key destructors). */
+ * found by a scan, or ended without running key destructors), and slots of
+ * library threads. */
 static void reap_locked(void) {
   pid_t pid = getpid();
   for (uint32_t i = 0; i < hs_prof_h.nslots; i++) {
@@ -577,8 +543,11 @@ static void reap_locked(void) {
     int st = atomic_load(&s->state);
     if (st != SLOT_ACTIVE && st != SLOT_PARKED)
       continue;
-    if (syscall(SYS_tgkill, pid, atomic_load(&s->tid), 0) == 0 ||
-        errno != ESRCH)
+    /* A library thread found by a scan in the instant between its
+     * creation and its listing (common/thread.h) is let go too. */
+    pid_t tid = atomic_load(&s->tid);
+    if (!(st == SLOT_ACTIVE && is_internal(tid)) &&
+        (syscall(SYS_tgkill, pid, tid, 0) == 0 || errno != ESRCH))
       continue;
     if (st == SLOT_ACTIVE) {
       slot_retire(s, 0);
@@ -674,8 +643,6 @@ static void abs_deadline(struct timespec *ts, uint64_t mono_ns) {
 
 static void *agg_main(void *arg) {
   (void)arg;
-  prctl(PR_SET_NAME, "hotspan-prof");
-  atomic_store(&agg_tid, gettid_());
   uint64_t now = hs_now_mono_ns();
   uint64_t next_drain = now + DRAIN_INTERVAL_NS;
   uint64_t next_scan = now + SCAN_INTERVAL_NS;
@@ -755,8 +722,6 @@ static void wall_tick(uint32_t *cursor) {
 
 static void *wall_main(void *arg) {
   (void)arg;
-  prctl(PR_SET_NAME, "hotspan-wall");
-  atomic_store(&wall_tid, gettid_());
   pthread_mutex_lock(&reg_lock);
   uint32_t cursor =
       (uint32_t)(rng_next() % (hs_prof_h.nslots ? hs_prof_h.nslots : 1));
@@ -781,23 +746,9 @@ static void *wall_main(void *arg) {
   return NULL;
 }
 
-/* Starts an internal thread with every signal blocked: it must never be
- * sampled or receive the program's signals. */
-static int start_internal(pthread_t *t, void *(*fn)(void *),
-                          _Atomic pid_t *tid) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  atomic_store(tid, 0);
-  int rc = hs_real_pthread_create(t, NULL, fn, NULL);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc != 0)
-    return -1;
-  /* Wait until it published its tid, so that no scan takes it for a
-   * program thread. */
-  while (atomic_load(tid) == 0)
-    sched_yield();
-  return 0;
+/* Starts a library thread: every signal blocked, never sampled. */
+static int start_internal(pthread_t *t, void *(*fn)(void *), const char *name) {
+  return hs_thread_start(t, fn, NULL, name) == 0 ? 0 : -1;
 }
 
 static void stop_threads(void) {
@@ -810,8 +761,6 @@ static void stop_threads(void) {
   if (agg_started)
     pthread_join(agg_thread, NULL);
   wall_started = agg_started = 0;
-  atomic_store(&agg_tid, 0);
-  atomic_store(&wall_tid, 0);
 }
 
 static int start_threads(void) {
@@ -819,11 +768,11 @@ static int start_threads(void) {
   ctl_stop = 0;
   sync_req = sync_done = 0;
   pthread_mutex_unlock(&ctl_lock);
-  if (start_internal(&agg_thread, agg_main, &agg_tid) != 0)
+  if (start_internal(&agg_thread, agg_main, "hotspan-prof") != 0)
     return -1;
   agg_started = 1;
   if (set.wall_period_ns > 0) {
-    if (start_internal(&wall_thread, wall_main, &wall_tid) != 0)
+    if (start_internal(&wall_thread, wall_main, "hotspan-wall") != 0)
       return -1;
     wall_started = 1;
   }
@@ -864,10 +813,12 @@ static int once_init(uint32_t max_threads) {
     free(slots);
     return -1;
   }
-  pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-  /* Under reg_lock: threads that only want out of profiling (the exporter
-   * thread, hs_prof_exclude_self) read the table under it, and may run
-   * before the first start. */
+  static const hs_fork_handler fork_handler = {
+      HS_FORK_RANK_PROFILER, atfork_prepare, atfork_parent, atfork_child};
+  if (hs_fork_register(&fork_handler) != 0) {
+    free(slots);
+    return -1;
+  }
   pthread_mutex_lock(&reg_lock);
   hs_prof_h.slots = slots;
   hs_prof_h.nslots = max_threads;
@@ -965,7 +916,7 @@ int hs_prof_engine_start(const hs_prof_settings *s) {
     ring_bytes = 16384;
   reset_counters();
   atomic_store(&displaced, 0);
-  rng_state = (hs_now_mono_ns() ^ ((uint64_t)getpid() << 32)) | 1;
+  rng_state = hs_random_seed64();
   hs_prof_unwind_init();
 
   if (hs_prof_handler_install(set.signo) != 0) {
@@ -1149,10 +1100,6 @@ static void atfork_child(void) {
   pthread_cond_init(&ctl_cond, &ca);
   pthread_condattr_destroy(&ca);
   agg_started = wall_started = 0;
-  atomic_store(&agg_tid, 0);
-  atomic_store(&wall_tid, 0);
-  for (int i = 0; i < MAX_EXCLUDED; i++) /* those threads stayed behind */
-    atomic_store(&excluded[i], 0);
   if (!atomic_load(&running)) {
     pthread_mutex_unlock(&reg_lock);
     pthread_mutex_unlock(&life_lock);

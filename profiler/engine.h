@@ -55,24 +55,6 @@ int hs_prof_engine_running(void);
 int hs_prof_register_self(void);
 int hs_prof_unregister_self(void);
 
-/* Marks the calling thread as one of the library's own background
- * threads (the exporter's transport thread): from now on it is never
- * registered, neither by hs_prof_register_self, the pthread_create wrapper
- * nor the aggregator's /proc scan, whether or not the profiler runs; a
- * registration it already had is given up. Returns HOTSPAN_OK, or
- * HOTSPAN_EFULL when too many threads are excluded (the thread is then
- * only unregistered). hs_prof_exclude_end undoes it; call it before the
- * thread exits, since its id may be reused. A forked child forgets every
- * exclusion (those threads do not exist there). Thread-safe. */
-int hs_prof_exclude_self(void);
-void hs_prof_exclude_end(void);
-
-/* pthread_create that never registers the new thread (profiler/interpose.c):
- * for the library's own threads; they should also call
- * hs_prof_exclude_self. Same contract as pthread_create. */
-int hs_real_pthread_create(pthread_t *t, const pthread_attr_t *attr,
-                           void *(*fn)(void *), void *arg);
-
 /* Counters of the current or last session. */
 void hs_prof_engine_stats(hotspan_profiler_stats *out);
 

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "common/thread.h"
 #include "profiler/engine.h"
 
 typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
@@ -57,57 +58,22 @@ static create_fn resolve(void) {
   return f;
 }
 
-/* Set while this thread creates one of the profiler's own threads: the
- * wrapper then passes the call through without registering the thread. */
-static __thread int creating_own __attribute__((tls_model("initial-exec")));
-
-/* pthread_create for the profiler's own threads, which must not be
- * registered. Under a sanitizer runtime loaded as a shared library (gcc's
- * libtsan/libasan) it goes through the runtime's interceptor, which knows
- * every thread that runs instrumented code (ThreadSanitizer crashes on a
- * thread it never saw created); the interceptor calls on to our wrapper,
- * which sees creating_own and passes through to the C library. Returns the
- * result, or EAGAIN when no pthread_create can be found. */
-static _Atomic(create_fn) own_create;
 /* ThreadSanitizer's runtime in another object (gcc's shared libtsan) comes
  * before us: its interceptor calls our wrapper with its own start routine,
  * which sets up the sanitizer's thread state. A trampoline of ours in front
  * of it would run instrumented code before that setup (ThreadSanitizer
  * faults), so the wrapper then passes calls through, and new threads are
  * found by the aggregator's /proc/self/task scan instead (within a second).
- * Only sanitizer builds take this path. */
+ * Only sanitizer builds take this path. Other runtimes (ASan) cope with our
+ * trampoline. Decided once, at load (see resolve_early). */
 static atomic_int sanitizer_outside;
 
-/* Looked up once (at load, see resolve_early), never from a fork handler. */
-static create_fn resolve_own(void) {
-  create_fn f = atomic_load_explicit(&own_create, memory_order_acquire);
-  if (f != NULL)
-    return f;
-  void *icpt = dlsym(RTLD_DEFAULT, "__interceptor_pthread_create");
-  /* The program's pthread_create reaches ThreadSanitizer's interceptor
-   * before ours (its runtime is a shared library loaded ahead of
-   * libhotspan.so). Other runtimes (ASan) cope with our trampoline. */
+static void detect_sanitizer_outside(void) {
   void *first = dlsym(RTLD_DEFAULT, "pthread_create");
   int outside = first != NULL && first != (void *)hs_pthread_create_wrapper &&
                 !same_object(first, (void *)hs_pthread_create_wrapper) &&
                 dlsym(RTLD_DEFAULT, "__tsan_init") != NULL;
   atomic_store(&sanitizer_outside, outside);
-  f = (icpt != NULL && icpt != (void *)hs_pthread_create_wrapper)
-          ? (create_fn)icpt
-          : resolve();
-  atomic_store_explicit(&own_create, f, memory_order_release);
-  return f;
-}
-
-int hs_real_pthread_create(pthread_t *t, const pthread_attr_t *attr,
-                           void *(*fn)(void *), void *arg) {
-  create_fn f = resolve_own();
-  if (f == NULL)
-    return EAGAIN;
-  creating_own = 1;
-  int rc = f(t, attr, fn, arg);
-  creating_own = 0;
-  return rc;
 }
 
 typedef struct tramp {
@@ -130,7 +96,10 @@ hs_pthread_create_wrapper(pthread_t *t, const pthread_attr_t *attr,
   create_fn real = resolve();
   if (real == NULL)
     return EAGAIN;
-  if (creating_own || !hs_prof_engine_running() || fn == NULL ||
+  /* The library's own threads (common/thread.h) are passed through: they
+   * are never registered. */
+  if (hs_thread_creating_internal() || !hs_prof_engine_running() ||
+      fn == NULL ||
       atomic_load_explicit(&sanitizer_outside, memory_order_relaxed))
     return real(t, attr, fn, arg);
   tramp *tr = malloc(sizeof *tr);
@@ -157,5 +126,5 @@ hs_pthread_create_compat(pthread_t *t, const pthread_attr_t *attr,
  * library, a thread being created from a signal handler). */
 __attribute__((constructor)) static void resolve_early(void) {
   (void)resolve();
-  (void)resolve_own();
+  detect_sanitizer_outside();
 }

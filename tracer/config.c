@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include "common/buf.h"
 #include "common/env.h"
@@ -19,48 +18,13 @@
 #include "tracer/internal.h"
 
 #define HS_DEFAULT_PARTIAL_FLUSH 1000
-#define HS_MAX_GLOBAL_TAGS 128
 #define HS_DEFAULT_SHUTDOWN_MS 5000
-
-extern char *program_invocation_short_name;
 
 static char *dup_or_null(const char *s) {
   return s ? strdup(s) : NULL;
 }
 
-/* ------------------------------------------------------------ tags */
-
-static void kv_set(hs_tracer_settings *st, const char *k, size_t klen,
-                   const char *v, size_t vlen) {
-  for (size_t i = 0; i < st->ntags; i++) {
-    if (strlen(st->tags[i].key) == klen &&
-        memcmp(st->tags[i].key, k, klen) == 0) {
-      char *nv = strndup(v, vlen);
-      if (nv != NULL) {
-        free(st->tags[i].value);
-        st->tags[i].value = nv;
-      }
-      return;
-    }
-  }
-  if (st->ntags >= HS_MAX_GLOBAL_TAGS) {
-    hs_log(HS_LOG_WARN, "more than %d global tags; ignoring \"%.*s\"",
-           HS_MAX_GLOBAL_TAGS, (int)klen, k);
-    return;
-  }
-  hs_kv *n = realloc(st->tags, sizeof *n * (st->ntags + 1));
-  if (n == NULL)
-    return;
-  st->tags = n;
-  n[st->ntags].key = strndup(k, klen);
-  n[st->ntags].value = strndup(v, vlen);
-  if (n[st->ntags].key == NULL || n[st->ntags].value == NULL) {
-    free(n[st->ntags].key);
-    free(n[st->ntags].value);
-    return;
-  }
-  st->ntags++;
-}
+/* ------------------------------------------------------------ helpers */
 
 static size_t trim(const char **s, size_t n) {
   while (n > 0 && (**s == ' ' || **s == '\t')) {
@@ -72,124 +36,8 @@ static size_t trim(const char **s, size_t n) {
   return n;
 }
 
-/* DD_TAGS form: "k1:v1,k2:v2" (commas or spaces between entries). An entry
- * without ':' is skipped with a warning. */
-static void parse_dd_tags(hs_tracer_settings *st, const char *list,
-                          const char *origin) {
-  const char *p = list;
-  int sep = strchr(list, ',') ? ',' : ' ';
-  while (*p != '\0') {
-    const char *end = strchr(p, sep);
-    size_t n = end ? (size_t)(end - p) : strlen(p);
-    const char *e = p;
-    size_t len = trim(&e, n);
-    if (len > 0) {
-      const char *colon = memchr(e, ':', len);
-      if (colon == NULL || colon == e) {
-        hs_log(HS_LOG_WARN, "%s: ignoring tag \"%.*s\" (expected key:value)",
-               origin, (int)len, e);
-      } else {
-        const char *k = e, *v = colon + 1;
-        size_t klen = trim(&k, (size_t)(colon - e));
-        size_t vlen = trim(&v, len - (size_t)(colon - e) - 1);
-        kv_set(st, k, klen, v, vlen);
-      }
-    }
-    p += n;
-    if (*p == sep)
-      p++;
-  }
-}
-
-/* Percent-decodes n bytes of s into dst (capacity cap); -1 if invalid or
- * too long. */
-static int pct_decode(const char *s, size_t n, char *dst, size_t cap) {
-  size_t o = 0;
-  for (size_t i = 0; i < n; i++) {
-    int c = (unsigned char)s[i];
-    if (c == '%') {
-      if (i + 2 >= n || hs_hexval(s[i + 1]) < 0 || hs_hexval(s[i + 2]) < 0)
-        return -1;
-      c = hs_hexval(s[i + 1]) * 16 + hs_hexval(s[i + 2]);
-      i += 2;
-    }
-    if (o + 1 >= cap)
-      return -1;
-    dst[o++] = (char)c;
-  }
-  dst[o] = '\0';
-  return (int)o;
-}
-
-/* OTEL_RESOURCE_ATTRIBUTES: "k1=v1,k2=v2", values percent-encoded.
- * service.name, service.version and deployment.environment(.name) fill the
- * matching settings when those are still unset; the rest become tags. */
-static void parse_otel_resource(hs_tracer_settings *st, const char *list,
-                                char **service, char **version, char **env) {
-  const char *p = list;
-  while (*p != '\0') {
-    const char *end = strchr(p, ',');
-    size_t n = end ? (size_t)(end - p) : strlen(p);
-    const char *e = p;
-    size_t len = trim(&e, n);
-    const char *eq = len ? memchr(e, '=', len) : NULL;
-    if (len > 0 && (eq == NULL || eq == e)) {
-      hs_log(HS_LOG_WARN,
-             "OTEL_RESOURCE_ATTRIBUTES: ignoring \"%.*s\" (expected key=value)",
-             (int)len, e);
-    } else if (len > 0) {
-      char key[256], val[1024];
-      const char *k = e, *v = eq + 1;
-      size_t klen = trim(&k, (size_t)(eq - e));
-      size_t vlen = trim(&v, len - (size_t)(eq - e) - 1);
-      if (pct_decode(k, klen, key, sizeof key) < 0 ||
-          pct_decode(v, vlen, val, sizeof val) < 0) {
-        hs_log(HS_LOG_WARN,
-               "OTEL_RESOURCE_ATTRIBUTES: ignoring \"%.*s\" (bad encoding "
-               "or too long)",
-               (int)len, e);
-      } else if (strcmp(key, "service.name") == 0) {
-        if (*service == NULL)
-          *service = strdup(val);
-      } else if (strcmp(key, "service.version") == 0) {
-        if (*version == NULL)
-          *version = strdup(val);
-      } else if (strcmp(key, "deployment.environment") == 0 ||
-                 strcmp(key, "deployment.environment.name") == 0) {
-        if (*env == NULL)
-          *env = strdup(val);
-      } else {
-        kv_set(st, key, strlen(key), val, strlen(val));
-      }
-    }
-    p += n;
-    if (*p == ',')
-      p++;
-  }
-}
-
-/* ------------------------------------------------------------ helpers */
-
 static const char *env_list(int use_env, const char *const *names) {
   return use_env ? hs_env_first(names, NULL) : NULL;
-}
-
-static void make_runtime_id(char out[37]) {
-  uint8_t b[16];
-  if (getrandom(b, sizeof b, GRND_NONBLOCK) != (ssize_t)sizeof b) {
-    uint64_t x = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)out;
-    for (size_t i = 0; i < sizeof b; i++) {
-      x = x * 6364136223846793005ull + 1442695040888963407ull;
-      b[i] = (uint8_t)(x >> 56);
-    }
-  }
-  b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
-  b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10 */
-  snprintf(
-      out, 37,
-      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-      b[12], b[13], b[14], b[15]);
 }
 
 static int load_styles(int use_env, const char *code_value,
@@ -331,42 +179,15 @@ int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *st,
   if (cfg->log_level > 0)
     hs_log_set_level(cfg->log_level);
 
-  static const char *const service_vars[] = {"HOTSPAN_SERVICE", "DD_SERVICE",
-                                             "OTEL_SERVICE_NAME", NULL};
-  static const char *const env_vars[] = {"HOTSPAN_ENV", "DD_ENV", NULL};
-  static const char *const version_vars[] = {"HOTSPAN_VERSION", "DD_VERSION",
-                                             NULL};
-  char *service = dup_or_null(cfg->service ? cfg->service
-                                           : env_list(use_env, service_vars));
-  char *env = dup_or_null(cfg->env ? cfg->env : env_list(use_env, env_vars));
-  char *version = dup_or_null(cfg->version ? cfg->version
-                                           : env_list(use_env, version_vars));
-
-  /* Tags: lowest precedence first, so that later ones overwrite. */
-  if (use_env) {
-    const char *ra = hs_env_get("OTEL_RESOURCE_ATTRIBUTES");
-    if (ra != NULL)
-      parse_otel_resource(st, ra, &service, &version, &env);
-    const char *dd = hs_env_get("DD_TAGS");
-    if (dd != NULL)
-      parse_dd_tags(st, dd, "DD_TAGS");
-    const char *hs = hs_env_get("HOTSPAN_TAGS");
-    if (hs != NULL)
-      parse_dd_tags(st, hs, "HOTSPAN_TAGS");
-  }
-  if (cfg->tags != NULL)
-    parse_dd_tags(st, cfg->tags, "hotspan_config.tags");
-
-  if (service == NULL)
-    service =
-        strdup(program_invocation_short_name && program_invocation_short_name[0]
-                   ? program_invocation_short_name
-                   : "unnamed-c-service");
-  st->service = service;
-  st->env = env;
-  st->version = version;
-  if (st->service == NULL)
+  hs_identity_code code = {cfg->service, cfg->env, cfg->version, cfg->tags};
+  hs_identity id;
+  if (hs_identity_resolve(&code, use_env, &id) != HOTSPAN_OK)
     return HOTSPAN_ENOMEM;
+  st->service = id.service;
+  st->env = id.env;
+  st->version = id.version;
+  st->tags = id.tags;
+  st->ntags = id.ntags;
 
   /* Sampling. NaN is not "unset": it is a programming error. */
   if (isnan(cfg->sample_rate) || isnan(cfg->rate_limit)) {
@@ -486,7 +307,7 @@ int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *st,
       }
     }
   }
-  make_runtime_id(st->runtime_id);
+  hs_identity_runtime_id(st->runtime_id);
   return HOTSPAN_OK;
 }
 

@@ -1,31 +1,16 @@
 /* Id generation: a per-thread xoroshiro128+ generator, seeded from the
  * kernel's random source, reseeded in a forked child (fork generation
  * changes) so that parent and child never produce the same sequence. */
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
-
 #include "common/clock.h"
+#include "common/fork.h"
+#include "common/random.h"
 #include "tracer/internal.h"
 
-static uint64_t splitmix64(uint64_t *x) {
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 static void seed(hs_tstate *ts) {
-  uint64_t s[2] = {0, 0};
-  ssize_t got = getrandom(s, sizeof s, GRND_NONBLOCK);
-  /* Mix in time, pid, tid and the state's address even when getrandom
-   * worked: cheap, and it covers a kernel without the call. */
-  uint64_t x = hs_now_mono_ns() ^ ((uint64_t)getpid() << 32) ^
-               (uint64_t)gettid() ^ (uint64_t)(uintptr_t)ts;
-  if (got != (ssize_t)sizeof s)
-    s[0] = s[1] = hs_now_unix_ns();
-  ts->rng[0] = s[0] ^ splitmix64(&x);
-  ts->rng[1] = s[1] ^ splitmix64(&x);
+  uint64_t s[2];
+  hs_random_seed(s, sizeof s);
+  ts->rng[0] = s[0];
+  ts->rng[1] = s[1];
   if ((ts->rng[0] | ts->rng[1]) == 0)
     ts->rng[1] = 1;
   ts->rng_fork_gen = hs_fork_generation() + 1; /* +1: 0 means unseeded */

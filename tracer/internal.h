@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/fork.h"
+#include "context/identity.h"
 #include "context/thread_ctx.h"
 #include "hotspan/propagation.h"
 #include "hotspan/tracer.h"
@@ -275,11 +277,6 @@ void hs_span_links_json(const hotspan_span *s, struct hs_buf *out, int dd_form);
 
 #define HS_LIVE_SHARDS 16
 
-typedef struct hs_kv {
-  char *key;
-  char *value;
-} hs_kv;
-
 typedef struct hs_tracer_settings {
   char *service;
   char *env;
@@ -306,7 +303,7 @@ typedef struct hs_tracer_settings {
   int shutdown_timeout_ms; /* hotspan_tracer_free: flush + delivery */
   uint32_t partial_flush_min_spans;
   int log_level;
-  char runtime_id[37]; /* uuid v4 of this tracer instance */
+  char runtime_id[37]; /* the process's (context/identity.h) */
 } hs_tracer_settings;
 
 #define HS_EXPORT_DATADOG 1u
@@ -424,13 +421,6 @@ typedef struct hs_tstate {
 /* The calling thread's state, created on first use; NULL if out of memory.
  * Not for signal handlers. */
 hs_tstate *hs_tstate_get(void);
-
-/* Number of forks seen by this process (bumped in the child). */
-unsigned hs_fork_generation(void);
-/* getpid() without a system call each time: cached, and read again after
- * a fork (fork generation changed). Thread-safe. */
-int64_t hs_process_id(void);
-void hs_fork_handlers_install(void);
 
 /* Ids: 64-bit random, never 0; span ids have the top bit clear. */
 uint64_t hs_random64(hs_tstate *ts);

@@ -163,9 +163,11 @@ static void tstate_destroy(void *p) {
   free(b);
 }
 
+static const hs_fork_handler pools_fork;
+
 static void tstate_key_init(void) {
   (void)pthread_key_create(&tstate_key, tstate_destroy);
-  hs_fork_handlers_install();
+  (void)hs_fork_register(&pools_fork);
 }
 
 hs_tstate *hs_tstate_get(void) {
@@ -319,56 +321,23 @@ void hs_chunk_free(hs_chunk *c) {
 
 /* ------------------------------------------------------------ fork */
 
-static _Atomic unsigned fork_gen;
-
-unsigned hs_fork_generation(void) {
-  return atomic_load_explicit(&fork_gen, memory_order_relaxed);
-}
-
-/* The fork generation in the high half, the pid in the low half; 0 until
- * first asked. */
-static _Atomic uint64_t cached_pid;
-
-int64_t hs_process_id(void) {
-  uint64_t gen = hs_fork_generation();
-  uint64_t v = atomic_load_explicit(&cached_pid, memory_order_relaxed);
-  if (__builtin_expect(v == 0 || (v >> 32) != gen, 0)) {
-    v = gen << 32 | (uint32_t)getpid();
-    atomic_store_explicit(&cached_pid, v, memory_order_relaxed);
-  }
-  return (int64_t)(uint32_t)v;
-}
-
-void hs__tracers_atfork_prepare(void);
-void hs__tracers_atfork_parent(void);
-void hs__tracers_atfork_child(void);
-
-/* Locks are taken in a fixed order (tracers, then pools) before fork so
- * the child never inherits a mutex held by a thread that does not exist
- * there. */
-static void atfork_prepare(void) {
-  hs__tracers_atfork_prepare();
+/* Pool locks are held across fork() (after the tracers' locks, see
+ * common/fork.h) so the child never inherits a mutex held by a thread
+ * that does not exist there. */
+static void pools_prepare(void) {
   for (int i = 0; i < POOL_COUNT; i++)
     pthread_mutex_lock(&pools[i].mu);
 }
 
-static void atfork_parent(void) {
+static void pools_parent(void) {
   for (int i = POOL_COUNT; i-- > 0;)
     pthread_mutex_unlock(&pools[i].mu);
-  hs__tracers_atfork_parent();
 }
 
-static void atfork_child(void) {
+static void pools_child(void) {
   for (int i = 0; i < POOL_COUNT; i++)
     pthread_mutex_init(&pools[i].mu, NULL);
-  atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
-  hs__tracers_atfork_child();
 }
 
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-static void fork_install(void) {
-  pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-}
-void hs_fork_handlers_install(void) {
-  pthread_once(&fork_once, fork_install);
-}
+static const hs_fork_handler pools_fork = {HS_FORK_RANK_POOLS, pools_prepare,
+                                           pools_parent, pools_child};

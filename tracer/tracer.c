@@ -22,7 +22,7 @@ void hs_trace_close_all(hotspan_tracer *t);
 
 /* Fork: every tracer's queue and orphan locks are held across fork() so
  * that the child does not inherit a lock owned by a thread it lacks. */
-void hs__tracers_atfork_prepare(void) {
+static void tracers_prepare(void) {
   pthread_mutex_lock(&tracers_mu);
   for (hotspan_tracer *t = tracers; t != NULL; t = t->next_tracer) {
     pthread_mutex_lock(&t->writer.mu);
@@ -32,7 +32,7 @@ void hs__tracers_atfork_prepare(void) {
   }
 }
 
-void hs__tracers_atfork_parent(void) {
+static void tracers_parent(void) {
   for (hotspan_tracer *t = tracers; t != NULL; t = t->next_tracer) {
     for (unsigned i = HS_LIVE_SHARDS; i-- > 0;)
       pthread_mutex_unlock(&t->live[i].mu);
@@ -42,8 +42,10 @@ void hs__tracers_atfork_parent(void) {
   pthread_mutex_unlock(&tracers_mu);
 }
 
-void hs__tracers_atfork_child(void) {
+static void tracers_child(void) {
   for (hotspan_tracer *t = tracers; t != NULL; t = t->next_tracer) {
+    /* The child is another process, with a runtime id of its own. */
+    hs_identity_runtime_id(t->settings.runtime_id);
     pthread_mutex_init(&t->orphans_mu, NULL);
     for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
       pthread_mutex_init(&t->live[i].mu, NULL);
@@ -54,6 +56,9 @@ void hs__tracers_atfork_child(void) {
   }
   pthread_mutex_init(&tracers_mu, NULL);
 }
+
+static const hs_fork_handler tracers_fork = {
+    HS_FORK_RANK_TRACERS, tracers_prepare, tracers_parent, tracers_child};
 
 /* At exit, tracers the program never freed get one flush, so that the
  * last traces of a short program are delivered; bounded by
@@ -176,7 +181,7 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
     sized.struct_size = sizeof sized;
     cfg = &sized;
   }
-  hs_fork_handlers_install();
+  (void)hs_fork_register(&tracers_fork);
   hotspan_tracer *t = calloc(1, sizeof *t);
   if (t == NULL)
     return HOTSPAN_ENOMEM;
@@ -245,6 +250,11 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
   t->next_tracer = tracers;
   tracers = t;
   pthread_mutex_unlock(&tracers_mu);
+  /* The first tracer says who the process is (context/identity.h): its
+   * profiles then carry the service, env and version set here. */
+  hs_identity id = {t->settings.service, t->settings.env, t->settings.version,
+                    t->settings.tags, t->settings.ntags};
+  (void)hs_identity_publish(&id);
   *out = t;
   return HOTSPAN_OK;
 }

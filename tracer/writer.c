@@ -8,10 +8,10 @@
  * pays for a wake-up (futex call) only once per batch. */
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <time.h>
 
 #include "common/log.h"
+#include "common/thread.h"
 #include "tracer/internal.h"
 
 #define HS_WRITER_TICK_MS 200
@@ -62,7 +62,6 @@ static void write_batch(hotspan_tracer *t, hs_chunk *batch, int force) {
 static void *writer_main(void *arg) {
   hotspan_tracer *t = arg;
   hs_writer *w = &t->writer;
-  prctl(PR_SET_NAME, "hotspan-writer");
   pthread_mutex_lock(&w->mu);
   for (;;) {
     if (w->head == NULL && !w->stop && w->flush_done == w->flush_req) {
@@ -99,7 +98,7 @@ int hs_writer_start(hotspan_tracer *t) {
   init_sync(w);
   w->max_spans = HS_WRITER_MAX_SPANS;
   w->fork_gen = hs_fork_generation();
-  if (pthread_create(&w->thread, NULL, writer_main, t) != 0) {
+  if (hs_thread_start(&w->thread, writer_main, t, "hotspan-writer") != 0) {
     hs_log(HS_LOG_ERROR, "cannot start the trace writer thread");
     return HOTSPAN_ESYS;
   }
@@ -133,7 +132,7 @@ static void restart_after_fork(hotspan_tracer *t) {
   pthread_mutex_lock(&w->mu);
   if (w->fork_gen != hs_fork_generation() && !w->stop) {
     w->fork_gen = hs_fork_generation();
-    if (pthread_create(&w->thread, NULL, writer_main, t) == 0)
+    if (hs_thread_start(&w->thread, writer_main, t, "hotspan-writer") == 0)
       w->running = 1;
     else
       hs_log(HS_LOG_ERROR, "cannot start the trace writer in a forked child");

@@ -13,6 +13,7 @@
 #include "bench_common.h"
 #include "exporter/dd_msgpack.h"
 #include "hotspan/version.h"
+#include "tracer/internal.h"
 
 #define CHUNK 10
 #define PAYLOAD_BYTES ((size_t)1 << 20)

@@ -21,6 +21,7 @@
 #include "bench_common.h"
 #include "exporter/otlp.h"
 #include "hotspan/error.h"
+#include "tracer/internal.h"
 
 #define CHUNK_SPANS 10
 #define BENCH_PAYLOAD_SPANS 2000

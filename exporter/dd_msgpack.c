@@ -451,7 +451,7 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
     gen |= K_ORIGIN;
   if (kind != NULL)
     gen |= K_KIND;
-  if ((first || root) && s->trace->id_high != 0)
+  if ((first || root) && tv->id_high != 0)
     gen |= K_TID;
   if (first && cc->nprop > 0)
     gen |= K_PROPAGATED;
@@ -536,7 +536,7 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
   put_str(e, s->type);
   RAW(e, "\xa8"
          "trace_id");
-  msgpack_pack_uint64(&e->pk, s->trace->id_low);
+  msgpack_pack_uint64(&e->pk, tv->id_low);
   RAW(e, "\xa7"
          "span_id");
   msgpack_pack_uint64(&e->pk, s->span_id);
@@ -603,7 +603,7 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
   if (gen & K_TID) {
     RAW(e, "\xa9"
            "_dd.p.tid");
-    put_hex64(e, s->trace->id_high);
+    put_hex64(e, tv->id_high);
   }
   if (gen & K_PROPAGATED) {
     const char *p = tv->propagated_tags, *k, *v;

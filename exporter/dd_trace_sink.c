@@ -25,16 +25,13 @@
 typedef struct dd_sink {
   hs_sink base;
   hs_target *target;
-  hs_sampler *sampler; /* the tracer's; outlives the sink */
+  hs_trace_sink_host host; /* the tracer's settings; where rates go */
   hs_dd_encoder enc;
   size_t flush_bytes;
   uint64_t flush_age_ns;
   uint64_t oldest_mono; /* when the payload's first trace was added */
-  _Atomic uint64_t payloads_built;
-  _Atomic uint64_t payloads_refused;
   _Atomic uint64_t chunks_dropped;
   _Atomic uint64_t spans_dropped;
-  _Atomic uint64_t rates_updates;
   _Atomic uint64_t rates_errors;
 } dd_sink;
 
@@ -52,10 +49,9 @@ static void send_payload(dd_sink *d) {
   char count[48];
   snprintf(count, sizeof count, "X-Datadog-Trace-Count: %u", ntraces);
   const char *const headers[] = {count, NULL};
-  atomic_fetch_add_explicit(&d->payloads_built, 1, memory_order_relaxed);
-  /* The transport owns body from here, whatever it answers. */
-  if (hs_target_send(d->target, body, len, headers, nspans) != HOTSPAN_OK)
-    atomic_fetch_add_explicit(&d->payloads_refused, 1, memory_order_relaxed);
+  /* The transport owns body from here, whatever it answers, and counts
+   * what it refuses. */
+  (void)hs_target_send(d->target, body, len, headers, nspans);
 }
 
 static void dd_write(hs_sink *self, const hs_chunk *c) {
@@ -118,8 +114,6 @@ static void dd_after_fork_child(hs_sink *self) {
   dd_sink *d = (dd_sink *)self;
   hs_dd_encoder_abandon(&d->enc);
   d->oldest_mono = 0;
-  atomic_store(&d->payloads_built, 0);
-  atomic_store(&d->payloads_refused, 0);
   atomic_store(&d->chunks_dropped, 0);
   atomic_store(&d->spans_dropped, 0);
 }
@@ -130,11 +124,11 @@ static void on_response(void *arg, long status, const char *body, size_t len) {
   if (status < 200 || status > 299 || body == NULL || len == 0)
     return;
   char err[256];
-  if (hs_sampler_set_agent_rates(d->sampler, body, len, err, sizeof err) ==
-      HOTSPAN_OK) {
-    atomic_fetch_add_explicit(&d->rates_updates, 1, memory_order_relaxed);
+  if (d->host.set_agent_rates == NULL)
     return;
-  }
+  if (d->host.set_agent_rates(d->host.arg, body, len, err, sizeof err) ==
+      HOTSPAN_OK)
+    return;
   /* One warning, then debug lines: a misbehaving agent answers every
    * payload the same way. */
   uint64_t n =
@@ -143,8 +137,9 @@ static void on_response(void *arg, long status, const char *body, size_t len) {
          "datadog traces: cannot read the agent's sampling rates: %s", err);
 }
 
-hs_sink *hs_dd_trace_sink_new(hotspan_tracer *t, const hs_dd_trace_options *o) {
-  if (t == NULL)
+hs_sink *hs_dd_trace_sink_new(const hs_trace_sink_host *h,
+                              const hs_dd_trace_options *o) {
+  if (h == NULL || h->settings == NULL)
     return NULL;
   hs_dd_trace_options def;
   if (o == NULL) {
@@ -172,7 +167,7 @@ hs_sink *hs_dd_trace_sink_new(hotspan_tracer *t, const hs_dd_trace_options *o) {
   dd_sink *d = calloc(1, sizeof *d);
   if (d == NULL)
     return NULL;
-  d->sampler = t->sampler;
+  d->host = *h;
   d->flush_bytes = o->flush_bytes ? o->flush_bytes : DEFAULT_FLUSH_BYTES;
   /* A payload must be small next to the byte budget, or two of them in
    * flight would fill it while the backend is merely slow. */
@@ -181,7 +176,7 @@ hs_sink *hs_dd_trace_sink_new(hotspan_tracer *t, const hs_dd_trace_options *o) {
   d->flush_age_ns =
       (uint64_t)(o->flush_age_ms > 0 ? o->flush_age_ms : DEFAULT_FLUSH_AGE_MS) *
       UINT64_C(1000000);
-  hs_dd_encoder_init(&d->enc, &t->settings,
+  hs_dd_encoder_init(&d->enc, h->settings,
                      o->max_payload ? o->max_payload : DEFAULT_MAX_PAYLOAD);
 
   /* The language version is the C standard the library was built with
@@ -224,26 +219,4 @@ hs_sink *hs_dd_trace_sink_new(hotspan_tracer *t, const hs_dd_trace_options *o) {
   d->base.destroy = dd_destroy;
   hs_log(HS_LOG_DEBUG, "datadog traces: sending to %s", url);
   return &d->base;
-}
-
-void hs_dd_trace_sink_get_stats(hs_sink *sink, hs_dd_trace_sink_stats *out) {
-  if (out == NULL)
-    return;
-  memset(out, 0, sizeof *out);
-  if (sink == NULL)
-    return;
-  dd_sink *d = (dd_sink *)sink;
-  hs_target_get_stats(d->target, &out->target);
-  out->payloads_built =
-      atomic_load_explicit(&d->payloads_built, memory_order_relaxed);
-  out->payloads_refused =
-      atomic_load_explicit(&d->payloads_refused, memory_order_relaxed);
-  out->chunks_dropped =
-      atomic_load_explicit(&d->chunks_dropped, memory_order_relaxed);
-  out->spans_dropped =
-      atomic_load_explicit(&d->spans_dropped, memory_order_relaxed);
-  out->agent_rates_updates =
-      atomic_load_explicit(&d->rates_updates, memory_order_relaxed);
-  out->agent_rates_errors =
-      atomic_load_explicit(&d->rates_errors, memory_order_relaxed);
 }

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "exporter/transport.h"
-#include "tracer/internal.h"
+#include "tracer/sink.h"
 
 #define HS_DD_DEFAULT_AGENT_URL "http://localhost:8126"
 #define HS_DD_TRACES_PATH "/v0.4/traces"
@@ -32,23 +32,11 @@ typedef struct hs_dd_trace_options {
   int backoff_base_ms; /* 0 = transport default */
 } hs_dd_trace_options;
 
-typedef struct hs_dd_trace_sink_stats {
-  hs_target_stats target;       /* the transport's counters */
-  uint64_t payloads_built;      /* handed to the transport */
-  uint64_t payloads_refused;    /* the transport refused (budget full) */
-  uint64_t chunks_dropped;      /* did not fit max_payload: never sent */
-  uint64_t spans_dropped;       /* spans of those chunks */
-  uint64_t agent_rates_updates; /* agent answers that set the rates */
-  uint64_t agent_rates_errors;  /* agent answers that could not be read */
-} hs_dd_trace_sink_stats;
-
-/* Creates the sink for tracer t (whose settings and sampler it uses; the
- * sink must be added to t with hs_tracer_add_sink, which then owns it).
- * o may be NULL (defaults). Returns NULL and logs on a bad URL or out of
- * memory. */
-hs_sink *hs_dd_trace_sink_new(hotspan_tracer *t, const hs_dd_trace_options *o);
-
-/* Counters of a sink made by hs_dd_trace_sink_new. Thread-safe. */
-void hs_dd_trace_sink_get_stats(hs_sink *sink, hs_dd_trace_sink_stats *out);
+/* Creates the sink for the tracer of h (whose settings it encodes and to
+ * which it hands the agent's sampling rates; the sink is then added to
+ * that tracer, which owns it). o may be NULL (defaults). Returns NULL and
+ * logs on a bad URL or out of memory. */
+hs_sink *hs_dd_trace_sink_new(const hs_trace_sink_host *h,
+                              const hs_dd_trace_options *o);
 
 #endif

@@ -524,8 +524,7 @@ static void put_links(hs_buf *b, const hotspan_span *s) {
 static void encode_span(hs_buf *b, const hotspan_span *s,
                         const hs_trace_view *tv, const char *trace_state,
                         size_t ts_len) {
-  const hs_trace *tr = s->trace;
-  put_trace_id(b, 1, tr->id_high, tr->id_low);
+  put_trace_id(b, 1, tv->id_high, tv->id_low);
   put_id(b, 2, s->span_id);
   put_str(b, 3, trace_state, ts_len);
   if (s->parent_id != 0)

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tracer/internal.h"
+#include "tracer/sink.h"
 
 /* ------------------------------------------------------------ resource */
 
@@ -211,13 +211,14 @@ typedef struct hs_otlp_trace_stats {
  * most once per 60 s); an unparsable body is counted. arg is the sink. */
 void hs_otlp_on_response(void *arg, long status, const char *body, size_t len);
 
-/* Creates the sink for tracer t (its settings give the resource). o may be
- * NULL. The endpoint comes from o, else t's otlp_endpoint setting, else
- * the environment (read only if t does not ignore it), else the default;
+/* Creates the sink for the tracer of h (its settings give the resource).
+ * o may be NULL. The endpoint comes from o, else the tracer's
+ * otlp_endpoint setting, else the environment (read only if the tracer
+ * does not ignore it), else the default;
  * headers, compression and timeout from o, else the environment. Returns NULL
  * and logs when the configuration is invalid (bad endpoint given in o) or out
- * of memory. Add it with hs_tracer_add_sink. */
-hs_sink *hs_otlp_trace_sink_new(hotspan_tracer *t,
+ * of memory. The tracer it is added to owns it. */
+hs_sink *hs_otlp_trace_sink_new(const hs_trace_sink_host *h,
                                 const hs_otlp_trace_options *o);
 
 /* Counters; sink must come from hs_otlp_trace_sink_new. Thread-safe. */

@@ -220,8 +220,11 @@ static int build_headers(const hs_otlp_config *cfg, int gzip,
   return 0;
 }
 
-hs_sink *hs_otlp_trace_sink_new(hotspan_tracer *t,
+hs_sink *hs_otlp_trace_sink_new(const hs_trace_sink_host *h,
                                 const hs_otlp_trace_options *o) {
+  if (h == NULL || h->settings == NULL)
+    return NULL;
+  const hs_tracer_settings *st = h->settings;
   hs_otlp_trace_options defaults;
   if (o == NULL) {
     memset(&defaults, 0, sizeof defaults);
@@ -233,15 +236,14 @@ hs_sink *hs_otlp_trace_sink_new(hotspan_tracer *t,
    * then the defaults. */
   hs_otlp_config cfg;
   memset(&cfg, 0, sizeof cfg);
-  if (t->settings.use_env) {
+  if (st->use_env) {
     if (hs_otlp_config_from_env(&cfg) != HOTSPAN_OK)
       return NULL;
   } else {
     snprintf(cfg.endpoint, sizeof cfg.endpoint, "%s", HS_OTLP_DEFAULT_ENDPOINT);
     cfg.timeout_ms = HS_OTLP_DEFAULT_TIMEOUT_MS;
   }
-  const char *endpoint =
-      o->endpoint != NULL ? o->endpoint : t->settings.otlp_endpoint;
+  const char *endpoint = o->endpoint != NULL ? o->endpoint : st->otlp_endpoint;
   char err[256];
   if (endpoint != NULL && hs_otlp_resolve_endpoint(endpoint, NULL, cfg.endpoint,
                                                    sizeof cfg.endpoint, err,
@@ -256,14 +258,13 @@ hs_sink *hs_otlp_trace_sink_new(hotspan_tracer *t,
     cfg.timeout_ms = o->timeout_ms;
 
   otlp_sink *s = calloc(1, sizeof *s);
-  if (s == NULL || hs_otlp_resource_init(&s->res, &t->settings) != HOTSPAN_OK) {
+  if (s == NULL || hs_otlp_resource_init(&s->res, st) != HOTSPAN_OK) {
     free(s);
     hs_otlp_config_free(&cfg);
     return NULL;
   }
-  s->service = t->settings.service;
-  s->enc =
-      hs_otlp_encoder_new(&s->res, t->settings.service, HOTSPAN_VERSION_STRING);
+  s->service = st->service;
+  s->enc = hs_otlp_encoder_new(&s->res, st->service, HOTSPAN_VERSION_STRING);
   s->gzip = cfg.gzip;
   s->batch_spans = o->batch_spans ? o->batch_spans : HS_OTLP_BATCH_SPANS;
   s->batch_bytes = o->batch_bytes ? o->batch_bytes : HS_OTLP_BATCH_BYTES;

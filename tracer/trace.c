@@ -359,6 +359,8 @@ static void copy_strings(const hs_trace *tr, char origin[HOTSPAN_ORIGIN_MAX],
 }
 
 void hs_trace_snapshot(hs_trace *tr, hs_trace_view *out) {
+  out->id_high = tr->id_high;
+  out->id_low = tr->id_low;
   pthread_mutex_lock(&tr->mu);
   out->priority = tr->priority;
   out->rule_rate = tr->rule_rate;

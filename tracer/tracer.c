@@ -1,5 +1,6 @@
 /* Tracer lifecycle: configuration, sinks, writer thread, stats, and the
- * process-wide list of tracers that fork handling walks. */
+ * process-wide list of tracers that fork handling walks. The sinks are
+ * chosen and built by the wiring code (lib/tracer_new.c). */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,8 +8,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "exporter/dd_trace_sink.h"
-#include "exporter/otlp.h"
+#include "tracer/build.h"
 #include "tracer/internal.h"
 
 /* ------------------------------------------------------------ tracer list */
@@ -125,41 +125,13 @@ void hotspan_config_init(hotspan_config *cfg) {
   cfg->rate_limit = -1;
 }
 
-/* The network exporters chosen by the settings. An address given in code
- * that the exporter refuses is a configuration error; one from the
- * environment was already logged, and the tracer runs without it. */
-static int add_exporters(hotspan_tracer *t) {
-  const hs_tracer_settings *st = &t->settings;
-  if (st->exporters & HS_EXPORT_DATADOG) {
-    hs_dd_trace_options o;
-    memset(&o, 0, sizeof o);
-    o.agent_url = st->agent_url;
-    if (o.agent_url == NULL && !st->use_env)
-      o.agent_url = HS_DD_DEFAULT_AGENT_URL;
-    o.byte_budget = (size_t)st->export_max_bytes;
-    o.timeout_ms = st->export_timeout_ms;
-    hs_sink *s = hs_dd_trace_sink_new(t, &o);
-    if (s == NULL && st->agent_url != NULL)
-      return HOTSPAN_ECONFIG;
-    if (s != NULL)
-      hs_tracer_add_sink(t, s);
-  }
-  if (st->exporters & HS_EXPORT_OTLP) {
-    hs_otlp_trace_options o;
-    memset(&o, 0, sizeof o);
-    o.compression = -1;
-    o.byte_budget = (size_t)st->export_max_bytes;
-    o.timeout_ms = st->export_timeout_ms;
-    hs_sink *s = hs_otlp_trace_sink_new(t, &o);
-    if (s == NULL && st->otlp_endpoint != NULL)
-      return HOTSPAN_ECONFIG;
-    if (s != NULL)
-      hs_tracer_add_sink(t, s);
-  }
-  return HOTSPAN_OK;
+static int set_agent_rates(void *arg, const char *json, size_t len, char *err,
+                           size_t errlen) {
+  hotspan_tracer *t = arg;
+  return hs_sampler_set_agent_rates(t->sampler, json, len, err, errlen);
 }
 
-int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
+int hs_tracer_create(const hotspan_config *cfg, hotspan_tracer **out) {
   if (out == NULL)
     return HOTSPAN_EINVAL;
   *out = NULL;
@@ -212,31 +184,40 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
     free(t);
     return rc;
   }
-  if (t->settings.output_dir != NULL) {
-    hs_sink *fs = hs_sink_file_new(t->settings.output_dir);
-    if (fs != NULL)
-      hs_tracer_add_sink(t, fs);
-  }
   pthread_mutex_init(&t->orphans_mu, NULL);
   for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
     pthread_mutex_init(&t->live[i].mu, NULL);
-  rc = add_exporters(t);
-  if (rc == HOTSPAN_OK)
-    rc = hs_writer_start(t);
-  if (rc != HOTSPAN_OK) {
-    /* No span exists yet: the sinks, sampler and locks go as they came. */
-    for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
-      n = s->next;
-      s->destroy(s);
-    }
-    hs_sampler_free(t->sampler);
-    hs_settings_free(&t->settings);
-    pthread_mutex_destroy(&t->orphans_mu);
-    for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
-      pthread_mutex_destroy(&t->live[i].mu);
-    free(t);
-    return rc;
+  t->host.settings = &t->settings;
+  t->host.set_agent_rates = set_agent_rates;
+  t->host.arg = t;
+  *out = t;
+  return HOTSPAN_OK;
+}
+
+const hs_trace_sink_host *hs_tracer_sink_host(hotspan_tracer *t) {
+  return &t->host;
+}
+
+void hs_tracer_discard(hotspan_tracer *t) {
+  if (t == NULL)
+    return;
+  /* No span exists yet: the sinks, sampler and locks go as they came. */
+  for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
+    n = s->next;
+    s->destroy(s);
   }
+  hs_sampler_free(t->sampler);
+  hs_settings_free(&t->settings);
+  pthread_mutex_destroy(&t->orphans_mu);
+  for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
+    pthread_mutex_destroy(&t->live[i].mu);
+  free(t);
+}
+
+int hs_tracer_launch(hotspan_tracer *t) {
+  int rc = hs_writer_start(t);
+  if (rc != HOTSPAN_OK)
+    return rc;
 
   hs_buf b;
   hs_buf_init(&b, 1 << 16);
@@ -255,7 +236,6 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
   hs_identity id = {t->settings.service, t->settings.env, t->settings.version,
                     t->settings.tags, t->settings.ntags};
   (void)hs_identity_publish(&id);
-  *out = t;
   return HOTSPAN_OK;
 }
 

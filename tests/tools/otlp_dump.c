@@ -10,6 +10,7 @@
 
 #include "exporter/otlp.h"
 #include "hotspan/hotspan.h"
+#include "tracer/internal.h"
 
 /* Captures the chunks' encoding inside the writer thread. */
 typedef struct enc_sink {

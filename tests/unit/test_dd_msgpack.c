@@ -21,6 +21,7 @@
 #include "exporter/dd_msgpack.h"
 #include "exporter/dd_trace_sink.h"
 #include "hotspan/error.h"
+#include "tracer/internal.h"
 
 /* ------------------------------------------------------------ fixtures */
 

@@ -17,6 +17,7 @@
 #include "exporter/otlp.h"
 #include "hotspan/hotspan.h"
 #include "otlp_trace_service.pb-c.h"
+#include "tracer/internal.h"
 
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest
     pb_request;
@@ -636,7 +637,7 @@ static void test_sink_batches_and_counts(void **state) {
   o.batch_spans = 3;
   o.send = capture_send;
   o.send_arg = &cap;
-  hs_sink *sink = hs_otlp_trace_sink_new(t, &o);
+  hs_sink *sink = hs_otlp_trace_sink_new(hs_tracer_sink_host(t), &o);
   assert_non_null(sink);
   assert_int_equal(hs_tracer_add_sink(t, sink), HOTSPAN_OK);
   for (int i = 0; i < 4; i++) {
@@ -719,7 +720,7 @@ static void test_sink_bad_options(void **state) {
   memset(&o, 0, sizeof o);
   o.compression = -1;
   o.endpoint = "collector:4318"; /* no scheme */
-  assert_null(hs_otlp_trace_sink_new(t, &o));
+  assert_null(hs_otlp_trace_sink_new(hs_tracer_sink_host(t), &o));
   hotspan_tracer_free(t);
 }
 

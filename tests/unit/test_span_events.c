@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
+#include "exporter/file_sink.h"
 #include "hotspan/hotspan.h"
 #include "tracer/internal.h"
 
@@ -26,7 +27,7 @@ static void js_write(hs_sink *self, const hs_chunk *c) {
   for (const hotspan_span *s = c->spans; s != NULL && js->n < 16; s = s->next) {
     hs_buf b;
     hs_buf_init(&b, 0);
-    hs_span_to_json(s, &b);
+    hs_span_to_json(s, &c->trace->tracer->settings, &b);
     js->lines[js->n] = strdup(hs_buf_cstr(&b));
     js->nevents[js->n] = s->nevents;
     js->nlinks[js->n] = s->nlinks;

@@ -15,10 +15,11 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "context/endpoints.h"
-#include "tracer/internal.h"
+#include "exporter/file_sink.h"
 
 typedef struct file_sink {
   hs_sink base;
+  const hs_tracer_settings *st; /* the tracer's; outlives the sink */
   int fd;
   hs_buf buf;
   uint64_t write_errors;
@@ -139,10 +140,9 @@ void hs_span_links_json(const hotspan_span *s, hs_buf *b, int dd_form) {
 
 static void span_json(const hotspan_span *s, const hs_tracer_settings *st,
                       const hs_trace_view *tv, hs_buf *b) {
-  const hs_trace *tr = s->trace;
   hs_buf_puts(b, "{\"trace_id\":\"");
-  hs_json_hex64(b, tr->id_high);
-  hs_json_hex64(b, tr->id_low);
+  hs_json_hex64(b, tv->id_high);
+  hs_json_hex64(b, tv->id_low);
   hs_buf_puts(b, "\",\"span_id\":\"");
   hs_json_hex64(b, s->span_id);
   hs_buf_puts(b, "\",\"parent_id\":\"");
@@ -234,10 +234,11 @@ static void span_json(const hotspan_span *s, const hs_tracer_settings *st,
   hs_buf_putc(b, '}');
 }
 
-void hs_span_to_json(const hotspan_span *s, hs_buf *out) {
+void hs_span_to_json(const hotspan_span *s, const hs_tracer_settings *st,
+                     hs_buf *out) {
   hs_trace_view tv;
   hs_trace_snapshot(s->trace, &tv);
-  span_json(s, &s->trace->tracer->settings, &tv, out);
+  span_json(s, st, &tv, out);
 }
 
 static void file_write(hs_sink *self, const hs_chunk *c) {
@@ -246,7 +247,7 @@ static void file_write(hs_sink *self, const hs_chunk *c) {
   hs_trace_snapshot(c->trace, &tv);
   hs_buf_reset(&fs->buf);
   for (const hotspan_span *s = c->spans; s != NULL; s = s->next) {
-    span_json(s, &c->trace->tracer->settings, &tv, &fs->buf);
+    span_json(s, fs->st, &tv, &fs->buf);
     hs_buf_putc(&fs->buf, '\n');
   }
   if (hs_buf_failed(&fs->buf)) {
@@ -297,7 +298,9 @@ static int make_dirs(const char *dir) {
   return 0;
 }
 
-hs_sink *hs_sink_file_new(const char *dir) {
+hs_sink *hs_file_sink_new(const hs_trace_sink_host *h, const char *dir) {
+  if (h == NULL || h->settings == NULL || dir == NULL)
+    return NULL;
   char path[4096];
   if (make_dirs(dir) != 0 ||
       snprintf(path, sizeof path, "%s/traces.jsonl", dir) >= (int)sizeof path) {
@@ -317,6 +320,7 @@ hs_sink *hs_sink_file_new(const char *dir) {
     return NULL;
   }
   fs->fd = fd;
+  fs->st = h->settings;
   hs_buf_init(&fs->buf, (size_t)256 << 20);
   fs->base.name = "file";
   fs->base.write = file_write;

@@ -18,8 +18,7 @@
 #include "hotspan/error.h"
 #include "hotspan/tracer.h"
 #include "hotspan/version.h"
-#include "profiler/engine.h"
-#include "profiler/profile.h"
+#include "profiler/sink.h"
 
 /* ------------------------------------------------------------ config */
 
@@ -461,9 +460,20 @@ static int send_target(void *arg, unsigned dest, char *body, size_t len,
   return HOTSPAN_ESTATE;
 }
 
-static void sink(int type, const uint8_t *data, size_t len,
-                 uint64_t start_unix_ns, uint64_t end_unix_ns, void *arg) {
-  hs_profexp_on_profile(arg, type, data, len, start_unix_ns, end_unix_ns);
+void hs_profexp_session_profile(int type, const uint8_t *data, size_t len,
+                                uint64_t start_unix_ns, uint64_t end_unix_ns,
+                                void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&g_mu);
+  hs_profexp_on_profile(g_x, type, data, len, start_unix_ns, end_unix_ns);
+  pthread_mutex_unlock(&g_mu);
+}
+
+int hs_profexp_active(void) {
+  pthread_mutex_lock(&g_mu);
+  int on = g_x != NULL;
+  pthread_mutex_unlock(&g_mu);
+  return on;
 }
 
 int hs_profexp_start(int use_env, uint64_t cpu_period_ns,
@@ -542,7 +552,6 @@ int hs_profexp_start(int use_env, uint64_t cpu_period_ns,
     }
     /* Requests counted before profiling started are not this session's. */
     (void)hs_endpoint_counts_drain(NULL, NULL);
-    hs_prof_set_profile_sink(sink, g_x);
     hs_log(HS_LOG_INFO, "profiles: exporting to%s%s%s",
            (c.exporters & HS_PROFEXP_DATADOG) ? " datadog " : "",
            (c.exporters & HS_PROFEXP_DATADOG) ? c.agent.base : "",
@@ -558,7 +567,6 @@ void hs_profexp_stop(int timeout_ms) {
   if (timeout_ms < 0)
     timeout_ms = g_flush_ms;
   if (g_x != NULL) {
-    hs_prof_set_profile_sink(NULL, NULL);
     hs_profexp_flush(g_x);
     hs_profexp_get_counts(g_x, &g_last_counts);
   }
@@ -579,24 +587,7 @@ void hs_profexp_stop(int timeout_ms) {
   pthread_mutex_unlock(&g_mu);
 }
 
-void hs_profexp_get_stats(hs_profexp_stats *out) {
-  memset(out, 0, sizeof *out);
-  pthread_mutex_lock(&g_mu);
-  out->running = g_x != NULL;
-  out->exporters = g_exporters;
-  if (g_x != NULL)
-    hs_profexp_get_counts(g_x, &out->counts);
-  else
-    out->counts = g_last_counts;
-  if (g_dd != NULL)
-    hs_target_get_stats(g_dd, &out->datadog);
-  if (g_py != NULL)
-    hs_target_get_stats(g_py, &out->pyroscope);
-  pthread_mutex_unlock(&g_mu);
-}
-
-int hotspan_profiler_get_exporter_stats(size_t index,
-                                        hotspan_exporter_stats *out) {
+int hs_profexp_target_stats(size_t index, hotspan_exporter_stats *out) {
   if (out == NULL || out->struct_size < sizeof(uint32_t))
     return HOTSPAN_EINVAL;
   pthread_mutex_lock(&g_mu);

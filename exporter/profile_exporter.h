@@ -1,6 +1,7 @@
 /* Profile exporter: takes the profiles the profiler engine encodes at the
- * end of every period (CPU and wall, one after the other, through
- * hs_prof_set_profile_sink) and ships them:
+ * end of every period (CPU and wall, one after the other, through the
+ * profile sink of profiler/sink.h, which lib/profiler.c installs) and
+ * ships them:
  *   - to the Datadog Agent: one upload per period with both profiles
  *     (exporter/dd_profile.h), target "datadog-profiles";
  *   - to Grafana Pyroscope: one request per profile (exporter/pyroscope.h),
@@ -120,30 +121,33 @@ void hs_profexp_free(hs_profexp *x); /* NULL-safe; drops what waits */
 
 /* ---- the process-wide exporter the profiler uses -------------------- */
 
-/* Loads the configuration, creates the transport targets and installs the
- * engine's profile sink. Called by hotspan_profiler_start before the
- * engine starts. Returns HOTSPAN_OK (also when no exporter is configured:
- * nothing is installed), HOTSPAN_ESTATE if already started,
- * HOTSPAN_ENOMEM. A target that cannot be created is logged and left
- * out. */
+/* Loads the configuration and creates the transport targets of a session.
+ * Called by hotspan_profiler_start before the engine starts. Returns
+ * HOTSPAN_OK (also when no exporter is configured: hs_profexp_active then
+ * says 0), HOTSPAN_ESTATE if already started, HOTSPAN_ENOMEM. A target
+ * that cannot be created is logged and left out. */
 int hs_profexp_start(int use_env, uint64_t cpu_period_ns,
                      uint64_t wall_period_ns);
 
-/* After the engine stopped (its last profiles delivered): sends what
- * waits, removes the sink, and frees the targets, waiting at most
+/* 1 while a session with at least one network exporter runs. */
+int hs_profexp_active(void);
+
+/* The session's profile sink (an hs_prof_profile_sink; arg unused):
+ * pairs and uploads each profile. Does nothing without a session. */
+void hs_profexp_session_profile(int type, const uint8_t *data, size_t len,
+                                uint64_t start_unix_ns, uint64_t end_unix_ns,
+                                void *arg);
+
+/* After the engine stopped (its last profiles delivered) and the sink was
+ * removed: sends what waits and frees the targets, waiting at most
  * timeout_ms (< 0: the configured flush timeout) for the last uploads in
  * total. Safe when not started. */
 void hs_profexp_stop(int timeout_ms);
 
-/* Statistics of the process-wide exporter: the counters above, and the
- * transport counters of each target (zero when the target is absent). */
-typedef struct hs_profexp_stats {
-  int running;
-  unsigned exporters;
-  hs_profexp_counts counts;
-  hs_target_stats datadog;
-  hs_target_stats pyroscope;
-} hs_profexp_stats;
-void hs_profexp_get_stats(hs_profexp_stats *out);
+/* Counters of the session's index-th target (Datadog first, then
+ * Pyroscope, those present only) in the public form; see
+ * hotspan_profiler_get_exporter_stats. */
+struct hotspan_exporter_stats;
+int hs_profexp_target_stats(size_t index, struct hotspan_exporter_stats *out);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include "hotspan/profiler.h"
 #include "profiler/sample.h"
+#include "profiler/sink.h"
 
 /* Fully resolved settings (no "unset" values). */
 typedef struct hs_prof_settings {
@@ -76,13 +77,7 @@ void hs_prof_set_sample_hook(hs_prof_sample_hook fn, void *arg);
  * HOTSPAN_EIO (timed out). */
 int hs_prof_engine_sync(int timeout_ms);
 
-/* Called after a profile was encoded (data, len: gzip-compressed pprof),
- * on the aggregator thread or in hotspan_profiler_stop, instead of nothing
- * when no output directory is set and in addition to the file otherwise.
- * type is HS_PROFILE_CPU or HS_PROFILE_WALL. The exporter will use it. */
-typedef void (*hs_prof_profile_sink)(int type, const uint8_t *data, size_t len,
-                                     uint64_t start_unix_ns,
-                                     uint64_t end_unix_ns, void *arg);
+/* Installs the profile sink (profiler/sink.h); NULL removes it. */
 void hs_prof_set_profile_sink(hs_prof_profile_sink fn, void *arg);
 
 /* Number of POSIX timers the engine holds right now (one per registered

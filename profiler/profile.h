@@ -13,14 +13,10 @@
 
 #include "common/buf.h"
 #include "profiler/sample.h"
+#include "profiler/sink.h"
 
 typedef struct hs_profile hs_profile;
 typedef struct hs_symbolizer hs_symbolizer;
-
-/* Which sample values a profile carries. A CPU profile has the value types
- * samples/count + cpu/nanoseconds; a wall profile samples/count +
- * wall/nanoseconds (see docs/profiling.md for why they are separate). */
-enum hs_profile_type { HS_PROFILE_CPU = 1, HS_PROFILE_WALL = 2 };
 
 typedef struct hs_profile_config {
   int type;               /* enum hs_profile_type */

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "common/buf.h"
+#include "common/gzip.h"
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/text.h"
@@ -712,31 +712,16 @@ int hs_otlp_gzip(const uint8_t *in, size_t len, int level, uint8_t **out,
                  size_t *outlen) {
   *out = NULL;
   *outlen = 0;
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  /* windowBits 15 + 16: the gzip wrapper Content-Encoding: gzip means. */
-  if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-      Z_OK)
-    return HOTSPAN_ENOMEM;
-  size_t cap = deflateBound(&zs, (uLong)len);
-  uint8_t *buf = malloc(cap);
-  if (buf == NULL) {
-    deflateEnd(&zs);
-    return HOTSPAN_ENOMEM;
+  hs_buf b;
+  /* Room for incompressible input too (deflate adds 5 bytes per block). */
+  hs_buf_init(&b, len + len / 64 + 1024);
+  int rc = hs_gzip_append(&b, in, len, level);
+  if (rc != HOTSPAN_OK) {
+    hs_buf_free(&b);
+    return rc;
   }
-  zs.next_in = (Bytef *)in;
-  zs.avail_in = (uInt)len;
-  zs.next_out = buf;
-  zs.avail_out = (uInt)cap;
-  int zr = deflate(&zs, Z_FINISH);
-  size_t n = zs.total_out;
-  deflateEnd(&zs);
-  if (zr != Z_STREAM_END) {
-    free(buf);
-    return HOTSPAN_EIO;
-  }
-  *out = buf;
-  *outlen = n;
+  *out = (uint8_t *)b.data;
+  *outlen = b.len;
   return HOTSPAN_OK;
 }
 

@@ -92,7 +92,8 @@ void hs_otlp_trace_id_bytes(uint64_t high, uint64_t low, uint8_t out[16]);
 void hs_otlp_span_id_bytes(uint64_t id, uint8_t out[8]);
 
 /* gzip (RFC 1952 wrapper, zlib level) of in[0..len) into a malloc'd
- * buffer. Returns HOTSPAN_OK, HOTSPAN_ENOMEM or HOTSPAN_EIO (zlib error). */
+ * buffer (common/gzip.h). Returns HOTSPAN_OK, HOTSPAN_ENOMEM or
+ * HOTSPAN_ETOOBIG. */
 int hs_otlp_gzip(const uint8_t *in, size_t len, int level, uint8_t **out,
                  size_t *outlen);
 

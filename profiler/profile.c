@@ -11,14 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
+#include "common/gzip.h"
 #include "common/log.h"
 #include "context/endpoints.h"
 #include "hotspan/error.h"
 #include "profile.pb-c.h"
 #include "profiler/intern.h"
 #include "profiler/symbolize.h"
+#include "wire/pprof_labels.h"
 
 /* Memory a profile may hold in merged samples. Past it new stacks are
  * dropped (and counted) rather than grow the host process without bound;
@@ -466,55 +467,16 @@ static const char *hex_id(enc *e, const uint64_t *words, int nwords) {
   return r;
 }
 
-/* Appends n bytes compressed as one gzip member; returns HOTSPAN_OK,
- * HOTSPAN_ETOOBIG (out's cap) or HOTSPAN_ENOMEM. */
-static int gzip_append(hs_buf *out, const uint8_t *data, size_t n) {
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  /* Level 1: profiles compress well at any level; encoding time matters
-   * more on the host. windowBits 15 + 16 selects the gzip wrapper. */
-  if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    return HOTSPAN_ENOMEM;
-  int rc = HOTSPAN_OK;
-  zs.next_in = (Bytef *)(uintptr_t)data;
-  size_t left = n;
-  unsigned char chunk[65536];
-  int flush;
-  do {
-    uInt take = left > (1u << 30) ? (1u << 30) : (uInt)left;
-    zs.next_in = (Bytef *)(uintptr_t)(data + (n - left));
-    zs.avail_in = take;
-    left -= take;
-    flush = left == 0 ? Z_FINISH : Z_NO_FLUSH;
-    do {
-      zs.next_out = chunk;
-      zs.avail_out = sizeof chunk;
-      int zr = deflate(&zs, flush);
-      if (zr == Z_STREAM_ERROR) {
-        rc = HOTSPAN_ENOMEM;
-        break;
-      }
-      size_t have = sizeof chunk - zs.avail_out;
-      if (have > out->max - out->len) {
-        out->failed = 1;
-        rc = HOTSPAN_ETOOBIG;
-        break;
-      }
-      hs_buf_append(out, chunk, have);
-      if (hs_buf_failed(out)) {
-        rc = HOTSPAN_ENOMEM;
-        break;
-      }
-    } while (zs.avail_out == 0);
-  } while (rc == HOTSPAN_OK && flush != Z_FINISH);
-  deflateEnd(&zs);
-  return rc;
-}
-
 #define MAX_LABELS 7
 
 int hs_profile_encode(hs_profile *p, hs_symbolizer *sym, uint64_t end_unix_ns,
                       hs_buf *out) {
+  return hs_profile_encode_with(p, sym, end_unix_ns, NULL, 0, out);
+}
+
+int hs_profile_encode_with(hs_profile *p, hs_symbolizer *sym,
+                           uint64_t end_unix_ns, const char *const *comments,
+                           size_t ncomments, hs_buf *out) {
   if (p == NULL || sym == NULL || out == NULL)
     return HOTSPAN_EINVAL;
   if (hs_buf_failed(out))
@@ -533,17 +495,17 @@ int hs_profile_encode(hs_profile *p, hs_symbolizer *sym, uint64_t end_unix_ns,
   str_id(&e, ""); /* index 0 */
 
   int is_cpu = p->cfg.type == HS_PROFILE_CPU;
-  int64_t s_samples = str_id(&e, "samples");
-  int64_t s_count = str_id(&e, "count");
-  int64_t s_type = str_id(&e, is_cpu ? "cpu" : "wall");
-  int64_t s_ns = str_id(&e, "nanoseconds");
-  int64_t k_span = str_id(&e, "span id");
-  int64_t k_root = str_id(&e, "local root span id");
-  int64_t k_endpoint = str_id(&e, "trace endpoint");
-  int64_t k_tid = str_id(&e, "thread id");
-  int64_t k_tname = str_id(&e, "thread name");
-  int64_t k_span_hex = str_id(&e, "span_id");
-  int64_t k_trace_hex = str_id(&e, "trace_id");
+  int64_t s_samples = str_id(&e, HS_PPROF_TYPE_SAMPLES);
+  int64_t s_count = str_id(&e, HS_PPROF_UNIT_COUNT);
+  int64_t s_type = str_id(&e, is_cpu ? HS_PPROF_TYPE_CPU : HS_PPROF_TYPE_WALL);
+  int64_t s_ns = str_id(&e, HS_PPROF_UNIT_NANOSECONDS);
+  int64_t k_span = str_id(&e, HS_PPROF_LABEL_SPAN_ID);
+  int64_t k_root = str_id(&e, HS_PPROF_LABEL_LOCAL_ROOT_SPAN_ID);
+  int64_t k_endpoint = str_id(&e, HS_PPROF_LABEL_TRACE_ENDPOINT);
+  int64_t k_tid = str_id(&e, HS_PPROF_LABEL_THREAD_ID);
+  int64_t k_tname = str_id(&e, HS_PPROF_LABEL_THREAD_NAME);
+  int64_t k_span_hex = str_id(&e, HS_PPROF_LABEL_SPAN_ID_HEX);
+  int64_t k_trace_hex = str_id(&e, HS_PPROF_LABEL_TRACE_ID_HEX);
 
   /* The main executable is mapping 1: pprof shows the first mapping as
    * "the binary" of the profile. */
@@ -686,12 +648,17 @@ int hs_profile_encode(hs_profile *p, hs_symbolizer *sym, uint64_t end_unix_ns,
   }
 
   char note[96];
-  int64_t comment = 0;
-  if (p->dropped > 0) {
+  int64_t *comment_ids = calloc(ncomments + 1, sizeof *comment_ids);
+  size_t ncomment = 0;
+  e.oom |= comment_ids == NULL;
+  for (size_t i = 0; comment_ids != NULL && i < ncomments; i++)
+    if (comments[i] != NULL)
+      comment_ids[ncomment++] = str_id(&e, comments[i]);
+  if (comment_ids != NULL && p->dropped > 0) {
     snprintf(note, sizeof note,
              "hotspan: %" PRIu64 " samples dropped (profile memory full)",
              p->dropped);
-    comment = str_id(&e, note);
+    comment_ids[ncomment++] = str_id(&e, note);
   }
 
   int rc = HOTSPAN_OK;
@@ -731,9 +698,9 @@ int hs_profile_encode(hs_profile *p, hs_symbolizer *sym, uint64_t end_unix_ns,
     pr.period =
         p->cfg.period_ns > INT64_MAX ? INT64_MAX : (int64_t)p->cfg.period_ns;
     pr.default_sample_type = s_type;
-    if (comment != 0) {
-      pr.n_comment = 1;
-      pr.comment = &comment;
+    if (ncomment > 0) {
+      pr.n_comment = ncomment;
+      pr.comment = comment_ids;
     }
     size_t len = perftools__profiles__profile__get_packed_size(&pr);
     packed = malloc(len ? len : 1);
@@ -741,13 +708,16 @@ int hs_profile_encode(hs_profile *p, hs_symbolizer *sym, uint64_t end_unix_ns,
       rc = HOTSPAN_ENOMEM;
     } else {
       perftools__profiles__profile__pack(&pr, packed);
-      rc = gzip_append(out, packed, len);
+      /* Level 1: profiles compress well at any level; encoding time
+       * matters more on the host. */
+      rc = hs_gzip_append(out, packed, len, 1);
     }
   } else {
     rc = HOTSPAN_ENOMEM;
   }
 
   free(packed);
+  free(comment_ids);
   free(funs);
   free(fun_ptrs);
   free(locs);

@@ -68,7 +68,8 @@ int hs_query_coll_add(hs_query_coll *c, const hs_store_sample_sel *sel,
   return rc;
 }
 
-char *hs_query_frame_name(const hs_store_frame *f, int lines) {
+/* A frame's display name: "function" or "function file:line". malloc'ed. */
+static char *frame_name(const hs_store_frame *f, int lines) {
   const char *fn = f->function && *f->function ? f->function : "??";
   if (!lines || !f->file || !*f->file)
     return strdup(fn);
@@ -94,7 +95,7 @@ static int names_cb(void *arg, const hs_store_frame *frames, size_t n) {
   if (!o->st->names)
     return 1;
   for (size_t i = 0; i < n; i++) {
-    o->st->names[i] = hs_query_frame_name(&frames[i], o->lines);
+    o->st->names[i] = frame_name(&frames[i], o->lines);
     if (!o->st->names[i])
       return 1;
     o->st->nnames++;

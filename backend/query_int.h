@@ -39,9 +39,6 @@ int hs_query_span_ids(hs_store *s, uint64_t span_id, int with_children,
                       size_t errlen);
 void hs_query_span_clear(hs_query_span *sp);
 
-/* A frame's display name: "function" or "function file:line". malloc'ed. */
-char *hs_query_frame_name(const hs_store_frame *f, int lines);
-
 /* Deep copy of a store span into d (strings malloc'ed; NULL strings become
  * ""). Returns 0, or -1 out of memory with d cleared. */
 int hs_query_span_copy(hs_query_span *d, const hs_store_span *p);

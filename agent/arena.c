@@ -28,14 +28,15 @@ void hs_agent_limits_resolve(const hs_agent_limits *in, hs_agent_limits *out) {
   *out = l;
 }
 
-void hs_agent_arena_init(hs_agent_arena *a, size_t max) {
+static void arena_init(hs_agent_arena *a, size_t max) {
   a->head = NULL;
   a->total = 0;
   a->max = max ? max : HS_AGENT_DEFAULT_MAX_MEMORY;
   a->failed = 0;
 }
 
-void *hs_agent_arena_alloc(hs_agent_arena *a, size_t n) {
+/* Zeroed, 16-byte aligned memory, or NULL. n may be 0. */
+static void *arena_alloc(hs_agent_arena *a, size_t n) {
   size_t need = (n + 15) & ~(size_t)15;
   if (need < n) {
     a->failed = HS_AGENT_ETOOBIG;
@@ -70,7 +71,7 @@ void *hs_agent_arena_array(hs_agent_arena *a, size_t n, size_t sz) {
     a->failed = HS_AGENT_ETOOBIG;
     return NULL;
   }
-  return hs_agent_arena_alloc(a, n * sz);
+  return arena_alloc(a, n * sz);
 }
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if
@@ -88,7 +89,7 @@ char *hs_agent_arena_utf8(hs_agent_arena *a, const char *s, size_t n) {
     out += k ? k : 3;
     i += k ? k : 1;
   }
-  char *d = hs_agent_arena_alloc(a, out + 1);
+  char *d = arena_alloc(a, out + 1);
   if (!d)
     return NULL;
   size_t o = 0;
@@ -108,7 +109,7 @@ char *hs_agent_arena_utf8(hs_agent_arena *a, const char *s, size_t n) {
   return d;
 }
 
-void hs_agent_arena_free(hs_agent_arena *a) {
+static void arena_free(hs_agent_arena *a) {
   struct hs_agent_chunk *c = a->head;
   while (c) {
     struct hs_agent_chunk *next = c->next;
@@ -123,11 +124,11 @@ void hs_agent_decoded_init(hs_agent_decoded *d, const hs_agent_limits *lim) {
   hs_agent_limits l;
   hs_agent_limits_resolve(lim, &l);
   memset(&d->batch, 0, sizeof(d->batch));
-  hs_agent_arena_init(&d->arena, l.max_memory);
+  arena_init(&d->arena, l.max_memory);
 }
 
 void hs_agent_decoded_free(hs_agent_decoded *d) {
-  hs_agent_arena_free(&d->arena);
+  arena_free(&d->arena);
   memset(&d->batch, 0, sizeof(d->batch));
 }
 

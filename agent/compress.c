@@ -9,7 +9,9 @@
 #include "agent/compress.h"
 #include "agent/ingest.h"
 
-int hs_agent_detect_compression(const uint8_t *p, size_t len) {
+/* Compression detected from the first bytes (gzip 1f 8b, zstd 28 b5 2f
+ * fd), or HS_AGENT_COMP_NONE. */
+static int detect_compression(const uint8_t *p, size_t len) {
   if (len >= 2 && p[0] == 0x1f && p[1] == 0x8b)
     return HS_AGENT_COMP_GZIP;
   if (len >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd)
@@ -172,7 +174,7 @@ int hs_agent_maybe_decompress(const uint8_t *in, size_t len, size_t max_out,
                               const uint8_t **out, size_t *outlen,
                               uint8_t **owned, char *err, size_t errlen) {
   *owned = NULL;
-  int fmt = hs_agent_detect_compression(in, len);
+  int fmt = detect_compression(in, len);
   if (fmt == HS_AGENT_COMP_NONE) {
     *out = in;
     *outlen = len;

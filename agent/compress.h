@@ -7,14 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Compression detected from the first bytes (gzip 1f 8b, zstd 28 b5 2f
- * fd), or NONE. */
+/* The compression formats (detected from the first bytes: gzip 1f 8b,
+ * zstd 28 b5 2f fd). */
 enum hs_agent_compression {
   HS_AGENT_COMP_NONE = 0,
   HS_AGENT_COMP_GZIP,
   HS_AGENT_COMP_ZSTD
 };
-int hs_agent_detect_compression(const uint8_t *p, size_t len);
 
 /* Decompresses len bytes in the given format into a malloc'd buffer
  * (*out, *outlen; caller frees; one spare NUL byte after the data).

@@ -22,6 +22,130 @@ static uint64_t be(const uint8_t *p, int n) {
   return v;
 }
 
+/* The payload bytes of a type with a fixed size (numbers, fixext), -1 for
+ * the others. */
+static int fixed_size(uint8_t t) {
+  switch (t) {
+  case 0xcc:
+  case 0xd0:
+    return 1;
+  case 0xcd:
+  case 0xd1:
+  case 0xd4:
+    return 2;
+  case 0xd5:
+    return 3;
+  case 0xce:
+  case 0xd2:
+  case 0xca:
+    return 4;
+  case 0xd6:
+    return 5;
+  case 0xcf:
+  case 0xd3:
+  case 0xcb:
+    return 8;
+  case 0xd7:
+    return 9;
+  case 0xd8:
+    return 17;
+  default:
+    return -1;
+  }
+}
+
+/* Reads a big-endian length field of n bytes at data[*pos] into *v and
+ * moves past it (*left: the bytes left from *pos). -1 if truncated. */
+static int read_len(const uint8_t *data, size_t *pos, size_t *left, int n,
+                    uint64_t *v, const char **why) {
+  if (*left < (size_t)n) {
+    *why = "truncated";
+    return -1;
+  }
+  *v = be(data + *pos, n);
+  *pos += (size_t)n;
+  *left -= (size_t)n;
+  return 0;
+}
+
+/* Reads the type byte at data[*posp] and its length field, if any: *skipp
+ * is the payload bytes that follow, *childrenp the elements (for a map,
+ * keys and values) that follow. Advances *posp past the type byte and
+ * length field. -1 if truncated or the type byte is 0xc1. */
+static int scan_head(const uint8_t *data, size_t len, size_t *posp,
+                     uint64_t *skipp, uint64_t *childrenp, const char **why) {
+  size_t pos = *posp;
+  if (pos >= len) {
+    *why = "truncated";
+    return -1;
+  }
+  uint8_t t = data[pos++];
+  size_t left = len - pos;
+  uint64_t skip = 0, children = 0;
+  int hdr = 0; /* bytes of length field */
+  int fixed;
+  uint64_t v;
+  if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
+    /* fixint, nil, bool */
+  } else if (t >= 0xa0 && t <= 0xbf) {
+    skip = t & 0x1f;
+  } else if (t >= 0x90 && t <= 0x9f) {
+    children = t & 0x0f;
+  } else if (t >= 0x80 && t <= 0x8f) {
+    children = 2 * (uint64_t)(t & 0x0f);
+  } else if ((fixed = fixed_size(t)) >= 0) {
+    skip = (uint64_t)fixed;
+  } else {
+    switch (t) {
+    case 0xd9:
+    case 0xc4:
+      hdr = 1;
+      break;
+    case 0xda:
+    case 0xc5:
+      hdr = 2;
+      break;
+    case 0xdb:
+    case 0xc6:
+      hdr = 4;
+      break;
+    case 0xc7:
+    case 0xc8:
+    case 0xc9: {
+      int n = t == 0xc7 ? 1 : t == 0xc8 ? 2 : 4;
+      if (read_len(data, &pos, &left, n, &v, why) < 0)
+        return -1;
+      skip = v + 1; /* + type byte */
+      break;
+    }
+    case 0xdc:
+    case 0xdd:
+      if (read_len(data, &pos, &left, t == 0xdc ? 2 : 4, &v, why) < 0)
+        return -1;
+      children = v;
+      break;
+    case 0xde:
+    case 0xdf:
+      if (read_len(data, &pos, &left, t == 0xde ? 2 : 4, &v, why) < 0)
+        return -1;
+      children = 2 * v;
+      break;
+    default:
+      *why = "invalid type byte 0xc1";
+      return -1;
+    }
+    if (hdr) {
+      if (read_len(data, &pos, &left, hdr, &v, why) < 0)
+        return -1;
+      skip = v;
+    }
+  }
+  *posp = pos;
+  *skipp = skip;
+  *childrenp = children;
+  return 0;
+}
+
 /* Walks one complete msgpack value at data[0..len); returns its size in
  * bytes via *used and the object count via *objects; -1 if truncated,
  * malformed (0xc1), too deep or claiming more elements than bytes. */
@@ -38,121 +162,11 @@ static int prescan(const uint8_t *data, size_t len, size_t *used,
       continue;
     }
     pending[depth]--;
-    if (pos >= len) {
-      *why = "truncated";
+    uint64_t skip, children;
+    if (scan_head(data, len, &pos, &skip, &children, why) < 0)
       return -1;
-    }
-    uint8_t t = data[pos++];
     size_t left = len - pos;
-    uint64_t skip = 0, children = 0;
-    int hdr = 0; /* bytes of length field */
     count++;
-    if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
-      /* fixint, nil, bool */
-    } else if (t >= 0xa0 && t <= 0xbf) {
-      skip = t & 0x1f;
-    } else if (t >= 0x90 && t <= 0x9f) {
-      children = t & 0x0f;
-    } else if (t >= 0x80 && t <= 0x8f) {
-      children = 2 * (uint64_t)(t & 0x0f);
-    } else {
-      switch (t) {
-      case 0xcc:
-      case 0xd0:
-        skip = 1;
-        break;
-      case 0xcd:
-      case 0xd1:
-        skip = 2;
-        break;
-      case 0xce:
-      case 0xd2:
-      case 0xca:
-        skip = 4;
-        break;
-      case 0xcf:
-      case 0xd3:
-      case 0xcb:
-        skip = 8;
-        break;
-      case 0xd9:
-      case 0xc4:
-        hdr = 1;
-        break;
-      case 0xda:
-      case 0xc5:
-        hdr = 2;
-        break;
-      case 0xdb:
-      case 0xc6:
-        hdr = 4;
-        break;
-      case 0xd4:
-        skip = 2;
-        break;
-      case 0xd5:
-        skip = 3;
-        break;
-      case 0xd6:
-        skip = 5;
-        break;
-      case 0xd7:
-        skip = 9;
-        break;
-      case 0xd8:
-        skip = 17;
-        break;
-      case 0xc7:
-      case 0xc8:
-      case 0xc9:
-        hdr = t == 0xc7 ? 1 : t == 0xc8 ? 2 : 4;
-        if (left < (size_t)hdr) {
-          *why = "truncated";
-          return -1;
-        }
-        skip = be(data + pos, hdr) + 1; /* + type byte */
-        pos += (size_t)hdr;
-        left -= (size_t)hdr;
-        hdr = 0;
-        break;
-      case 0xdc:
-      case 0xdd:
-        hdr = t == 0xdc ? 2 : 4;
-        if (left < (size_t)hdr) {
-          *why = "truncated";
-          return -1;
-        }
-        children = be(data + pos, hdr);
-        pos += (size_t)hdr;
-        left -= (size_t)hdr;
-        hdr = 0;
-        break;
-      case 0xde:
-      case 0xdf:
-        hdr = t == 0xde ? 2 : 4;
-        if (left < (size_t)hdr) {
-          *why = "truncated";
-          return -1;
-        }
-        children = 2 * be(data + pos, hdr);
-        pos += (size_t)hdr;
-        left -= (size_t)hdr;
-        hdr = 0;
-        break;
-      default:
-        *why = "invalid type byte 0xc1";
-        return -1;
-      }
-      if (hdr) {
-        if (left < (size_t)hdr) {
-          *why = "truncated";
-          return -1;
-        }
-        skip = be(data + pos, hdr);
-        pos += (size_t)hdr;
-        left -= (size_t)hdr;
-      }
-    }
     if (skip > left) {
       *why = "truncated";
       return -1;

@@ -312,10 +312,12 @@ static int read_labels(ctx *c, const Sample *s, labels *lb) {
   return HS_AGENT_OK;
 }
 
-static int decode_profile(ctx *c) {
+/* Fills c's lookup tables (the strings, the ids of locations, functions
+ * and mappings, each location's frames) and *colsp, the sample columns to
+ * keep. */
+static int build_tables(ctx *c, column **colsp) {
   const Profile *p = c->p;
-  hs_agent_decoded *d = c->d;
-  hs_agent_arena *a = &d->arena;
+  hs_agent_arena *a = &c->d->arena;
   if (p->n_string_table == 0 || p->string_table[0][0] != 0)
     return hs_agent_fail(c->err, c->errlen, HS_AGENT_EINVAL,
                          "pprof: string table must start with \"\"");
@@ -329,6 +331,7 @@ static int decode_profile(ctx *c) {
   if (!c->strs || !c->locs || !c->fns || !c->maps || !c->loc_frames ||
       !c->loc_nframes || !cols)
     return oom(c);
+  *colsp = cols;
   for (size_t i = 0; i < p->n_string_table; i++) {
     /* protobuf-c NUL-terminates but does not check UTF-8; a string may
      * hold NUL bytes, which the model cannot carry: strlen cuts there. */
@@ -349,6 +352,75 @@ static int decode_profile(ctx *c) {
   for (size_t i = 0; i < p->n_location; i++)
     if ((rc = location_frames(c, i)) != HS_AGENT_OK)
       return rc;
+  return HS_AGENT_OK;
+}
+
+/* The number of hs_ing_samples the profile gives (one per kept column
+ * with a non-zero value) into *count; checks every sample's value count. */
+static int count_samples(ctx *c, const column *cols, size_t *count) {
+  const Profile *p = c->p;
+  *count = 0;
+  for (size_t i = 0; i < p->n_sample; i++) {
+    const Sample *s = p->sample[i];
+    if (s->n_value != p->n_sample_type)
+      return hs_agent_fail(c->err, c->errlen, HS_AGENT_EINVAL,
+                           "pprof: sample %zu has %zu values, expected %zu", i,
+                           s->n_value, p->n_sample_type);
+    for (size_t j = 0; j < s->n_value; j++)
+      if (cols[j].type && s->value[j] != 0)
+        (*count)++;
+  }
+  return HS_AGENT_OK;
+}
+
+/* The frames of sample i, its locations' frames in order, into *framesp
+ * (arena memory; NULL when it has none or no kept value) and their count
+ * into *nframesp. */
+static int sample_frames(ctx *c, size_t i, const column *cols,
+                         hs_ing_frame **framesp, size_t *nframesp) {
+  const Profile *p = c->p;
+  const Sample *s = p->sample[i];
+  size_t nframes = 0;
+  for (size_t k = 0; k < s->n_location_id; k++) {
+    const idmap *m = idmap_find(c->locs, p->n_location, s->location_id[k]);
+    if (!m)
+      return hs_agent_fail(c->err, c->errlen, HS_AGENT_EINVAL,
+                           "pprof: sample %zu names unknown location %llu", i,
+                           (unsigned long long)s->location_id[k]);
+    nframes += c->loc_nframes[m->idx];
+  }
+  if (nframes > UINT32_MAX)
+    return hs_agent_fail(c->err, c->errlen, HS_AGENT_EINVAL,
+                         "pprof: sample %zu is too deep", i);
+  hs_ing_frame *frames = NULL;
+  int has_value = 0;
+  for (size_t j = 0; j < s->n_value; j++)
+    has_value |= cols[j].type && s->value[j] != 0;
+  if (has_value && nframes) {
+    frames = hs_agent_arena_array(&c->d->arena, nframes, sizeof(*frames));
+    if (!frames)
+      return oom(c);
+    size_t f = 0;
+    for (size_t k = 0; k < s->n_location_id; k++) {
+      const idmap *m = idmap_find(c->locs, p->n_location, s->location_id[k]);
+      memcpy(frames + f, c->loc_frames[m->idx],
+             c->loc_nframes[m->idx] * sizeof(*frames));
+      f += c->loc_nframes[m->idx];
+    }
+  }
+  *framesp = frames;
+  *nframesp = nframes;
+  return HS_AGENT_OK;
+}
+
+static int decode_profile(ctx *c) {
+  const Profile *p = c->p;
+  hs_agent_decoded *d = c->d;
+  hs_agent_arena *a = &d->arena;
+  column *cols = NULL;
+  int rc = build_tables(c, &cols);
+  if (rc != HS_AGENT_OK)
+    return rc;
 
   int64_t start = p->time_nanos;
   if (!d->batch.profile_start_ns && p->time_nanos) {
@@ -359,17 +431,9 @@ static int decode_profile(ctx *c) {
     start = d->batch.profile_start_ns;
 
   /* Count the output first: one hs_ing_sample per non-zero column. */
-  size_t count = 0;
-  for (size_t i = 0; i < p->n_sample; i++) {
-    const Sample *s = p->sample[i];
-    if (s->n_value != p->n_sample_type)
-      return hs_agent_fail(c->err, c->errlen, HS_AGENT_EINVAL,
-                           "pprof: sample %zu has %zu values, expected %zu", i,
-                           s->n_value, p->n_sample_type);
-    for (size_t j = 0; j < s->n_value; j++)
-      if (cols[j].type && s->value[j] != 0)
-        count++;
-  }
+  size_t count;
+  if ((rc = count_samples(c, cols, &count)) != HS_AGENT_OK)
+    return rc;
   size_t total = d->batch.nsamples + count;
   if (total < count)
     return oom(c);
@@ -384,34 +448,10 @@ static int decode_profile(ctx *c) {
     labels lb;
     if ((rc = read_labels(c, s, &lb)) != HS_AGENT_OK)
       return rc;
-    size_t nframes = 0;
-    for (size_t k = 0; k < s->n_location_id; k++) {
-      const idmap *m = idmap_find(c->locs, p->n_location, s->location_id[k]);
-      if (!m)
-        return hs_agent_fail(c->err, c->errlen, HS_AGENT_EINVAL,
-                             "pprof: sample %zu names unknown location %llu", i,
-                             (unsigned long long)s->location_id[k]);
-      nframes += c->loc_nframes[m->idx];
-    }
-    if (nframes > UINT32_MAX)
-      return hs_agent_fail(c->err, c->errlen, HS_AGENT_EINVAL,
-                           "pprof: sample %zu is too deep", i);
     hs_ing_frame *frames = NULL;
-    int has_value = 0;
-    for (size_t j = 0; j < s->n_value; j++)
-      has_value |= cols[j].type && s->value[j] != 0;
-    if (has_value && nframes) {
-      frames = hs_agent_arena_array(a, nframes, sizeof(*frames));
-      if (!frames)
-        return oom(c);
-      size_t f = 0;
-      for (size_t k = 0; k < s->n_location_id; k++) {
-        const idmap *m = idmap_find(c->locs, p->n_location, s->location_id[k]);
-        memcpy(frames + f, c->loc_frames[m->idx],
-               c->loc_nframes[m->idx] * sizeof(*frames));
-        f += c->loc_nframes[m->idx];
-      }
-    }
+    size_t nframes = 0;
+    if ((rc = sample_frames(c, i, cols, &frames, &nframes)) != HS_AGENT_OK)
+      return rc;
     for (size_t j = 0; j < s->n_value; j++) {
       if (!cols[j].type || s->value[j] == 0)
         continue;

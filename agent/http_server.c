@@ -1,5 +1,14 @@
 /* HTTP/1.1 server: libuv for the sockets and timers, http_parser for the
- * protocol. See http_server.h for the behaviour and limits. */
+ * protocol. See http_server.h for the behaviour and limits.
+ *
+ * One file on purpose: request parsing, dispatch, the worker jobs and the
+ * connection loop all work on one connection state machine (struct conn:
+ * its state, timer, pending input and pause/resume of the parser). The
+ * parser callbacks arm the request timer, write "100 Continue" to the
+ * socket and pause the parser to dispatch; dispatch and the write
+ * callbacks resume it. Splitting along any of these lines would put
+ * struct conn and most of its functions in a shared header without making
+ * either half readable on its own. */
 #include <http_parser.h>
 #include <signal.h>
 #include <stdarg.h>

@@ -39,8 +39,9 @@ typedef struct hs_agent_limits {
 /* Fills 0 fields of *out (a copy of *in, or defaults when in is NULL). */
 void hs_agent_limits_resolve(const hs_agent_limits *in, hs_agent_limits *out);
 
-/* Bump allocator: chunks freed all at once. Allocation fails (NULL, and
- * `failed` set) once the total would pass max. Not thread-safe. */
+/* Bump allocator: chunks freed all at once (by hs_agent_decoded_free,
+ * which owns the arena). Allocation fails (NULL, and `failed` set) once
+ * the total would pass max. Not thread-safe. */
 typedef struct hs_agent_arena {
   struct hs_agent_chunk *head;
   size_t total; /* bytes of all chunks */
@@ -48,9 +49,6 @@ typedef struct hs_agent_arena {
   int failed; /* HS_AGENT_ETOOBIG or HS_AGENT_ENOMEM after a failure */
 } hs_agent_arena;
 
-void hs_agent_arena_init(hs_agent_arena *a, size_t max);
-/* Zeroed, 16-byte aligned memory, or NULL. n may be 0. */
-void *hs_agent_arena_alloc(hs_agent_arena *a, size_t n);
 /* Zeroed array of n elements of size sz (overflow-checked), or NULL. */
 void *hs_agent_arena_array(hs_agent_arena *a, size_t n, size_t sz);
 /* Copy of n bytes of s as a NUL-terminated string in which embedded NULs
@@ -64,7 +62,6 @@ char *hs_agent_arena_utf8(hs_agent_arena *a, const char *s, size_t n);
 struct hs_ing_span;
 int hs_agent_span_default_attr(hs_agent_arena *a, struct hs_ing_span *s,
                                const char *key, const char *val, size_t vlen);
-void hs_agent_arena_free(hs_agent_arena *a);
 
 /* A decoded request: the batch and the arena it lives in. Owned by the
  * caller (usually on the stack): init, decode into it, hand &batch to the

@@ -22,8 +22,8 @@
 #include "agent/api.h"
 #include "agent/http_server.h"
 #include "agent/routes.h"
-#include "common/log.h"
 #include "backend/store.h"
+#include "common/log.h"
 
 #ifndef HS_AGENT_VERSION
 #define HS_AGENT_VERSION "0.1.0"
@@ -201,15 +201,43 @@ static void on_retain(uv_timer_t *t) {
            total.bytes_before, total.bytes_after);
 }
 
-int main(int argc, char **argv) {
-  const char *listen = "127.0.0.1:8126";
-  const char *db = getenv("HOTSPAN_AGENT_DB");
-  if (!db || !*db)
-    db = "./hotspan-agent.db";
-  agent a;
-  memset(&a, 0, sizeof a);
-  a.max_age_ns = DEFAULT_RETENTION_NS;
-  int cache_mib = 0; /* the store's default */
+/* The command line's settings other than the retention limits (those go
+ * into the agent). */
+typedef struct agent_opts {
+  const char *listen, *db;
+  int cache_mib; /* 0: the store's default */
+} agent_opts;
+
+/* Applies one known option with its value. -1 when fine, else the exit
+ * code for bad usage. */
+static int set_option(agent *a, agent_opts *o, const char *name,
+                      const char *val) {
+  if (strcmp(name, "--listen") == 0) {
+    o->listen = val;
+  } else if (strcmp(name, "--db") == 0) {
+    if (!*val)
+      return bad_flag("--db", val, ": needs a path");
+    o->db = val;
+  } else if (strcmp(name, "--retention") == 0) {
+    if ((a->max_age_ns = parse_duration(val)) < 0)
+      return bad_flag("--retention", val,
+                      ": want a duration like 30m, 12h or 7d");
+  } else if (strcmp(name, "--db-cache") == 0) {
+    int64_t c = parse_size(val);
+    if (c < (INT64_C(16) << 20) || c > (INT64_C(16) << 30))
+      return bad_flag("--db-cache", val,
+                      ": want a size from 16M to 16G, like 64M or 1G");
+    o->cache_mib = (int)(c >> 20);
+  } else {
+    if ((a->max_bytes = parse_size(val)) < 0)
+      return bad_flag("--max-db-size", val, ": want a size like 500M or 2G");
+  }
+  return -1;
+}
+
+/* Reads the command line ("--name value" or "--name=value") into a and o.
+ * -1 to go on, else the exit code (0 after --help or --version). */
+static int parse_args(int argc, char **argv, agent *a, agent_opts *o) {
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -240,52 +268,46 @@ int main(int argc, char **argv) {
         return bad_flag("option", name, " needs a value");
       val = argv[++i];
     }
-    if (strcmp(name, "--listen") == 0) {
-      listen = val;
-    } else if (strcmp(name, "--db") == 0) {
-      if (!*val)
-        return bad_flag("--db", val, ": needs a path");
-      db = val;
-    } else if (strcmp(name, "--retention") == 0) {
-      if ((a.max_age_ns = parse_duration(val)) < 0)
-        return bad_flag("--retention", val,
-                        ": want a duration like 30m, 12h or 7d");
-    } else if (strcmp(name, "--db-cache") == 0) {
-      int64_t c = parse_size(val);
-      if (c < (INT64_C(16) << 20) || c > (INT64_C(16) << 30))
-        return bad_flag("--db-cache", val,
-                        ": want a size from 16M to 16G, like 64M or 1G");
-      cache_mib = (int)(c >> 20);
-    } else {
-      if ((a.max_bytes = parse_size(val)) < 0)
-        return bad_flag("--max-db-size", val, ": want a size like 500M or 2G");
-    }
+    int rc = set_option(a, o, name, val);
+    if (rc >= 0)
+      return rc;
   }
-  char host[256];
-  int port;
-  if (parse_listen(listen, host, sizeof(host), &port))
-    return bad_flag("--listen", listen,
-                    ": want HOST:PORT, e.g. 127.0.0.1:8126");
+  return -1;
+}
 
+/* Opens the ingest store into a->store and the queries' read-only one
+ * into *query. 0, or -1 with the message printed (nothing left open). */
+static int open_stores(agent *a, const agent_opts *o, hs_store **query) {
   char err[512] = "";
   hs_store_sqlite_opts so;
   memset(&so, 0, sizeof so);
-  so.cache_mib = cache_mib;
-  a.store = hs_store_open_sqlite(db, &so, err, sizeof(err));
-  if (!a.store) {
+  so.cache_mib = o->cache_mib;
+  a->store = hs_store_open_sqlite(o->db, &so, err, sizeof(err));
+  if (!a->store) {
     fprintf(stderr, "hotspan-agent: cannot open database: %s\n", err);
-    return 1;
+    return -1;
   }
   /* Queries get a read-only connection of their own, used from the
    * server's worker threads, so that they never wait for an ingest
    * transaction on the loop thread, nor it for them (WAL). */
   so.read_only = 1;
-  hs_store *query_store = hs_store_open_sqlite(db, &so, err, sizeof(err));
-  if (!query_store) {
+  *query = hs_store_open_sqlite(o->db, &so, err, sizeof(err));
+  if (!*query) {
     fprintf(stderr, "hotspan-agent: cannot open database: %s\n", err);
-    hs_store_close(a.store);
-    return 1;
+    hs_store_close(a->store);
+    return -1;
   }
+  return 0;
+}
+
+/* The server on host:port with the ingest routes (storing through a) and
+ * the query API (api, over query_store), listening. NULL with the message
+ * printed; api is finished then. */
+static hs_agent_server *start_server(agent *a, const char *host, int port,
+                                     const char *listen, hs_agent_api *api,
+                                     hs_store *query_store,
+                                     hs_agent_routes *routes) {
+  char err[512] = "";
   hs_agent_server_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.host = host;
@@ -294,19 +316,15 @@ int main(int argc, char **argv) {
   hs_agent_server *srv = hs_agent_server_new(&cfg, err, sizeof(err));
   if (!srv) {
     fprintf(stderr, "hotspan-agent: %s\n", err);
-    hs_store_close(query_store);
-    hs_store_close(a.store);
-    return 1;
+    return NULL;
   }
-  hs_agent_routes routes;
-  memset(&routes, 0, sizeof routes);
-  routes.store_batch = store_batch;
-  routes.store_arg = &a;
-  hs_agent_api api;
-  memset(&api, 0, sizeof api);
-  api.store = query_store;
+  memset(routes, 0, sizeof *routes);
+  routes->store_batch = store_batch;
+  routes->store_arg = a;
+  memset(api, 0, sizeof *api);
+  api->store = query_store;
   int failed =
-      hs_agent_routes_install(srv, &routes) || hs_agent_api_install(srv, &api);
+      hs_agent_routes_install(srv, routes) || hs_agent_api_install(srv, api);
   if (failed)
     fprintf(stderr, "hotspan-agent: route table full\n");
   else if (hs_agent_server_listen(srv, err, sizeof(err))) {
@@ -315,7 +333,48 @@ int main(int argc, char **argv) {
   }
   if (failed) {
     hs_agent_server_free(srv);
-    hs_agent_api_fini(&api);
+    hs_agent_api_fini(api);
+    return NULL;
+  }
+  return srv;
+}
+
+/* The one start line, on stdout: scripts read the bound port from it. */
+static void announce(hs_agent_server *srv, const char *host, const char *db) {
+  int bound = hs_agent_server_port(srv);
+  int v6 = strchr(host, ':') != NULL;
+  char addr[300];
+  snprintf(addr, sizeof(addr), "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "",
+           bound);
+  printf("hotspan-agent %s: listening on %s, database %s\n", HS_AGENT_VERSION,
+         addr, db);
+  fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+  agent_opts o = {"127.0.0.1:8126", getenv("HOTSPAN_AGENT_DB"), 0};
+  if (!o.db || !*o.db)
+    o.db = "./hotspan-agent.db";
+  agent a;
+  memset(&a, 0, sizeof a);
+  a.max_age_ns = DEFAULT_RETENTION_NS;
+  int rc = parse_args(argc, argv, &a, &o);
+  if (rc >= 0)
+    return rc;
+  char host[256];
+  int port;
+  if (parse_listen(o.listen, host, sizeof(host), &port))
+    return bad_flag("--listen", o.listen,
+                    ": want HOST:PORT, e.g. 127.0.0.1:8126");
+
+  hs_store *query_store;
+  if (open_stores(&a, &o, &query_store) < 0)
+    return 1;
+  hs_agent_routes routes;
+  hs_agent_api api;
+  hs_agent_server *srv =
+      start_server(&a, host, port, o.listen, &api, query_store, &routes);
+  if (!srv) {
     hs_store_close(query_store);
     hs_store_close(a.store);
     return 1;
@@ -326,16 +385,7 @@ int main(int argc, char **argv) {
   uv_timer_start(&a.retain_timer, on_retain, 1000, RETAIN_EVERY_MS);
   /* The timer must not keep the loop alive once the server stopped. */
   uv_unref((uv_handle_t *)&a.retain_timer);
-
-  int bound = hs_agent_server_port(srv);
-  int v6 = strchr(host, ':') != NULL;
-  char addr[300];
-  snprintf(addr, sizeof(addr), "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "",
-           bound);
-  /* The one start line, on stdout: scripts read the bound port from it. */
-  printf("hotspan-agent %s: listening on %s, database %s\n", HS_AGENT_VERSION,
-         addr, db);
-  fflush(stdout);
+  announce(srv, host, o.db);
 
   hs_agent_server_run(srv);
   uv_timer_stop(&a.retain_timer);

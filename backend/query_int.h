@@ -1,5 +1,6 @@
 /* Internals shared by the engine's files: collecting sample rows from the
- * store into distinct stacks with resolved frame names. Not thread-safe. */
+ * store into distinct stacks with resolved frame names (query_collect.c),
+ * and the flame tree (query_flame.c). Not thread-safe. */
 #ifndef HS_BACKEND_QUERY_INT_H
 #define HS_BACKEND_QUERY_INT_H
 
@@ -26,24 +27,32 @@ typedef struct hs_query_coll {
 void hs_query_coll_init(hs_query_coll *c, hs_store *s, int lines);
 void hs_query_coll_free(hs_query_coll *c);
 /* Adds the samples of sel, then resolves the frames of every stack. */
-int hs_query_coll_add(hs_query_coll *c, const hs_store_sample_sel *sel, char *err,
-                     size_t errlen);
+int hs_query_coll_add(hs_query_coll *c, const hs_store_sample_sel *sel,
+                      char *err, size_t errlen);
 int hs_query_coll_resolve(hs_query_coll *c, char *err, size_t errlen);
 
 /* The selection of a span (and its descendants): fills *ids (malloc'ed) and
  * *span (the span's row, strings owned by the caller via
  * hs_query_span_clear). */
 int hs_query_span_ids(hs_store *s, uint64_t span_id, int with_children,
-                     hs_query_span *span, uint64_t **ids, size_t *n, char *err,
-                     size_t errlen);
+                      hs_query_span *span, uint64_t **ids, size_t *n, char *err,
+                      size_t errlen);
 void hs_query_span_clear(hs_query_span *sp);
-
-/* A frame's display name: "function" or "function file:line". malloc'ed. */
-char *hs_query_frame_name(const hs_store_frame *f, int lines);
 
 /* Deep copy of a store span into d (strings malloc'ed; NULL strings become
  * ""). Returns 0, or -1 out of memory with d cleared. */
 int hs_query_span_copy(hs_query_span *d, const hs_store_span *p);
+
+/* The flame tree (query_flame.c). hs_query_flame_add adds st's value
+ * along its path from root (root's name is set by the caller); 0, or -1
+ * out of memory (the tree stays valid for hs_query_flame_free).
+ * hs_query_flame_sort orders every node's children largest first;
+ * hs_query_flame_json appends the tree as nested
+ * {"name","value","children"} objects. */
+int hs_query_flame_add(hs_query_flame *root, const hs_query_stack *st);
+void hs_query_flame_sort(hs_query_flame *f);
+void hs_query_flame_json(hs_buf *b, const hs_query_flame *f);
+void hs_query_flame_free(hs_query_flame *f);
 
 /* Formats an error message into err (errlen bytes; NULL or 0: nothing). */
 void hs_query_seterr(char *err, size_t errlen, const char *fmt, ...)

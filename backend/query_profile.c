@@ -1,5 +1,9 @@
 /* Profiles from stored samples: a span's hotspots (with or without its
- * descendants), an endpoint's aggregate, the diff of two ranges. */
+ * descendants), an endpoint's aggregate, the diff of two ranges or two
+ * versions; each with its JSON writer. A profile is self and total time
+ * per function name plus a flame tree, built from the stacks the
+ * collector gathered (query_collect.c; the tree itself is in
+ * query_flame.c). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,195 +14,20 @@
 
 #define DEFAULT_TOP 50
 
-/* ---------------------------------------------------------- collector */
-
-void hs_query_coll_init(hs_query_coll *c, hs_store *s, int lines) {
-  memset(c, 0, sizeof *c);
-  c->store = s;
-  c->lines = lines;
-}
-
-void hs_query_coll_free(hs_query_coll *c) {
-  for (size_t i = 0; i < c->n; i++) {
-    for (size_t k = 0; k < c->v[i].nnames; k++)
-      free(c->v[i].names[k]);
-    free(c->v[i].names);
-  }
-  free(c->v);
-  hs_kvmap_free(&c->idx);
-  memset(c, 0, sizeof *c);
-}
-
-static int coll_cb(void *arg, int type, int64_t stack_id, int64_t value,
-                   int64_t count) {
-  hs_query_coll *c = arg;
-  int64_t key[2] = {type, stack_id};
-  int added;
-  hs_kv_slot *sl =
-      hs_kvmap_put(&c->idx, key, sizeof key, (int64_t)c->n, &added);
-  if (!sl) {
-    c->oom = 1;
-    return 1;
-  }
-  if (added) {
-    if (c->n == c->cap) {
-      size_t nc = c->cap ? c->cap * 2 : 64;
-      hs_query_stack *nv = realloc(c->v, nc * sizeof *nv);
-      if (!nv) {
-        c->oom = 1;
-        return 1;
-      }
-      c->v = nv;
-      c->cap = nc;
-    }
-    hs_query_stack *st = &c->v[c->n++];
-    memset(st, 0, sizeof *st);
-    st->type = type;
-    st->stack_id = stack_id;
-  }
-  c->v[sl->val].value += value;
-  c->v[sl->val].count += count;
-  return 0;
-}
-
-int hs_query_coll_add(hs_query_coll *c, const hs_store_sample_sel *sel, char *err,
-                     size_t errlen) {
-  int rc = hs_store_samples(c->store, sel, coll_cb, c, err, errlen);
-  if (c->oom)
-    return hs_query_oom(err, errlen);
-  return rc;
-}
-
-char *hs_query_frame_name(const hs_store_frame *f, int lines) {
-  const char *fn = f->function && *f->function ? f->function : "??";
-  if (!lines || !f->file || !*f->file)
-    return strdup(fn);
-  char *s = NULL;
-  if (asprintf(&s, "%s %s:%lld", fn, f->file, (long long)f->line) < 0)
-    return NULL;
-  return s;
-}
-
-typedef struct names_out {
-  hs_query_stack *st;
-  int lines;
-} names_out;
-
-static int names_cb(void *arg, const hs_store_frame *frames, size_t n) {
-  names_out *o = arg;
-  /* An empty stack still has a leaf, so its time shows. */
-  size_t m = n ? n : 1;
-  o->st->names = calloc(m, sizeof *o->st->names);
-  if (!o->st->names)
-    return 1;
-  for (size_t i = 0; i < n; i++) {
-    o->st->names[i] = hs_query_frame_name(&frames[i], o->lines);
-    if (!o->st->names[i])
-      return 1;
-    o->st->nnames++;
-  }
-  if (!n) {
-    o->st->names[0] = strdup("[no frames]");
-    if (!o->st->names[0])
-      return 1;
-    o->st->nnames = 1;
-  }
-  return 0;
-}
-
-int hs_query_coll_resolve(hs_query_coll *c, char *err, size_t errlen) {
-  /* A stack id has the same frames for CPU and wall: copy the names. */
-  hs_kvmap done;
-  hs_kvmap_init(&done);
-  int rc = HS_STORE_OK;
-  for (size_t i = 0; i < c->n && rc == HS_STORE_OK; i++) {
-    hs_query_stack *st = &c->v[i];
-    if (st->names)
-      continue;
-    hs_kv_slot *sl = hs_kvmap_get(&done, &st->stack_id, sizeof st->stack_id);
-    if (sl) {
-      const hs_query_stack *o = &c->v[sl->val];
-      st->names = calloc(o->nnames, sizeof *st->names);
-      if (!st->names) {
-        rc = hs_query_oom(err, errlen);
-        break;
-      }
-      for (size_t k = 0; k < o->nnames; k++) {
-        if (!(st->names[k] = strdup(o->names[k]))) {
-          rc = hs_query_oom(err, errlen);
-          break;
-        }
-        st->nnames++;
-      }
-      continue;
-    }
-    names_out no = {st, c->lines};
-    rc = hs_store_stack(c->store, st->stack_id, names_cb, &no, err, errlen);
-    if (rc > 0)
-      rc = hs_query_oom(err, errlen);
-    if (rc == HS_STORE_OK &&
-        !hs_kvmap_put(&done, &st->stack_id, sizeof st->stack_id, (int64_t)i,
-                      NULL))
-      rc = hs_query_oom(err, errlen);
-  }
-  hs_kvmap_free(&done);
-  return rc;
-}
-
 /* ---------------------------------------------------------- profiles */
 
-static void flame_free(hs_query_flame *f) {
-  for (size_t i = 0; i < f->nchildren; i++)
-    flame_free(&f->children[i]);
-  free(f->children);
-  free(f->name);
-  memset(f, 0, sizeof *f);
-}
-
+/* Frees p's functions and flame tree; p keeps its type. */
 static void profile_free(hs_query_profile *p) {
   for (size_t i = 0; i < p->nfuncs; i++)
     free(p->funcs[i].name);
   free(p->funcs);
-  flame_free(&p->flame);
+  hs_query_flame_free(&p->flame);
   int type = p->type;
   memset(p, 0, sizeof *p);
   p->type = type;
 }
 
-static hs_query_flame *flame_child(hs_query_flame *f, const char *name) {
-  for (size_t i = 0; i < f->nchildren; i++)
-    if (!strcmp(f->children[i].name, name))
-      return &f->children[i];
-  if (f->nchildren == f->cap) {
-    size_t nc = f->cap ? f->cap * 2 : 4;
-    hs_query_flame *nv = realloc(f->children, nc * sizeof *nv);
-    if (!nv)
-      return NULL;
-    f->children = nv;
-    f->cap = nc;
-  }
-  hs_query_flame *c = &f->children[f->nchildren];
-  memset(c, 0, sizeof *c);
-  if (!(c->name = strdup(name)))
-    return NULL;
-  f->nchildren++;
-  return c;
-}
-
-static int cmp_flame(const void *a, const void *b) {
-  const hs_query_flame *x = a, *y = b;
-  if (x->value != y->value)
-    return x->value > y->value ? -1 : 1;
-  return strcmp(x->name, y->name);
-}
-
-static void flame_sort(hs_query_flame *f) {
-  if (f->nchildren > 1)
-    qsort(f->children, f->nchildren, sizeof *f->children, cmp_flame);
-  for (size_t i = 0; i < f->nchildren; i++)
-    flame_sort(&f->children[i]);
-}
-
+/* Largest self first, then largest total, then by name. */
 static int cmp_func(const void *a, const void *b) {
   const hs_query_func *x = a, *y = b;
   if (x->self != y->self)
@@ -210,8 +39,8 @@ static int cmp_func(const void *a, const void *b) {
 
 /* Self and total per function name, all of them (top = 0) or the top
  * ones, and the flame tree, from the collected stacks of one type. */
-static int build_profile(const hs_query_coll *c, int type, size_t top, int flame,
-                         hs_query_profile *p) {
+static int build_profile(const hs_query_coll *c, int type, size_t top,
+                         int flame, hs_query_profile *p) {
   memset(p, 0, sizeof *p);
   p->type = type;
   hs_kvmap idx;
@@ -258,15 +87,8 @@ static int build_profile(const hs_query_coll *c, int type, size_t top, int flame
       if (!again)
         f->total += st->value;
     }
-    if (flame) {
-      hs_query_flame *node = &p->flame;
-      node->value += st->value;
-      for (size_t k = st->nnames; k-- > 0;) {
-        if (!(node = flame_child(node, st->names[k])))
-          goto out;
-        node->value += st->value;
-      }
-    }
+    if (flame && hs_query_flame_add(&p->flame, st) < 0)
+      goto out;
   }
   for (size_t i = 0; i < p->nfuncs; i++) {
     hs_query_func *f = &p->funcs[i];
@@ -281,25 +103,13 @@ static int build_profile(const hs_query_coll *c, int type, size_t top, int flame
     p->nfuncs = top;
   }
   if (flame)
-    flame_sort(&p->flame);
+    hs_query_flame_sort(&p->flame);
   rc = 0;
 out:
   hs_kvmap_free(&idx);
   if (rc < 0)
     profile_free(p);
   return rc;
-}
-
-static void flame_json(hs_buf *b, const hs_query_flame *f) {
-  hs_buf_puts(b, "{\"name\":");
-  hs_json_str(b, f->name ? f->name : "root");
-  hs_buf_printf(b, ",\"value\":%lld,\"children\":[", (long long)f->value);
-  for (size_t i = 0; i < f->nchildren; i++) {
-    if (i)
-      hs_buf_putc(b, ',');
-    flame_json(b, &f->children[i]);
-  }
-  hs_buf_puts(b, "]}");
 }
 
 /* requests > 0 adds per-request values. */
@@ -332,12 +142,15 @@ static void profile_json(hs_buf *b, const hs_query_profile *p,
     hs_buf_putc(b, '}');
   }
   hs_buf_puts(b, "],\"flame\":");
-  flame_json(b, &p->flame);
+  hs_query_flame_json(b, &p->flame);
   hs_buf_putc(b, '}');
 }
 
 /* ---------------------------------------------------------- verdict */
 
+/* The CPU-to-wall ratio in *ratio and what it says: "cpu-bound" at 0.5 or
+ * more (or with no wall time), "waiting" at 0.1 or less, "mixed" between,
+ * "no-samples" with neither. */
 const char *hs_query_verdict(int64_t cpu_ns, int64_t wall_ns, double *ratio) {
   double r = 0;
   const char *v;
@@ -357,6 +170,7 @@ const char *hs_query_verdict(int64_t cpu_ns, int64_t wall_ns, double *ratio) {
 
 /* ---------------------------------------------------------- span */
 
+/* hs_store_find_span callback: copies the first row into span. */
 typedef struct one_span {
   hs_query_span *span;
   int found, oom;
@@ -375,6 +189,7 @@ static int first_span_cb(void *arg, const hs_store_span *p) {
   return 0;
 }
 
+/* A trace's span ids with their parents, to walk a subtree. */
 typedef struct link {
   uint64_t id, parent;
 } link;
@@ -385,6 +200,7 @@ typedef struct links {
   int oom;
 } links;
 
+/* hs_store_trace_spans callback: appends (id, parent). */
 static int link_cb(void *arg, const hs_store_span *p) {
   links *l = arg;
   if (l->n == l->cap) {
@@ -403,8 +219,8 @@ static int link_cb(void *arg, const hs_store_span *p) {
 }
 
 int hs_query_span_ids(hs_store *s, uint64_t span_id, int with_children,
-                     hs_query_span *span, uint64_t **ids, size_t *n, char *err,
-                     size_t errlen) {
+                      hs_query_span *span, uint64_t **ids, size_t *n, char *err,
+                      size_t errlen) {
   *ids = NULL;
   *n = 0;
   memset(span, 0, sizeof *span);
@@ -414,7 +230,7 @@ int hs_query_span_ids(hs_store *s, uint64_t span_id, int with_children,
     rc = hs_query_oom(err, errlen);
   if (rc == HS_STORE_NOTFOUND)
     hs_query_seterr(err, errlen, "span %016llx not found",
-                   (unsigned long long)span_id);
+                    (unsigned long long)span_id);
   if (rc != HS_STORE_OK) {
     hs_query_span_clear(span);
     return rc;
@@ -465,8 +281,9 @@ int hs_query_span_ids(hs_store *s, uint64_t span_id, int with_children,
   return HS_STORE_OK;
 }
 
-int hs_query_span_hotspots(hs_store *s, uint64_t span_id, const hs_query_opts *o,
-                          hs_query_hotspots *out, char *err, size_t errlen) {
+int hs_query_span_hotspots(hs_store *s, uint64_t span_id,
+                           const hs_query_opts *o, hs_query_hotspots *out,
+                           char *err, size_t errlen) {
   hs_query_opts opts;
   memset(&opts, 0, sizeof opts);
   if (o)
@@ -478,7 +295,7 @@ int hs_query_span_hotspots(hs_store *s, uint64_t span_id, const hs_query_opts *o
   uint64_t *ids;
   size_t n;
   int rc = hs_query_span_ids(s, span_id, opts.with_children, &out->span, &ids,
-                            &n, err, errlen);
+                             &n, err, errlen);
   if (rc != HS_STORE_OK)
     return rc;
   out->with_children = opts.with_children;
@@ -520,6 +337,7 @@ void hs_query_hotspots_free(hs_query_hotspots *r) {
   memset(r, 0, sizeof *r);
 }
 
+/* "key":"<hex>", 32 digits when wide, else 16. */
 static void hexid(hs_buf *b, const char *key, uint64_t hi, uint64_t lo,
                   int wide) {
   hs_json_str(b, key);
@@ -559,6 +377,7 @@ void hs_query_hotspots_json(const hs_query_hotspots *r, hs_buf *b) {
 
 /* ---------------------------------------------------------- endpoint */
 
+/* Counts the traces a listing returns. */
 typedef struct counter {
   int64_t n;
 } counter;
@@ -569,6 +388,8 @@ static int count_cb(void *arg, const hs_store_trace *t) {
   return 0;
 }
 
+/* The number of requests (traces) of an endpoint in [from, to), of one
+ * version when version is not NULL. */
 static int endpoint_requests_v(hs_store *s, const char *service,
                                const char *endpoint, const char *version,
                                int64_t from, int64_t to, int64_t *n, char *err,
@@ -593,6 +414,8 @@ static int endpoint_requests(hs_store *s, const char *service,
                              errlen);
 }
 
+/* Collects and resolves the samples of an endpoint in [from, to) into c:
+ * of one type (0: both) and one version (NULL: any). */
 static int endpoint_coll_v(const char *service, const char *endpoint,
                            const char *version, int64_t from, int64_t to,
                            int type, hs_query_coll *c, char *err,
@@ -617,10 +440,10 @@ static int endpoint_coll(const char *service, const char *endpoint,
 }
 
 int hs_query_endpoint_profile_query(hs_store *s, const char *service,
-                                   const char *endpoint, int64_t from_ns,
-                                   int64_t to_ns, const hs_query_opts *o,
-                                   hs_query_endpoint_profile *out, char *err,
-                                   size_t errlen) {
+                                    const char *endpoint, int64_t from_ns,
+                                    int64_t to_ns, const hs_query_opts *o,
+                                    hs_query_endpoint_profile *out, char *err,
+                                    size_t errlen) {
   memset(out, 0, sizeof *out);
   out->cpu.type = HS_PT_CPU;
   out->wall.type = HS_PT_WALL;
@@ -648,8 +471,8 @@ int hs_query_endpoint_profile_query(hs_store *s, const char *service,
   if (rc == HS_STORE_OK && !out->requests && !out->cpu.samples &&
       !out->wall.samples) {
     hs_query_seterr(err, errlen,
-                   "endpoint %s%s%s: no requests or samples in range",
-                   service ? service : "", service ? " " : "", endpoint);
+                    "endpoint %s%s%s: no requests or samples in range",
+                    service ? service : "", service ? " " : "", endpoint);
     rc = HS_STORE_NOTFOUND;
   }
   if (rc != HS_STORE_OK)
@@ -668,7 +491,7 @@ void hs_query_endpoint_profile_free(hs_query_endpoint_profile *r) {
 }
 
 void hs_query_endpoint_profile_json(const hs_query_endpoint_profile *r,
-                                   hs_buf *b) {
+                                    hs_buf *b) {
   hs_buf_puts(b, "{\"service\":");
   hs_json_str(b, r->service);
   hs_buf_puts(b, ",\"endpoint\":");
@@ -687,6 +510,7 @@ void hs_query_endpoint_profile_json(const hs_query_endpoint_profile *r,
 
 /* ---------------------------------------------------------- diff */
 
+/* Largest self delta first, then largest total delta, then by name. */
 static int cmp_diff(const void *a, const void *b) {
   const hs_query_diff_row *x = a, *y = b;
   if (x->delta_self != y->delta_self)
@@ -696,15 +520,16 @@ static int cmp_diff(const void *a, const void *b) {
   return strcmp(x->name, y->name);
 }
 
+/* A diff of two time ranges (no versions). */
 int hs_query_endpoint_diff(hs_store *s, const char *service,
-                          const char *endpoint, int type, int64_t before_from,
-                          int64_t before_to, int64_t after_from,
-                          int64_t after_to, const hs_query_opts *o,
-                          hs_query_diff *out, char *err, size_t errlen) {
+                           const char *endpoint, int type, int64_t before_from,
+                           int64_t before_to, int64_t after_from,
+                           int64_t after_to, const hs_query_opts *o,
+                           hs_query_diff *out, char *err, size_t errlen) {
   hs_query_diff_side b = {before_from, before_to, NULL};
   hs_query_diff_side a = {after_from, after_to, NULL};
-  return hs_query_endpoint_diff_sides(s, service, endpoint, type, &b, &a, o, out,
-                                     err, errlen);
+  return hs_query_endpoint_diff_sides(s, service, endpoint, type, &b, &a, o,
+                                      out, err, errlen);
 }
 
 /* Looks for one version among the stored ones; remembers a few names for
@@ -730,6 +555,8 @@ static int version_find_cb(void *arg, const hs_store_version *v) {
   return 0;
 }
 
+/* HS_STORE_NOTFOUND, with the known versions in the message, when
+ * service (NULL: any) has no version named version. */
 static int check_version(hs_store *s, const char *service, const char *version,
                          char *err, size_t errlen) {
   version_find f = {version, 0, {0}, 0};
@@ -737,101 +564,77 @@ static int check_version(hs_store *s, const char *service, const char *version,
   int rc = hs_store_versions(s, service, version_find_cb, &f, err, errlen);
   if (rc == HS_STORE_OK && !f.found) {
     hs_query_seterr(err, errlen, "version '%s' is unknown for %s%s (known: %s)",
-                   version, service ? "service " : "any service",
-                   service ? service : "",
-                   f.nknown ? hs_buf_cstr(&f.known) : "none");
+                    version, service ? "service " : "any service",
+                    service ? service : "",
+                    f.nknown ? hs_buf_cstr(&f.known) : "none");
     rc = HS_STORE_NOTFOUND;
   }
   hs_buf_free(&f.known);
   return rc;
 }
 
-int hs_query_endpoint_diff_sides(hs_store *s, const char *service,
-                                const char *endpoint, int type,
-                                const hs_query_diff_side *before,
-                                const hs_query_diff_side *after,
-                                const hs_query_opts *o, hs_query_diff *out,
-                                char *err, size_t errlen) {
-  memset(out, 0, sizeof *out);
-  if (!endpoint || (type != HS_PT_CPU && type != HS_PT_WALL) || !before ||
-      !after) {
-    hs_query_seterr(err, errlen,
-                   "diff needs an endpoint and a type (cpu or wall)");
-    return HS_STORE_ERR;
-  }
-  if (!before->version != !after->version) {
-    hs_query_seterr(err, errlen,
-                   "a version diff needs both versions (before and after)");
-    return HS_STORE_ERR;
-  }
-  int64_t before_from = before->from_ns, before_to = before->to_ns;
-  int64_t after_from = after->from_ns, after_to = after->to_ns;
-  const char *bv = before->version, *av = after->version;
-  size_t top = o && o->top ? o->top : DEFAULT_TOP;
+/* Fills out's header (type, ranges, copies of the names). 0, or -1 out of
+ * memory. */
+static int diff_init(hs_query_diff *out, const char *service,
+                     const char *endpoint, int type,
+                     const hs_query_diff_side *before,
+                     const hs_query_diff_side *after) {
   out->type = type;
-  out->before_from = before_from;
-  out->before_to = before_to;
-  out->after_from = after_from;
-  out->after_to = after_to;
+  out->before_from = before->from_ns;
+  out->before_to = before->to_ns;
+  out->after_from = after->from_ns;
+  out->after_to = after->to_ns;
   out->endpoint = strdup(endpoint);
   if (!out->endpoint || (service && !(out->service = strdup(service))) ||
-      (bv && !(out->before_version = strdup(bv))) ||
-      (av && !(out->after_version = strdup(av)))) {
-    hs_query_diff_free(out);
-    return hs_query_oom(err, errlen);
-  }
-  if (bv) {
-    int vrc = check_version(s, service, bv, err, errlen);
-    if (vrc == HS_STORE_OK)
-      vrc = check_version(s, service, av, err, errlen);
-    if (vrc != HS_STORE_OK) {
-      hs_query_diff_free(out);
-      return vrc;
-    }
-  }
+      (before->version && !(out->before_version = strdup(before->version))) ||
+      (after->version && !(out->after_version = strdup(after->version))))
+    return -1;
+  return 0;
+}
+
+/* Both sides of a diff: their request counts into out and their profiles
+ * of type (every function, no flame tree) into *pb (before) and *pa
+ * (after). */
+static int diff_profiles(hs_store *s, const char *service, const char *endpoint,
+                         int type, const hs_query_diff_side *before,
+                         const hs_query_diff_side *after, int lines,
+                         hs_query_diff *out, hs_query_profile *pb,
+                         hs_query_profile *pa, char *err, size_t errlen) {
   hs_query_coll cb, ca;
-  hs_query_coll_init(&cb, s, o ? o->lines : 0);
-  hs_query_coll_init(&ca, s, o ? o->lines : 0);
-  hs_query_profile pb, pa;
-  memset(&pb, 0, sizeof pb);
-  memset(&pa, 0, sizeof pa);
-  hs_kvmap idx;
-  hs_kvmap_init(&idx);
-  int rc = endpoint_requests_v(s, service, endpoint, bv, before_from, before_to,
+  hs_query_coll_init(&cb, s, lines);
+  hs_query_coll_init(&ca, s, lines);
+  int rc = endpoint_requests_v(s, service, endpoint, before->version,
+                               before->from_ns, before->to_ns,
                                &out->before_requests, err, errlen);
   if (rc == HS_STORE_OK)
-    rc = endpoint_requests_v(s, service, endpoint, av, after_from, after_to,
-                             &out->after_requests, err, errlen);
+    rc = endpoint_requests_v(s, service, endpoint, after->version,
+                             after->from_ns, after->to_ns, &out->after_requests,
+                             err, errlen);
   if (rc == HS_STORE_OK)
-    rc = endpoint_coll_v(service, endpoint, bv, before_from, before_to, type,
-                         &cb, err, errlen);
+    rc = endpoint_coll_v(service, endpoint, before->version, before->from_ns,
+                         before->to_ns, type, &cb, err, errlen);
   if (rc == HS_STORE_OK)
-    rc = endpoint_coll_v(service, endpoint, av, after_from, after_to, type, &ca,
-                         err, errlen);
-  if (rc == HS_STORE_OK && (build_profile(&cb, type, 0, 0, &pb) < 0 ||
-                            build_profile(&ca, type, 0, 0, &pa) < 0))
+    rc = endpoint_coll_v(service, endpoint, after->version, after->from_ns,
+                         after->to_ns, type, &ca, err, errlen);
+  if (rc == HS_STORE_OK && (build_profile(&cb, type, 0, 0, pb) < 0 ||
+                            build_profile(&ca, type, 0, 0, pa) < 0))
     rc = hs_query_oom(err, errlen);
-  /* A version that is known but has nothing for this endpoint (in the
-   * range) would give a diff against nothing: say so instead. */
-  for (int side = 0; rc == HS_STORE_OK && bv && side < 2; side++) {
-    int64_t req = side ? out->after_requests : out->before_requests;
-    const hs_query_profile *p = side ? &pa : &pb;
-    if (!req && !p->samples) {
-      hs_query_seterr(err, errlen,
-                     "version '%s': no requests or samples of endpoint %s in"
-                     " the range",
-                     side ? av : bv, endpoint);
-      rc = HS_STORE_NOTFOUND;
-    }
-  }
+  hs_query_coll_free(&cb);
+  hs_query_coll_free(&ca);
+  return rc;
+}
+
+/* Adds the functions of both profiles (pb before, pa after) to out->rows,
+ * one row per name, each side's values per request. */
+static int diff_rows(hs_query_diff *out, const hs_query_profile *pb,
+                     const hs_query_profile *pa, char *err, size_t errlen) {
   double nb = out->before_requests > 0 ? (double)out->before_requests : 1;
   double na = out->after_requests > 0 ? (double)out->after_requests : 1;
-  /* Union of both ranges' functions. */
-  out->rows = calloc(pb.nfuncs + pa.nfuncs + 1, sizeof *out->rows);
-  if (rc == HS_STORE_OK && !out->rows)
-    rc = hs_query_oom(err, errlen);
+  hs_kvmap idx;
+  hs_kvmap_init(&idx);
+  int rc = HS_STORE_OK;
   for (int side = 0; rc == HS_STORE_OK && side < 2; side++) {
-    const hs_query_profile *p = side ? &pa : &pb;
+    const hs_query_profile *p = side ? pa : pb;
     for (size_t i = 0; i < p->nfuncs; i++) {
       const hs_query_func *f = &p->funcs[i];
       int added;
@@ -858,25 +661,88 @@ int hs_query_endpoint_diff_sides(hs_store *s, const char *service,
       }
     }
   }
-  if (rc == HS_STORE_OK) {
-    for (size_t i = 0; i < out->n; i++) {
-      out->rows[i].delta_self =
-          out->rows[i].after_self - out->rows[i].before_self;
-      out->rows[i].delta_total =
-          out->rows[i].after_total - out->rows[i].before_total;
-    }
-    qsort(out->rows, out->n, sizeof *out->rows, cmp_diff);
-    if (out->n > top) {
-      for (size_t i = top; i < out->n; i++)
-        free(out->rows[i].name);
-      out->n = top;
+  hs_kvmap_free(&idx);
+  return rc;
+}
+
+/* The deltas of every row, the rows by delta, and at most top of them. */
+static void diff_rank(hs_query_diff *out, size_t top) {
+  for (size_t i = 0; i < out->n; i++) {
+    out->rows[i].delta_self =
+        out->rows[i].after_self - out->rows[i].before_self;
+    out->rows[i].delta_total =
+        out->rows[i].after_total - out->rows[i].before_total;
+  }
+  qsort(out->rows, out->n, sizeof *out->rows, cmp_diff);
+  if (out->n > top) {
+    for (size_t i = top; i < out->n; i++)
+      free(out->rows[i].name);
+    out->n = top;
+  }
+}
+
+int hs_query_endpoint_diff_sides(hs_store *s, const char *service,
+                                 const char *endpoint, int type,
+                                 const hs_query_diff_side *before,
+                                 const hs_query_diff_side *after,
+                                 const hs_query_opts *o, hs_query_diff *out,
+                                 char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  if (!endpoint || (type != HS_PT_CPU && type != HS_PT_WALL) || !before ||
+      !after) {
+    hs_query_seterr(err, errlen,
+                    "diff needs an endpoint and a type (cpu or wall)");
+    return HS_STORE_ERR;
+  }
+  if (!before->version != !after->version) {
+    hs_query_seterr(err, errlen,
+                    "a version diff needs both versions (before and after)");
+    return HS_STORE_ERR;
+  }
+  const char *bv = before->version, *av = after->version;
+  size_t top = o && o->top ? o->top : DEFAULT_TOP;
+  int lines = o ? o->lines : 0;
+  if (diff_init(out, service, endpoint, type, before, after) < 0) {
+    hs_query_diff_free(out);
+    return hs_query_oom(err, errlen);
+  }
+  if (bv) {
+    int vrc = check_version(s, service, bv, err, errlen);
+    if (vrc == HS_STORE_OK)
+      vrc = check_version(s, service, av, err, errlen);
+    if (vrc != HS_STORE_OK) {
+      hs_query_diff_free(out);
+      return vrc;
     }
   }
-  hs_kvmap_free(&idx);
+  hs_query_profile pb, pa;
+  memset(&pb, 0, sizeof pb);
+  memset(&pa, 0, sizeof pa);
+  int rc = diff_profiles(s, service, endpoint, type, before, after, lines, out,
+                         &pb, &pa, err, errlen);
+  /* A version that is known but has nothing for this endpoint (in the
+   * range) would give a diff against nothing: say so instead. */
+  for (int side = 0; rc == HS_STORE_OK && bv && side < 2; side++) {
+    int64_t req = side ? out->after_requests : out->before_requests;
+    const hs_query_profile *p = side ? &pa : &pb;
+    if (!req && !p->samples) {
+      hs_query_seterr(err, errlen,
+                      "version '%s': no requests or samples of endpoint %s in"
+                      " the range",
+                      side ? av : bv, endpoint);
+      rc = HS_STORE_NOTFOUND;
+    }
+  }
+  /* Union of both ranges' functions. */
+  if (rc == HS_STORE_OK &&
+      !(out->rows = calloc(pb.nfuncs + pa.nfuncs + 1, sizeof *out->rows)))
+    rc = hs_query_oom(err, errlen);
+  if (rc == HS_STORE_OK)
+    rc = diff_rows(out, &pb, &pa, err, errlen);
+  if (rc == HS_STORE_OK)
+    diff_rank(out, top);
   profile_free(&pb);
   profile_free(&pa);
-  hs_query_coll_free(&cb);
-  hs_query_coll_free(&ca);
   if (rc != HS_STORE_OK)
     hs_query_diff_free(out);
   return rc;
@@ -928,92 +794,6 @@ void hs_query_diff_json(const hs_query_diff *r, hs_buf *b) {
       hs_json_double(b, vals[k]);
     }
     hs_buf_putc(b, '}');
-  }
-  hs_buf_puts(b, "]}");
-}
-
-/* ---------------------------------------------------------- versions */
-
-typedef struct version_acc {
-  hs_query_versions *out;
-  size_t cap;
-  int oom;
-} version_acc;
-
-static int version_acc_cb(void *arg, const hs_store_version *v) {
-  version_acc *a = arg;
-  hs_query_versions *r = a->out;
-  if (r->n == a->cap) {
-    size_t nc = a->cap ? a->cap * 2 : 16;
-    hs_query_version *nv = realloc(r->v, nc * sizeof *nv);
-    if (!nv) {
-      a->oom = 1;
-      return 1;
-    }
-    r->v = nv;
-    a->cap = nc;
-  }
-  hs_query_version *d = &r->v[r->n];
-  memset(d, 0, sizeof *d);
-  d->service = strdup(v->service);
-  d->version = strdup(v->version);
-  d->requests = v->requests;
-  d->samples = v->samples;
-  d->first_ns = v->first_ns;
-  d->last_ns = v->last_ns;
-  r->n++;
-  if (!d->service || !d->version) {
-    a->oom = 1;
-    return 1;
-  }
-  return 0;
-}
-
-int hs_query_versions_query(hs_store *s, const char *service,
-                           hs_query_versions *out, char *err, size_t errlen) {
-  memset(out, 0, sizeof *out);
-  if (service && !(out->service = strdup(service)))
-    return hs_query_oom(err, errlen);
-  version_acc a = {out, 0, 0};
-  int rc = hs_store_versions(s, service, version_acc_cb, &a, err, errlen);
-  if (a.oom)
-    rc = hs_query_oom(err, errlen);
-  if (rc == HS_STORE_OK && service && !out->n) {
-    hs_query_seterr(err, errlen, "no versions known for service %s", service);
-    rc = HS_STORE_NOTFOUND;
-  }
-  if (rc != HS_STORE_OK)
-    hs_query_versions_free(out);
-  return rc;
-}
-
-void hs_query_versions_free(hs_query_versions *r) {
-  if (!r)
-    return;
-  for (size_t i = 0; i < r->n; i++) {
-    free(r->v[i].service);
-    free(r->v[i].version);
-  }
-  free(r->v);
-  free(r->service);
-  memset(r, 0, sizeof *r);
-}
-
-void hs_query_versions_json(const hs_query_versions *r, hs_buf *b) {
-  hs_buf_puts(b, "{\"service\":");
-  hs_json_str(b, r->service);
-  hs_buf_puts(b, ",\"versions\":[");
-  for (size_t i = 0; i < r->n; i++) {
-    const hs_query_version *v = &r->v[i];
-    hs_buf_puts(b, i ? ",{\"service\":" : "{\"service\":");
-    hs_json_str(b, v->service);
-    hs_buf_puts(b, ",\"version\":");
-    hs_json_str(b, v->version);
-    hs_buf_printf(b,
-                  ",\"requests\":%lld,\"samples\":%lld,\"first_ns\":%lld,"
-                  "\"last_ns\":%lld}",
-                  (long long)v->requests, (long long)v->samples,
-                  (long long)v->first_ns, (long long)v->last_ns);
   }
   hs_buf_puts(b, "]}");
 }

@@ -1,7 +1,7 @@
 /* The agent's store: where decoded spans and profile samples are kept and
  * what the correlation engine reads from. An interface (a table of function
  * pointers) so that the engine never sees SQL: SQLite is the embedded
- * implementation (store/sqlite.c); a shared ClickHouse can implement the
+ * implementation (backend/sqlite_*.c); a shared ClickHouse can implement the
  * same table later.
  *
  * Conventions for every function below: 0 (HS_STORE_OK) on success,

@@ -408,14 +408,9 @@ static int decode_span(dctx *c, const msgpack_object *o, hs_ing_span *sp) {
       return oom(c);
     if (key_is(k, "_dd.p.tid")) {
       uint64_t hi = 0;
-      if (v->via.str.size != 16)
+      if (v->via.str.size != 16 ||
+          hs_hex_parse_u64(v->via.str.ptr, 16, 0, &hi) != 0)
         return bad(c, "_dd.p.tid", "must be 16 hex digits");
-      for (int j = 0; j < 16; j++) {
-        int h = hs_hexval((unsigned char)v->via.str.ptr[j]);
-        if (h < 0)
-          return bad(c, "_dd.p.tid", "must be 16 hex digits");
-        hi = hi << 4 | (uint64_t)h;
-      }
       sp->trace_id_high = hi;
     }
   }

@@ -114,21 +114,6 @@ static int attrs(hs_agent_arena *a, const jv *o, hs_ing_kv **out, uint32_t *n) {
   return 0;
 }
 
-/* Hex digits of s (len 1..16) into *out. */
-static int hex_u64(const char *s, size_t len, uint64_t *out) {
-  if (len == 0 || len > 16)
-    return -1;
-  uint64_t v = 0;
-  for (size_t i = 0; i < len; i++) {
-    int h = hs_hexval((unsigned char)s[i]);
-    if (h < 0)
-      return -1;
-    v = v << 4 | (uint64_t)h;
-  }
-  *out = v;
-  return 0;
-}
-
 static int map_event(hs_agent_arena *a, const jv *o, hs_ing_event *x) {
   const jv *name = hs_json_get(o, "name");
   const jv *t = hs_json_get(o, "time_unix_nano");
@@ -148,14 +133,15 @@ static int map_link(hs_agent_arena *a, const jv *o, hs_ing_link *x) {
   const jv *sid = hs_json_get(o, "span_id");
   if (o->type != HS_JSON_OBJECT || !tid || tid->type != HS_JSON_STRING ||
       !sid || sid->type != HS_JSON_STRING || sid->u.string.len != 16 ||
-      hex_u64(sid->u.string.ptr, 16, &x->span_id))
+      hs_hex_parse_u64(sid->u.string.ptr, 16, 0, &x->span_id))
     return NOT_OURS;
   size_t tl = tid->u.string.len;
   if (tl == 32) {
-    if (hex_u64(tid->u.string.ptr, 16, &x->trace_id_high) ||
-        hex_u64(tid->u.string.ptr + 16, 16, &x->trace_id_low))
+    if (hs_hex_parse_u64(tid->u.string.ptr, 16, 0, &x->trace_id_high) ||
+        hs_hex_parse_u64(tid->u.string.ptr + 16, 16, 0, &x->trace_id_low))
       return NOT_OURS;
-  } else if (tl != 16 || hex_u64(tid->u.string.ptr, 16, &x->trace_id_low)) {
+  } else if (tl != 16 ||
+             hs_hex_parse_u64(tid->u.string.ptr, 16, 0, &x->trace_id_low)) {
     return NOT_OURS;
   }
   const jv *ts = hs_json_get(o, "tracestate");

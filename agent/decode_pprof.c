@@ -15,6 +15,7 @@
 #include "agent/decode.h"
 #include "agent/pb_budget.h"
 #include "profile.pb-c.h"
+#include "wire/pprof_labels.h"
 
 typedef Perftools__Profiles__Profile Profile;
 typedef Perftools__Profiles__Location Location;
@@ -178,9 +179,9 @@ typedef struct column {
 } column;
 
 static int type_of(const char *name) {
-  if (!strcmp(name, "cpu") || !strcmp(name, "cpu-time"))
+  if (!strcmp(name, HS_PPROF_TYPE_CPU) || !strcmp(name, "cpu-time"))
     return HS_PT_CPU;
-  if (!strcmp(name, "wall") || !strcmp(name, "wall-time"))
+  if (!strcmp(name, HS_PPROF_TYPE_WALL) || !strcmp(name, "wall-time"))
     return HS_PT_WALL;
   return 0;
 }
@@ -198,7 +199,7 @@ static int choose_columns(ctx *c, column *cols) {
       return HS_AGENT_EINVAL;
     int k = type_of(t);
     cols[i].type = 0;
-    if (k && !strcmp(u, "nanoseconds") && !have[k]) {
+    if (k && !strcmp(u, HS_PPROF_UNIT_NANOSECONDS) && !have[k]) {
       cols[i].type = (uint8_t)k;
       cols[i].scale = 1;
       have[k] = 1;
@@ -210,7 +211,7 @@ static int choose_columns(ctx *c, column *cols) {
     if (str_at(c, p->period_type->type, "period type", &t) ||
         str_at(c, p->period_type->unit, "period unit", &u))
       return HS_AGENT_EINVAL;
-    if (!strcmp(u, "nanoseconds"))
+    if (!strcmp(u, HS_PPROF_UNIT_NANOSECONDS))
       period_kind = type_of(t);
   }
   if (!period_kind)
@@ -219,13 +220,13 @@ static int choose_columns(ctx *c, column *cols) {
     const char *t = c->strs[p->sample_type[i]->type];
     const char *u = c->strs[p->sample_type[i]->unit];
     int k = 0;
-    if (!strcmp(t, "samples"))
+    if (!strcmp(t, HS_PPROF_TYPE_SAMPLES))
       k = period_kind;
     else if (!strcmp(t, "cpu-samples"))
       k = HS_PT_CPU;
     else if (!strcmp(t, "wall-samples"))
       k = HS_PT_WALL;
-    if (k && k == period_kind && !have[k] && !strcmp(u, "count")) {
+    if (k && k == period_kind && !have[k] && !strcmp(u, HS_PPROF_UNIT_COUNT)) {
       cols[i].type = (uint8_t)k;
       cols[i].scale = p->period;
       have[k] = 1;
@@ -252,29 +253,29 @@ static int read_labels(ctx *c, const Sample *s, labels *lb) {
     uint64_t num = (uint64_t)l->num;
     uint64_t *dst = NULL;
     int base = 10, optional = 0;
-    if (!strcmp(k, "span id")) {
+    if (!strcmp(k, HS_PPROF_LABEL_SPAN_ID)) {
       dst = &lb->span_id;
-    } else if (!strcmp(k, "local root span id")) {
+    } else if (!strcmp(k, HS_PPROF_LABEL_LOCAL_ROOT_SPAN_ID)) {
       dst = &lb->root_id;
-    } else if (!strcmp(k, "thread id")) {
+    } else if (!strcmp(k, HS_PPROF_LABEL_THREAD_ID)) {
       /* Only informative: Datadog's Node profiler labels samples of
        * threads it cannot name (idle, GC, non-JS) "NA". Such a value
        * means "unknown thread", not a broken profile. */
       dst = &lb->thread_id;
       optional = 1;
-    } else if (!strcmp(k, "span_id")) {
+    } else if (!strcmp(k, HS_PPROF_LABEL_SPAN_ID_HEX)) {
       dst = &lb->span_id;
       base = 16;
-    } else if (!strcmp(k, "trace endpoint")) {
+    } else if (!strcmp(k, HS_PPROF_LABEL_TRACE_ENDPOINT)) {
       lb->endpoint = v[0] ? v : NULL;
       continue;
-    } else if (!strcmp(k, "thread name")) {
+    } else if (!strcmp(k, HS_PPROF_LABEL_THREAD_NAME)) {
       lb->thread_name = v[0] ? v : NULL;
       continue;
     } else if (!strcmp(k, "end_timestamp_ns") && !has_str) {
       lb->time_ns = l->num;
       continue;
-    } else if (!strcmp(k, "trace_id") && has_str) {
+    } else if (!strcmp(k, HS_PPROF_LABEL_TRACE_ID_HEX) && has_str) {
       size_t n = strlen(v);
       char hi[17] = {0};
       if (n == 32) {

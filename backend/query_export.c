@@ -3,10 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "backend/query_int.h"
+#include "common/gzip.h"
 #include "profile.pb-c.h"
+#include "wire/pprof_labels.h"
 
 /* Collects the selection's stacks of sel->type into c. */
 static int collect(hs_store *s, const hs_query_selection *sel, hs_query_coll *c,
@@ -140,29 +141,6 @@ static int64_t str_id(strtab *t, const char *s) {
   return sl->val;
 }
 
-static int gzip_append(const uint8_t *in, size_t n, hs_buf *out) {
-  z_stream z;
-  memset(&z, 0, sizeof z);
-  /* 15 + 16: a gzip wrapper, as pprof files have. */
-  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
-                   Z_DEFAULT_STRATEGY) != Z_OK)
-    return -1;
-  size_t bound = deflateBound(&z, (uLong)n);
-  if (hs_buf_reserve(out, bound) < 0) {
-    deflateEnd(&z);
-    return -1;
-  }
-  z.next_in = (Bytef *)in;
-  z.avail_in = (uInt)n;
-  z.next_out = (Bytef *)out->data + out->len;
-  z.avail_out = (uInt)bound;
-  int rc = deflate(&z, Z_FINISH);
-  if (rc == Z_STREAM_END)
-    out->len += z.total_out;
-  deflateEnd(&z);
-  return rc == Z_STREAM_END ? 0 : -1;
-}
-
 /* The protobuf messages of one profile, in arrays sized for the collected
  * stacks: a sample per stack, and at most one location, line and function
  * per frame (one per distinct frame name in use: nloc). */
@@ -265,14 +243,15 @@ static int add_samples(const hs_query_coll *c, pprof_msgs *m, strtab *st,
 static int pack_profile(const hs_query_selection *sel, pprof_msgs *m,
                         size_t nsamples, strtab *st, hs_buf *out, char *err,
                         size_t errlen) {
-  const char *unit_type = sel->type == HS_PT_CPU ? "cpu" : "wall";
+  const char *unit_type =
+      sel->type == HS_PT_CPU ? HS_PPROF_TYPE_CPU : HS_PPROF_TYPE_WALL;
   Perftools__Profiles__ValueType vt[2], *vtp[2] = {&vt[0], &vt[1]};
   perftools__profiles__value_type__init(&vt[0]);
   perftools__profiles__value_type__init(&vt[1]);
-  vt[0].type = str_id(st, "samples");
-  vt[0].unit = str_id(st, "count");
+  vt[0].type = str_id(st, HS_PPROF_TYPE_SAMPLES);
+  vt[0].unit = str_id(st, HS_PPROF_UNIT_COUNT);
   vt[1].type = str_id(st, unit_type);
-  vt[1].unit = str_id(st, "nanoseconds");
+  vt[1].unit = str_id(st, HS_PPROF_UNIT_NANOSECONDS);
   if (st->oom)
     return hs_query_oom(err, errlen);
   Perftools__Profiles__Profile pr;
@@ -299,7 +278,7 @@ static int pack_profile(const hs_query_selection *sel, pprof_msgs *m,
     return hs_query_oom(err, errlen);
   perftools__profiles__profile__pack(&pr, packed);
   int rc = HS_STORE_OK;
-  if (gzip_append(packed, len, out) < 0) {
+  if (hs_gzip_append(out, packed, len, -1) != 0) {
     hs_query_seterr(err, errlen,
                     "compressing the profile failed (output too large?)");
     rc = HS_STORE_ERR;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backend/sqlite_int.h"
+#include "common/hash.h"
 
 /* Entries per cache before it is emptied: bounds the agent's memory when
  * frames keep changing (JIT code, many binaries). */
@@ -206,7 +207,7 @@ static int stack_id(sq_store *s, const hs_ing_sample *smp, int64_t *id) {
     *id = slot->val;
     return 0;
   }
-  uint64_t h = hs_kv_hash(blob->data, blob->len);
+  uint64_t h = hs_hash_bytes(blob->data, blob->len);
   sqlite3_stmt *ins = s->st[ST_STACK_INS], *sel = s->st[ST_STACK_SEL];
   for (int probe = 0; probe < 16; probe++, h++) {
     sqlite3_bind_int64(ins, 1, (int64_t)h);

@@ -1,17 +1,9 @@
 #include "common/kvmap.h"
 
+#include "common/hash.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-uint64_t hs_kv_hash(const void *p, size_t n) {
-  const unsigned char *s = p;
-  uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; i++) {
-    h ^= s[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 void hs_kvmap_init(hs_kvmap *m) {
   memset(m, 0, sizeof *m);
@@ -38,7 +30,7 @@ static hs_kv_slot *find(const hs_kvmap *m, const void *key, size_t klen,
 hs_kv_slot *hs_kvmap_get(const hs_kvmap *m, const void *key, size_t klen) {
   if (!m->cap)
     return NULL;
-  hs_kv_slot *s = find(m, key, klen, hs_kv_hash(key, klen));
+  hs_kv_slot *s = find(m, key, klen, hs_hash_bytes(key, klen));
   return s->key ? s : NULL;
 }
 
@@ -65,7 +57,7 @@ hs_kv_slot *hs_kvmap_put(hs_kvmap *m, const void *key, size_t klen, int64_t val,
     *added = 0;
   if ((m->n + 1) * 10 > m->cap * 7 && grow(m) < 0)
     return NULL;
-  uint64_t h = hs_kv_hash(key, klen);
+  uint64_t h = hs_hash_bytes(key, klen);
   hs_kv_slot *s = find(m, key, klen, h);
   if (s->key)
     return s;

@@ -20,9 +20,6 @@ typedef struct hs_kvmap {
   size_t cap, n; /* cap is a power of two (or 0) */
 } hs_kvmap;
 
-/* 64-bit FNV-1a of n bytes. */
-uint64_t hs_kv_hash(const void *p, size_t n);
-
 void hs_kvmap_init(hs_kvmap *m);
 void hs_kvmap_free(hs_kvmap *m); /* empties; the map may be reused */
 /* The slot for key, or NULL. */

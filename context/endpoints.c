@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
+
 /* Open-addressing table of ids, sized to twice the cap so it never fills.
  * Writers hold the mutex; readers of hs_endpoint_name only load the names
  * array, published with release stores. */
@@ -17,15 +19,6 @@ static uint32_t count;
 /* Requests per id since the last drain; [0] is the overflow id's. 32 KiB
  * of zeroed memory, no allocation. */
 static _Atomic uint64_t requests[HS_ENDPOINT_MAX + 1];
-
-static uint64_t hash(const char *s, size_t n) {
-  uint64_t h = 1469598103934665603ull; /* FNV-1a */
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)s[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 /* Lock-free probe: slots go from 0 to an id once and never change again,
  * and an id's name is published before the slot, so a reader that finds
@@ -45,7 +38,7 @@ static uint32_t find(const char *name, size_t len, uint64_t h) {
 uint32_t hs_endpoint_intern(const char *name, size_t len) {
   if (name == NULL || len == 0)
     return 0;
-  uint64_t h = hash(name, len);
+  uint64_t h = hs_hash_bytes(name, len);
   uint32_t id = find(name, len, h);
   if (id != 0)
     return id;

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "common/env.h"
+#include "common/hex.h"
 #include "common/log.h"
 #include "exporter/otlp.h"
 #include "hotspan/error.h"
@@ -94,16 +95,6 @@ static int tchar(unsigned char c) {
   return isalnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Percent-decodes v[0..n) into out (room for n + 1). 0, or -1 for a bad
  * escape or a decoded CR, LF or NUL (which would split or end a header
  * line). Other control characters are refused as well. */
@@ -114,7 +105,8 @@ static int pct_decode(const char *v, size_t n, char *out) {
     if (c == '%') {
       if (i + 2 >= n)
         return -1;
-      int hi = hexval(v[i + 1]), lo = hexval(v[i + 2]);
+      int hi = hs_hexval((unsigned char)v[i + 1]),
+          lo = hs_hexval((unsigned char)v[i + 2]);
       if (hi < 0 || lo < 0)
         return -1;
       c = (unsigned char)(hi * 16 + lo);

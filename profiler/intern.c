@@ -3,16 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t hs_hash_bytes(const void *p, size_t n) {
-  const unsigned char *s = p;
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) {
-    h ^= s[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 static int grow(hs_intern_set *t) {
   size_t ncap = t->cap ? t->cap * 2 : 256;
   char **ns = calloc(ncap, sizeof *ns);

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/hash.h"
+
 typedef struct hs_intern_set {
   char **slots;
   size_t cap; /* power of two, or 0 */
@@ -21,8 +23,5 @@ typedef struct hs_intern_set {
 const char *hs_intern_n(hs_intern_set *t, const char *s, size_t len);
 const char *hs_intern(hs_intern_set *t, const char *s);
 void hs_intern_free(hs_intern_set *t); /* frees every copy; set is empty */
-
-/* FNV-1a 64 of n bytes (shared by the profiler's hash tables). */
-uint64_t hs_hash_bytes(const void *p, size_t n);
 
 #endif

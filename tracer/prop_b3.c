@@ -12,11 +12,11 @@
 static int parse_trace_id(const char *v, size_t n, uint64_t *hi, uint64_t *lo) {
   if (n == 16) {
     *hi = 0;
-    if (hs_prop_parse_hex(v, 16, lo) != 0)
+    if (hs_hex_parse_u64(v, 16, 1, lo) != 0)
       return -1;
   } else if (n == 32) {
-    if (hs_prop_parse_hex(v, 16, hi) != 0 ||
-        hs_prop_parse_hex(v + 16, 16, lo) != 0)
+    if (hs_hex_parse_u64(v, 16, 1, hi) != 0 ||
+        hs_hex_parse_u64(v + 16, 16, 1, lo) != 0)
       return -1;
   } else {
     return -1;
@@ -25,7 +25,7 @@ static int parse_trace_id(const char *v, size_t n, uint64_t *hi, uint64_t *lo) {
 }
 
 static int parse_span_id(const char *v, size_t n, uint64_t *out) {
-  if (n != 16 || hs_prop_parse_hex(v, 16, out) != 0 || *out == 0)
+  if (n != 16 || hs_hex_parse_u64(v, 16, 1, out) != 0 || *out == 0)
     return -1;
   return 0;
 }
@@ -117,7 +117,7 @@ int hs_prop_b3single_extract(const hs_prop_headers *h, hotspan_context *ctx) {
     if (p < n) {
       /* -{parentspanid}: 16 hex digits and nothing after them. */
       if (v[p] != '-' || n - p != 17 ||
-          hs_prop_parse_hex(v + p + 1, 16, &parent) != 0)
+          hs_hex_parse_u64(v + p + 1, 16, 1, &parent) != 0)
         return HS_PROP_BAD;
     }
   }

@@ -122,7 +122,7 @@ static void parse_tags(const char *v, size_t n, hotspan_context *ctx) {
       continue; /* not a propagated tag */
     if (kn == TID_KEY_LEN && memcmp(m, TID_KEY, TID_KEY_LEN) == 0) {
       uint64_t t;
-      if (vn == 16 && hs_prop_parse_hex(val, 16, &t) == 0)
+      if (vn == 16 && hs_hex_parse_u64(val, 16, 1, &t) == 0)
         high = t;
       else
         hs_log(HS_LOG_DEBUG, "propagation: ignoring invalid _dd.p.tid");

@@ -170,29 +170,6 @@ static inline void hs_prop_trim(const char **s, size_t *n) {
   *n = len;
 }
 
-/* Value 0..15 of a lowercase hex digit, or -1 (uppercase is rejected:
- * W3C and B3 both specify lowercase). */
-static inline int hs_prop_hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  return -1;
-}
-
-/* Parses exactly n (1..16) lowercase hex digits. 0 ok, -1 invalid. */
-static inline int hs_prop_parse_hex(const char *s, size_t n, uint64_t *out) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; i++) {
-    int d = hs_prop_hexval(s[i]);
-    if (d < 0)
-      return -1;
-    v = (v << 4) | (uint64_t)d;
-  }
-  *out = v;
-  return 0;
-}
-
 /* Parses a decimal uint64 made only of digits (leading zeros allowed).
  * 0 ok, -1 if empty, not all digits, or over UINT64_MAX. */
 static inline int hs_prop_parse_u64(const char *s, size_t n, uint64_t *out) {

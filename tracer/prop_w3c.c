@@ -3,6 +3,7 @@
  * Datadog parent id, t.<key>: propagated tags). */
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "tracer/prop_internal.h"
 
@@ -26,7 +27,7 @@ int hs_prop_w3c_traceparent(const hs_prop_headers *h, uint64_t *hi,
   const char *v = s->v;
   size_t n = s->len;
   uint64_t ver, f;
-  if (n < TRACEPARENT_V00_LEN || hs_prop_parse_hex(v, 2, &ver) != 0 ||
+  if (n < TRACEPARENT_V00_LEN || hs_hex_parse_u64(v, 2, 1, &ver) != 0 ||
       v[2] != '-' || ver == 0xff)
     return HS_PROP_BAD;
   if (ver == 0 && n != TRACEPARENT_V00_LEN)
@@ -38,10 +39,10 @@ int hs_prop_w3c_traceparent(const hs_prop_headers *h, uint64_t *hi,
     return HS_PROP_BAD;
   if (v[35] != '-' || v[52] != '-')
     return HS_PROP_BAD;
-  if (hs_prop_parse_hex(v + 3, 16, hi) != 0 ||
-      hs_prop_parse_hex(v + 19, 16, lo) != 0 ||
-      hs_prop_parse_hex(v + 36, 16, span) != 0 ||
-      hs_prop_parse_hex(v + 53, 2, &f) != 0)
+  if (hs_hex_parse_u64(v + 3, 16, 1, hi) != 0 ||
+      hs_hex_parse_u64(v + 19, 16, 1, lo) != 0 ||
+      hs_hex_parse_u64(v + 36, 16, 1, span) != 0 ||
+      hs_hex_parse_u64(v + 53, 2, 1, &f) != 0)
     return HS_PROP_BAD;
   /* All-zero ids are invalid per the spec. A trace id whose low 64 bits
    * are zero is valid W3C but cannot be represented in a hotspan_context
@@ -109,15 +110,6 @@ static int ts_member_split(const char *m, size_t mn, size_t *kn) {
   return ts_key_ok(m, *kn) && ts_value_ok(eq + 1, mn - *kn - 1);
 }
 
-static uint64_t key_hash(const char *k, size_t n) {
-  uint64_t x = 0xcbf29ce484222325ull; /* FNV-1a */
-  for (size_t i = 0; i < n; i++) {
-    x ^= (unsigned char)k[i];
-    x *= 0x100000001b3ull;
-  }
-  return x;
-}
-
 /* W3C truncation order when other vendors' members do not all fit: first
  * drop members over 128 characters, then drop from the end. Streaming
  * equivalent: on the first overflow remove the big members kept so far
@@ -168,7 +160,7 @@ static void ts_member(hs_prop_tracestate *ts, const char *m, size_t mn) {
   }
   /* Keys are unique in a valid list. Hashes, not the keys, are compared
    * because members are only readable during the carrier's callback. */
-  uint64_t hk = key_hash(m, kn);
+  uint64_t hk = hs_hash_bytes(m, kn);
   for (uint32_t i = 0; i + 1 < ts->members; i++) {
     if (ts->key_hash[i] == hk) {
       ts->invalid = 1;
@@ -248,7 +240,7 @@ static void parse_dd(const hs_prop_tracestate *ts, hotspan_context *ctx,
     const char *fv = colon + 1;
     if (kn == 1 && f[0] == 'p') {
       uint64_t unused;
-      if (vn == 16 && hs_prop_parse_hex(fv, 16, &unused) == 0) {
+      if (vn == 16 && hs_hex_parse_u64(fv, 16, 1, &unused) == 0) {
         memcpy(ctx->last_dd_parent_id, fv, 16);
         ctx->last_dd_parent_id[16] = '\0';
       }

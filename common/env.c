@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -65,6 +66,32 @@ int hs_parse_u64(const char *s, uint64_t *out) {
     return -1;
   *out = (uint64_t)v;
   return 0;
+}
+
+int hs_parse_name_list(const char *list, const hs_name_bits *table,
+                       unsigned *out, char *bad, size_t badlen) {
+  unsigned m = 0;
+  int count = 0, unknown = 0;
+  const char *p = list != NULL ? list : "";
+  while (*p != '\0') {
+    size_t n = strcspn(p, ", \t");
+    if (n > 0) {
+      int found = n == 4 && strncasecmp(p, "none", 4) == 0;
+      for (const hs_name_bits *t = table; !found && t->name != NULL; t++)
+        if (strlen(t->name) == n && strncasecmp(p, t->name, n) == 0) {
+          m |= t->bits;
+          found = 1;
+        }
+      if (!found && !unknown && badlen > 0)
+        snprintf(bad, badlen, "%.*s", (int)(n > 64 ? 64 : n), p);
+      unknown |= !found;
+      count++;
+    }
+    p += n;
+    p += strspn(p, ", \t");
+  }
+  *out = m;
+  return unknown ? -1 : count;
 }
 
 #define HS_ENV_PARSER(fname, type, parser)                                     \

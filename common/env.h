@@ -3,6 +3,7 @@
 #ifndef HS_COMMON_ENV_H
 #define HS_COMMON_ENV_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Value of name, or NULL if unset or empty. */
@@ -18,6 +19,21 @@ const char *hs_env_first(const char *const *names, const char **which);
 int hs_env_bool(const char *name, int *out);
 int hs_env_double(const char *name, double *out);
 int hs_env_u64(const char *name, uint64_t *out);
+
+/* A name of a list and the bits it stands for. */
+typedef struct hs_name_bits {
+  const char *name;
+  unsigned bits;
+} hs_name_bits;
+
+/* The one list parser of the configuration (exporter lists, ...): names
+ * separated by commas and/or blanks, compared without case against table
+ * (ended by a NULL name); "none" stands for no bits. Sets *out to the OR
+ * of the known names, also when one is unknown. Returns the number of
+ * names read, or -1 if one is unknown (the first, up to 64 bytes, is then
+ * copied to bad when badlen > 0). */
+int hs_parse_name_list(const char *list, const hs_name_bits *table,
+                       unsigned *out, char *bad, size_t badlen);
 
 /* String parsers behind the env ones (no logging); 0 ok, -1 invalid. */
 int hs_parse_bool(const char *s, int *out);

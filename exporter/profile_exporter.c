@@ -23,28 +23,12 @@
 /* ------------------------------------------------------------ config */
 
 int hs_profexp_parse_exporters(const char *list, unsigned *out) {
-  unsigned m = 0;
-  int rc = 0;
-  const char *p = list ? list : "";
-  while (*p != '\0') {
-    size_t n = strcspn(p, ", \t");
-    if (n > 0) {
-      if ((n == 7 && strncasecmp(p, "datadog", 7) == 0) ||
-          (n == 2 && strncasecmp(p, "dd", 2) == 0))
-        m |= HS_PROFEXP_DATADOG;
-      else if (n == 9 && strncasecmp(p, "pyroscope", 9) == 0)
-        m |= HS_PROFEXP_PYROSCOPE;
-      else if (n == 4 && strncasecmp(p, "file", 4) == 0)
-        m |= HS_PROFEXP_FILE;
-      else if (!(n == 4 && strncasecmp(p, "none", 4) == 0))
-        rc = -1;
-    }
-    p += n;
-    while (*p == ',' || *p == ' ' || *p == '\t')
-      p++;
-  }
-  *out = m;
-  return rc;
+  static const hs_name_bits names[] = {{"datadog", HS_PROFEXP_DATADOG},
+                                       {"dd", HS_PROFEXP_DATADOG},
+                                       {"pyroscope", HS_PROFEXP_PYROSCOPE},
+                                       {"file", HS_PROFEXP_FILE},
+                                       {NULL, 0}};
+  return hs_parse_name_list(list, names, out, NULL, 0) < 0 ? -1 : 0;
 }
 
 static void copy_env(char *dst, size_t cap, const char *const *names,

@@ -26,16 +26,6 @@ static char *dup_or_null(const char *s) {
 
 /* ------------------------------------------------------------ helpers */
 
-static size_t trim(const char **s, size_t n) {
-  while (n > 0 && (**s == ' ' || **s == '\t')) {
-    (*s)++;
-    n--;
-  }
-  while (n > 0 && ((*s)[n - 1] == ' ' || (*s)[n - 1] == '\t'))
-    n--;
-  return n;
-}
-
 static const char *env_list(int use_env, const char *const *names) {
   return use_env ? hs_env_first(names, NULL) : NULL;
 }
@@ -83,33 +73,16 @@ static int env_u64_in(const char *name, uint64_t lo, uint64_t hi,
 
 int hs_parse_exporters(const char *list, unsigned *out, char *bad,
                        size_t badlen) {
-  unsigned mask = 0;
-  int named = 0;
-  const char *p = list;
-  while (*p != '\0') {
-    const char *end = strchr(p, ',');
-    size_t n = end ? (size_t)(end - p) : strlen(p);
-    const char *e = p;
-    size_t len = trim(&e, n);
-    if (len == 7 && strncasecmp(e, "datadog", 7) == 0)
-      mask |= HS_EXPORT_DATADOG;
-    else if (len == 4 && strncasecmp(e, "otlp", 4) == 0)
-      mask |= HS_EXPORT_OTLP;
-    else if (len == 4 && strncasecmp(e, "none", 4) == 0)
-      ;
-    else {
-      snprintf(bad, badlen, "%.*s", (int)(len > 64 ? 64 : len), e);
-      return -1;
-    }
-    named = 1;
-    p += n;
-    if (*p == ',')
-      p++;
-  }
-  if (!named) {
+  static const hs_name_bits names[] = {{"datadog", HS_EXPORT_DATADOG},
+                                       {"dd", HS_EXPORT_DATADOG},
+                                       {"otlp", HS_EXPORT_OTLP},
+                                       {NULL, 0}};
+  unsigned mask;
+  int n = hs_parse_name_list(list, names, &mask, bad, badlen);
+  if (n == 0)
     snprintf(bad, badlen, "(empty)");
+  if (n <= 0)
     return -1;
-  }
   *out = mask;
   return 0;
 }

@@ -84,9 +84,9 @@ hs_sink *hs_sink_discard_new(void);
 
 #define HS_LIVE_SHARDS 16
 
-/* Parses an exporter list ("datadog,otlp", "none"; case-insensitive,
- * spaces allowed) into HS_EXPORT_* bits. Returns 0, or -1 for an unknown
- * or empty name (the first bad name is copied to bad). */
+/* Parses an exporter list ("datadog,otlp", "dd", "none"; the rules of
+ * hs_parse_name_list) into HS_EXPORT_* bits. Returns 0, or -1 for an
+ * unknown name or an empty list (the first bad name is copied to bad). */
 int hs_parse_exporters(const char *list, unsigned *out, char *bad,
                        size_t badlen);
 

@@ -430,7 +430,7 @@ static int emit_profile(hs_profile *p, int type, uint64_t start, uint64_t end) {
     return 0; /* nobody takes it: do not even encode */
   hs_buf out;
   hs_buf_init(&out, 0);
-  int rc = hs_profile_encode(p, symbolizer, end, &out);
+  int rc = hs_profile_encode_identified(p, symbolizer, end, &out);
   int failed = 0;
   if (rc != HOTSPAN_OK) {
     hs_log(HS_LOG_WARN, "profiler: profile not encoded: %s",

@@ -45,6 +45,11 @@ uint64_t hs_profile_sample_count(const hs_profile *p);
  * HOTSPAN_ENOMEM, HOTSPAN_ETOOBIG (over out's cap). */
 int hs_profile_encode(hs_profile *p, hs_symbolizer *sym, uint64_t end_unix_ns,
                       hs_buf *out);
+/* The same, with comments saying who made the profile: "service=S",
+ * "env=E", "version=V" (those set) and "runtime-id=R", the process
+ * identity of context/identity.h (wire/pprof_labels.h names them). */
+int hs_profile_encode_identified(hs_profile *p, hs_symbolizer *sym,
+                                 uint64_t end_unix_ns, hs_buf *out);
 /* The same, with ncomments strings (NULL entries skipped) as the profile's
  * comments, before the note on dropped samples if any. */
 int hs_profile_encode_with(hs_profile *p, hs_symbolizer *sym,

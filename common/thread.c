@@ -41,10 +41,6 @@ int hs_thread_is_internal(pid_t tid) {
   return 0;
 }
 
-int hs_thread_self_is_internal(void) {
-  return self_internal;
-}
-
 int hs_thread_creating_internal(void) {
   return creating;
 }

@@ -26,8 +26,6 @@ int hs_thread_start(pthread_t *t, void *(*fn)(void *), void *arg,
 
 /* 1 if tid is a live library thread. Lock-free; async-signal-safe. */
 int hs_thread_is_internal(pid_t tid);
-/* 1 if the calling thread is a library thread. Async-signal-safe. */
-int hs_thread_self_is_internal(void);
 /* 1 while the calling thread is inside hs_thread_start: a pthread_create
  * wrapper that sees this must pass the call through unchanged (a
  * sanitizer's interceptor may call it back). */

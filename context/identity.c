@@ -229,7 +229,7 @@ void hs_identity_free(hs_identity *id) {
   memset(id, 0, sizeof *id);
 }
 
-int hs_identity_copy(const hs_identity *src, hs_identity *dst) {
+static int hs_identity_copy(const hs_identity *src, hs_identity *dst) {
   memset(dst, 0, sizeof *dst);
   dst->service = dup_or_null(src->service);
   dst->env = dup_or_null(src->env);

@@ -48,8 +48,6 @@ typedef struct hs_identity_code {
  * HOTSPAN_OK or HOTSPAN_ENOMEM (out is then empty). */
 int hs_identity_resolve(const hs_identity_code *code, int use_env,
                         hs_identity *out);
-/* Deep copy; HOTSPAN_OK or HOTSPAN_ENOMEM (dst empty). */
-int hs_identity_copy(const hs_identity *src, hs_identity *dst);
 void hs_identity_free(hs_identity *id);
 
 /* Makes id (copied) the process identity unless one was published

@@ -94,7 +94,9 @@ static void json_attrs(hs_buf *b, const hs_tag *attrs, uint16_t n,
   hs_buf_putc(b, '}');
 }
 
-void hs_span_events_json(const hotspan_span *s, hs_buf *b) {
+/* A span's events as a JSON array of {"name","time_unix_nano",
+ * "attributes":{...}} (attribute values with their types). */
+static void hs_span_events_json(const hotspan_span *s, hs_buf *b) {
   hs_buf_putc(b, '[');
   for (const hs_span_event *e = s->events; e != NULL; e = e->next) {
     if (e != s->events)

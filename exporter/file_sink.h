@@ -16,13 +16,10 @@ hs_sink *hs_file_sink_new(const hs_trace_sink_host *h, const char *dir);
  * settings st. */
 void hs_span_to_json(const hotspan_span *s, const hs_tracer_settings *st,
                      hs_buf *out);
-/* A span's events as a JSON array of {"name","time_unix_nano",
- * "attributes":{...}} (attribute values with their types), and its links
- * as a JSON array of {"trace_id" (32 hex),"span_id" (16 hex),"tracestate"
- * (if any),"flags","attributes"}. dd_form 1 writes Datadog's
+/* A span's links as a JSON array of {"trace_id" (32 hex),"span_id" (16
+ * hex),"tracestate" (if any),"flags","attributes"}. dd_form 1 writes Datadog's
  * "_dd.span_links" form: attribute values as strings, flags with bit 31
  * set, attributes left out when empty. Empty lists give "[]". */
-void hs_span_events_json(const hotspan_span *s, hs_buf *out);
 void hs_span_links_json(const hotspan_span *s, hs_buf *out, int dd_form);
 
 #endif

@@ -441,7 +441,7 @@ size_t hs_otlp_encoder_bytes(const hs_otlp_encoder *e) {
   return e->bytes;
 }
 
-void hs_otlp_encoder_reset(hs_otlp_encoder *e) {
+static void hs_otlp_encoder_reset(hs_otlp_encoder *e) {
   for (size_t i = 0; i < e->ngroups; i++) {
     hs_buf_reset(&e->groups[i].spans);
     e->groups[i].n = 0;

@@ -81,9 +81,6 @@ size_t hs_otlp_encoder_bytes(const hs_otlp_encoder *e);
  * is reset). */
 int hs_otlp_encoder_finish(hs_otlp_encoder *e, uint8_t **out, size_t *len);
 
-/* Forgets the pending spans; keeps the buffers for the next payload. */
-void hs_otlp_encoder_reset(hs_otlp_encoder *e);
-
 /* ------------------------------------------------------------ helpers */
 
 /* Writes a 128-bit id as 16 bytes big-endian (high 64 bits first), and a

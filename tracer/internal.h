@@ -206,10 +206,4 @@ uint64_t hs_new_span_id(hs_tstate *ts);
  * offset between the two clocks, refreshed once a second). */
 uint64_t hs_unix_from_mono(hs_tstate *ts, uint64_t mono);
 
-/* Publishes the active span (or none) in the thread context record. */
-void hs_publish_active(hs_tstate *ts);
-
-/* Trace-level sampling decision, made once; returns the priority. */
-int hs_trace_decide(hs_trace *tr);
-
 #endif

@@ -99,9 +99,6 @@ typedef struct hs_prop_headers {
   hs_prop_tracestate ts;
 } hs_prop_headers;
 
-/* Which headers a style reads (bit mask over HS_H_*). */
-uint32_t hs_prop_style_wants(int style);
-
 /* tracestate streaming parser (prop_w3c.c). init before the first field,
  * feed once per field (value already trimmed of outer whitespace), finish
  * after the last: drops everything if the list turned out invalid and

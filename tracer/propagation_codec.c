@@ -132,7 +132,7 @@ void hs_prop_format_styles(const hs_prop_styles *s, char *buf, size_t len) {
 /* Header collector                                                    */
 /* ------------------------------------------------------------------ */
 
-uint32_t hs_prop_style_wants(int style) {
+static uint32_t hs_prop_style_wants(int style) {
   switch (style) {
   case HS_STYLE_DATADOG:
     return 1u << HS_H_DD_TRACE_ID | 1u << HS_H_DD_PARENT_ID |

@@ -63,7 +63,7 @@ static inline void fill_value(const hotspan_span *s, hs_ctx_value *v) {
                                         memory_order_relaxed);
 }
 
-void hs_publish_active(hs_tstate *ts) {
+static void hs_publish_active(hs_tstate *ts) {
   if (ts->active == NULL) {
     hs_thread_ctx_write(ts->rec, NULL);
     return;

@@ -97,7 +97,7 @@ static int decide_locked(hs_trace *tr) {
   return tr->priority;
 }
 
-int hs_trace_decide(hs_trace *tr) {
+static int hs_trace_decide(hs_trace *tr) {
   pthread_mutex_lock(&tr->mu);
   int p = decide_locked(tr);
   pthread_mutex_unlock(&tr->mu);

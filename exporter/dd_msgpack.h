@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
-#include "tracer/sink.h"
+#include "tracer/trace_sink.h"
 
 /* Value of the "language" meta tag and of the Datadog-Meta-Lang header.
  * Datadog's backend knows a fixed set of languages; native code is "cpp"

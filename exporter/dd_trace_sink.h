@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "exporter/transport.h"
-#include "tracer/sink.h"
+#include "tracer/trace_sink.h"
 
 #define HS_DD_DEFAULT_AGENT_URL "http://localhost:8126"
 #define HS_DD_TRACES_PATH "/v0.4/traces"

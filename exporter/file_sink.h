@@ -5,7 +5,7 @@
 #define HS_EXPORTER_FILE_SINK_H
 
 #include "common/buf.h"
-#include "tracer/sink.h"
+#include "tracer/trace_sink.h"
 
 /* A sink writing DIR/traces.jsonl for the tracer of h (its settings give
  * env, version and global tags). Creates DIR if missing. Returns NULL and

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tracer/sink.h"
+#include "tracer/trace_sink.h"
 
 /* ------------------------------------------------------------ resource */
 

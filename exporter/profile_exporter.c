@@ -18,7 +18,7 @@
 #include "hotspan/error.h"
 #include "hotspan/tracer.h"
 #include "hotspan/version.h"
-#include "profiler/sink.h"
+#include "profiler/profile_sink.h"
 
 /* ------------------------------------------------------------ config */
 

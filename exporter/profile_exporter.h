@@ -1,6 +1,6 @@
 /* Profile exporter: takes the profiles the profiler engine encodes at the
  * end of every period (CPU and wall, one after the other, through the
- * profile sink of profiler/sink.h, which lib/profiler.c installs) and
+ * profile sink of profiler/profile_sink.h, which lib/profiler.c installs) and
  * ships them:
  *   - to the Datadog Agent: one upload per period with both profiles
  *     (exporter/dd_profile.h), target "datadog-profiles";

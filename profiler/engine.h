@@ -17,7 +17,7 @@
 
 #include "hotspan/profiler.h"
 #include "profiler/sample.h"
-#include "profiler/sink.h"
+#include "profiler/profile_sink.h"
 
 /* Fully resolved settings (no "unset" values). */
 typedef struct hs_prof_settings {
@@ -77,7 +77,7 @@ void hs_prof_set_sample_hook(hs_prof_sample_hook fn, void *arg);
  * HOTSPAN_EIO (timed out). */
 int hs_prof_engine_sync(int timeout_ms);
 
-/* Installs the profile sink (profiler/sink.h); NULL removes it. */
+/* Installs the profile sink (profiler/profile_sink.h); NULL removes it. */
 void hs_prof_set_profile_sink(hs_prof_profile_sink fn, void *arg);
 
 /* Number of POSIX timers the engine holds right now (one per registered

@@ -13,7 +13,7 @@
 
 #include "common/buf.h"
 #include "profiler/sample.h"
-#include "profiler/sink.h"
+#include "profiler/profile_sink.h"
 
 typedef struct hs_profile hs_profile;
 typedef struct hs_symbolizer hs_symbolizer;

@@ -4,7 +4,7 @@
 #      folders each folder may include); a circle is possible only inside
 #      one folder;
 #   2. exporters see the tracer and the profiler only through
-#      tracer/sink.h and profiler/sink.h; only lib/ includes tracer/build.h
+#      tracer/trace_sink.h and profiler/profile_sink.h; only lib/ includes tracer/build.h
 #      and profiler/engine.h from outside their folders;
 #   3. source files stay under 800 lines and functions under 120 lines,
 #      unless the file says why near its top ("One file on purpose" or
@@ -35,8 +35,8 @@ declare -A allowed=(
   [context]="common hotspan"
   [tracer]="common context hotspan"
   [profiler]="common wire pb context hotspan"
-  [exporter]="common wire pb context hotspan tracer/sink.h profiler/sink.h"
-  [lib]="common context hotspan exporter tracer/sink.h tracer/build.h profiler/sink.h profiler/engine.h"
+  [exporter]="common wire pb context hotspan tracer/trace_sink.h profiler/profile_sink.h"
+  [lib]="common context hotspan exporter tracer/trace_sink.h tracer/build.h profiler/profile_sink.h profiler/engine.h"
   [backend]="common wire pb hotspan/error.h hotspan/version.h"
   [agent]="common wire pb backend hotspan/error.h hotspan/version.h"
   [cli]="common wire pb backend hotspan/error.h hotspan/version.h"

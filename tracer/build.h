@@ -7,7 +7,7 @@
 #define HS_TRACER_BUILD_H
 
 #include "hotspan/tracer.h"
-#include "tracer/sink.h"
+#include "tracer/trace_sink.h"
 
 /* Resolves cfg (NULL: defaults) and the environment into a tracer with no
  * sink and no thread yet. Same results as hotspan_tracer_new. */

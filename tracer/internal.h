@@ -16,7 +16,7 @@
 #include "tracer/build.h"
 #include "tracer/propagation_codec.h"
 #include "tracer/sampler.h"
-#include "tracer/sink.h"
+#include "tracer/trace_sink.h"
 
 /* ------------------------------------------------------------ traces */
 

@@ -1,6 +1,7 @@
-/* Public profiler API, configuration from the environment, and the library
- * constructor / destructor that turn profiling on with one environment
- * variable and write the last profile at exit. */
+/* The profiler's settings (hotspan_profiler_config, the environment and
+ * their defaults, resolved into hs_prof_settings) and the public calls that
+ * go straight to the engine (running, thread registration, stats). Start,
+ * stop and the start from the environment are lib/profiler.c's. */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>

@@ -4,8 +4,8 @@
  * time range. Exporters include this header, never profiler/engine.h or
  * profiler/engine_int.h; the wiring code (lib/profiler.c) installs the
  * sink. */
-#ifndef HS_PROFILER_SINK_H
-#define HS_PROFILER_SINK_H
+#ifndef HS_PROFILER_PROFILE_SINK_H
+#define HS_PROFILER_PROFILE_SINK_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -6,8 +6,8 @@
  * A sink is built by the wiring code (lib/) with the tracer's
  * hs_trace_sink_host and added to the tracer, which then calls it on its
  * writer thread. */
-#ifndef HS_TRACER_SINK_H
-#define HS_TRACER_SINK_H
+#ifndef HS_TRACER_TRACE_SINK_H
+#define HS_TRACER_TRACE_SINK_H
 
 #include <stdatomic.h>
 #include <stddef.h>

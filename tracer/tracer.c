@@ -201,7 +201,8 @@ const hs_trace_sink_host *hs_tracer_sink_host(hotspan_tracer *t) {
 void hs_tracer_discard(hotspan_tracer *t) {
   if (t == NULL)
     return;
-  /* No span exists yet: the sinks, sampler and locks go as they came. */
+  /* No span exists (never launched, or every span reclaimed by
+   * hotspan_tracer_free): the sinks, sampler and locks go as they came. */
   for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
     n = s->next;
     s->destroy(s);
@@ -292,16 +293,7 @@ void hotspan_tracer_free(hotspan_tracer *t) {
    * delivery what is left of the shutdown budget, so that a dead backend
    * never holds the program's exit longer than that. */
   (void)sync_sinks(t, start, budget, 1);
-  for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
-    n = s->next;
-    s->destroy(s);
-  }
-  hs_sampler_free(t->sampler);
-  hs_settings_free(&t->settings);
-  pthread_mutex_destroy(&t->orphans_mu);
-  for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
-    pthread_mutex_destroy(&t->live[i].mu);
-  free(t);
+  hs_tracer_discard(t); /* now as empty as a tracer never launched */
 }
 
 int hotspan_tracer_get_stats(hotspan_tracer *t, hotspan_tracer_stats *out) {

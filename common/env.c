@@ -68,6 +68,34 @@ int hs_parse_u64(const char *s, uint64_t *out) {
   return 0;
 }
 
+int hs_env_u64_in(const char *name, uint64_t lo, uint64_t hi, uint64_t *out) {
+  uint64_t v;
+  int rc = hs_env_u64(name, &v);
+  if (rc != 0)
+    return rc;
+  if (v < lo || v > hi) {
+    hs_log(HS_LOG_WARN, "ignoring %s=%llu: outside %llu..%llu", name,
+           (unsigned long long)v, (unsigned long long)lo,
+           (unsigned long long)hi);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+int hs_env_double_in(const char *name, double lo, double hi, double *out) {
+  double v;
+  int rc = hs_env_double(name, &v);
+  if (rc != 0)
+    return rc;
+  if (!(v >= lo && v <= hi)) {
+    hs_log(HS_LOG_WARN, "ignoring %s=%g: outside %g..%g", name, v, lo, hi);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
 int hs_parse_name_list(const char *list, const hs_name_bits *table,
                        unsigned *out, char *bad, size_t badlen) {
   unsigned m = 0;

@@ -20,6 +20,12 @@ int hs_env_bool(const char *name, int *out);
 int hs_env_double(const char *name, double *out);
 int hs_env_u64(const char *name, uint64_t *out);
 
+/* Like hs_env_u64 / hs_env_double, and a value outside [lo, hi] is
+ * ignored too, with a warning naming the variable and the range (return
+ * -1). */
+int hs_env_u64_in(const char *name, uint64_t lo, uint64_t hi, uint64_t *out);
+int hs_env_double_in(const char *name, double lo, double hi, double *out);
+
 /* A name of a list and the bits it stands for. */
 typedef struct hs_name_bits {
   const char *name;

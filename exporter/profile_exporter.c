@@ -179,12 +179,8 @@ int hs_profexp_config_load(hs_profexp_config *c, int use_env,
   copy_env(c->pyroscope_password, sizeof c->pyroscope_password, py_pw, "");
 
   uint64_t ms;
-  int r = hs_env_u64("HOTSPAN_PROFILING_FLUSH_TIMEOUT_MS", &ms);
-  if (r == 0 && ms <= 60000)
+  if (hs_env_u64_in("HOTSPAN_PROFILING_FLUSH_TIMEOUT_MS", 0, 60000, &ms) == 0)
     c->flush_timeout_ms = (int)ms;
-  else if (r == 0)
-    hs_log(HS_LOG_WARN, "ignoring HOTSPAN_PROFILING_FLUSH_TIMEOUT_MS: over "
-                        "60000");
   return HOTSPAN_OK;
 }
 

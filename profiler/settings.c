@@ -23,6 +23,7 @@
 #define DEFAULT_EXPORT_MS 60000u
 #define DEFAULT_WALL_PER_TICK 16u
 #define DEFAULT_MAX_THREADS 4096u
+#define MIN_HZ 1.0
 #define MAX_HZ 1000.0
 #define MAX_THREADS_LIMIT 65536u
 
@@ -81,7 +82,7 @@ int hs_prof_signal_usable(int signo) {
 }
 
 static int hz_ok(double hz) {
-  return hz >= 1.0 && hz <= MAX_HZ;
+  return hz >= MIN_HZ && hz <= MAX_HZ;
 }
 
 static uint64_t hz_to_period(double hz) {
@@ -95,25 +96,13 @@ static void from_env(hs_prof_settings *out, double *cpu_hz, double *wall_hz,
   double d;
   uint64_t u;
   int b;
-  if (hs_env_double("HOTSPAN_PROFILING_CPU_HZ", &d) == 0) {
-    if (hz_ok(d))
-      *cpu_hz = d;
-    else
-      hs_log(HS_LOG_WARN, "ignoring HOTSPAN_PROFILING_CPU_HZ: not in 1..1000");
-  }
-  if (hs_env_double("HOTSPAN_PROFILING_WALL_HZ", &d) == 0) {
-    if (hz_ok(d))
-      *wall_hz = d;
-    else
-      hs_log(HS_LOG_WARN, "ignoring HOTSPAN_PROFILING_WALL_HZ: not in 1..1000");
-  }
-  if (hs_env_u64("HOTSPAN_PROFILING_MAX_DEPTH", &u) == 0) {
-    if (u == 0)
-      hs_log(HS_LOG_WARN, "ignoring HOTSPAN_PROFILING_MAX_DEPTH=0");
-    else
-      out->max_depth =
-          u > HS_PROF_MAX_DEPTH_LIMIT ? HS_PROF_MAX_DEPTH_LIMIT : (uint32_t)u;
-  }
+  if (hs_env_double_in("HOTSPAN_PROFILING_CPU_HZ", MIN_HZ, MAX_HZ, &d) == 0)
+    *cpu_hz = d;
+  if (hs_env_double_in("HOTSPAN_PROFILING_WALL_HZ", MIN_HZ, MAX_HZ, &d) == 0)
+    *wall_hz = d;
+  if (hs_env_u64_in("HOTSPAN_PROFILING_MAX_DEPTH", 1, UINT64_MAX, &u) == 0)
+    out->max_depth =
+        u > HS_PROF_MAX_DEPTH_LIMIT ? HS_PROF_MAX_DEPTH_LIMIT : (uint32_t)u;
   static const char *const period_vars[] = {"HOTSPAN_PROFILING_UPLOAD_PERIOD",
                                             "DD_PROFILING_UPLOAD_PERIOD", NULL};
   const char *which = NULL;

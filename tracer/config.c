@@ -135,34 +135,10 @@ static int load_exporters(const hotspan_config *cfg, int use_env,
 
 /* ------------------------------------------------------------ load */
 
-int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *st,
-                     char *err, size_t errlen) {
-  memset(st, 0, sizeof *st);
-  hotspan_config defaults;
-  if (cfg == NULL) {
-    hotspan_config_init(&defaults);
-    cfg = &defaults;
-  }
-  int use_env = !cfg->ignore_environment;
-  if (cfg->log_level < 0 || cfg->log_level > 4) {
-    snprintf(err, errlen, "log_level %d out of range 0..4", cfg->log_level);
-    return HOTSPAN_ECONFIG;
-  }
-  st->log_level = cfg->log_level;
-  if (cfg->log_level > 0)
-    hs_log_set_level(cfg->log_level);
-
-  hs_identity_code code = {cfg->service, cfg->env, cfg->version, cfg->tags};
-  hs_identity id;
-  if (hs_identity_resolve(&code, use_env, &id) != HOTSPAN_OK)
-    return HOTSPAN_ENOMEM;
-  st->service = id.service;
-  st->env = id.env;
-  st->version = id.version;
-  st->tags = id.tags;
-  st->ntags = id.ntags;
-
-  /* Sampling. NaN is not "unset": it is a programming error. */
+/* Sampling: rate, rules and limit. NaN is not "unset": it is a
+ * programming error. */
+static int load_sampling(const hotspan_config *cfg, int use_env,
+                         hs_tracer_settings *st, char *err, size_t errlen) {
   if (isnan(cfg->sample_rate) || isnan(cfg->rate_limit)) {
     snprintf(err, errlen, "sample_rate and rate_limit must not be NaN");
     return HOTSPAN_ECONFIG;
@@ -221,44 +197,12 @@ int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *st,
     }
   }
 
-  /* Propagation. */
-  static const char *const extract_vars[] = {
-      "HOTSPAN_PROPAGATION_STYLE_EXTRACT",
-      "HOTSPAN_PROPAGATION_STYLE",
-      "DD_TRACE_PROPAGATION_STYLE_EXTRACT",
-      "DD_TRACE_PROPAGATION_STYLE",
-      "OTEL_PROPAGATORS",
-      NULL};
-  static const char *const inject_vars[] = {"HOTSPAN_PROPAGATION_STYLE_INJECT",
-                                            "HOTSPAN_PROPAGATION_STYLE",
-                                            "DD_TRACE_PROPAGATION_STYLE_INJECT",
-                                            "DD_TRACE_PROPAGATION_STYLE",
-                                            "OTEL_PROPAGATORS",
-                                            NULL};
-  int rc = load_styles(use_env, cfg->propagation_style_extract, extract_vars,
-                       &st->extract, err, errlen);
-  if (rc == HOTSPAN_OK)
-    rc = load_styles(use_env, cfg->propagation_style_inject, inject_vars,
-                     &st->inject, err, errlen);
-  if (rc != HOTSPAN_OK)
-    return rc;
+  return HOTSPAN_OK;
+}
 
-  st->use_env = use_env;
-  rc = load_exporters(cfg, use_env, st, err, errlen);
-  if (rc != HOTSPAN_OK)
-    return rc;
-  st->shutdown_timeout_ms = HS_DEFAULT_SHUTDOWN_MS;
-  if (use_env) {
-    uint64_t v;
-    if (env_u64_in("HOTSPAN_EXPORTER_MAX_BYTES", 4096, 1ull << 34, &v))
-      st->export_max_bytes = v;
-    if (env_u64_in("HOTSPAN_EXPORTER_TIMEOUT_MS", 100, 600000, &v))
-      st->export_timeout_ms = (int)v;
-    if (env_u64_in("HOTSPAN_EXPORTER_SHUTDOWN_TIMEOUT_MS", 0, 600000, &v))
-      st->shutdown_timeout_ms = (int)v;
-  }
-
-  /* Output and flushing. */
+/* Output directory and partial flushing. */
+static void load_output(const hotspan_config *cfg, int use_env,
+                        hs_tracer_settings *st) {
   static const char *const out_vars[] = {"HOTSPAN_OUTPUT_DIR", NULL};
   st->output_dir = dup_or_null(cfg->output_dir ? cfg->output_dir
                                                : env_list(use_env, out_vars));
@@ -280,6 +224,77 @@ int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *st,
       }
     }
   }
+}
+
+int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *st,
+                     char *err, size_t errlen) {
+  memset(st, 0, sizeof *st);
+  hotspan_config defaults;
+  if (cfg == NULL) {
+    hotspan_config_init(&defaults);
+    cfg = &defaults;
+  }
+  int use_env = !cfg->ignore_environment;
+  if (cfg->log_level < 0 || cfg->log_level > 4) {
+    snprintf(err, errlen, "log_level %d out of range 0..4", cfg->log_level);
+    return HOTSPAN_ECONFIG;
+  }
+  st->log_level = cfg->log_level;
+  if (cfg->log_level > 0)
+    hs_log_set_level(cfg->log_level);
+
+  hs_identity_code code = {cfg->service, cfg->env, cfg->version, cfg->tags};
+  hs_identity id;
+  if (hs_identity_resolve(&code, use_env, &id) != HOTSPAN_OK)
+    return HOTSPAN_ENOMEM;
+  st->service = id.service;
+  st->env = id.env;
+  st->version = id.version;
+  st->tags = id.tags;
+  st->ntags = id.ntags;
+
+  int rc = load_sampling(cfg, use_env, st, err, errlen);
+  if (rc != HOTSPAN_OK)
+    return rc;
+
+  /* Propagation. */
+  static const char *const extract_vars[] = {
+      "HOTSPAN_PROPAGATION_STYLE_EXTRACT",
+      "HOTSPAN_PROPAGATION_STYLE",
+      "DD_TRACE_PROPAGATION_STYLE_EXTRACT",
+      "DD_TRACE_PROPAGATION_STYLE",
+      "OTEL_PROPAGATORS",
+      NULL};
+  static const char *const inject_vars[] = {"HOTSPAN_PROPAGATION_STYLE_INJECT",
+                                            "HOTSPAN_PROPAGATION_STYLE",
+                                            "DD_TRACE_PROPAGATION_STYLE_INJECT",
+                                            "DD_TRACE_PROPAGATION_STYLE",
+                                            "OTEL_PROPAGATORS",
+                                            NULL};
+  rc = load_styles(use_env, cfg->propagation_style_extract, extract_vars,
+                   &st->extract, err, errlen);
+  if (rc == HOTSPAN_OK)
+    rc = load_styles(use_env, cfg->propagation_style_inject, inject_vars,
+                     &st->inject, err, errlen);
+  if (rc != HOTSPAN_OK)
+    return rc;
+
+  st->use_env = use_env;
+  rc = load_exporters(cfg, use_env, st, err, errlen);
+  if (rc != HOTSPAN_OK)
+    return rc;
+  st->shutdown_timeout_ms = HS_DEFAULT_SHUTDOWN_MS;
+  if (use_env) {
+    uint64_t v;
+    if (env_u64_in("HOTSPAN_EXPORTER_MAX_BYTES", 4096, 1ull << 34, &v))
+      st->export_max_bytes = v;
+    if (env_u64_in("HOTSPAN_EXPORTER_TIMEOUT_MS", 100, 600000, &v))
+      st->export_timeout_ms = (int)v;
+    if (env_u64_in("HOTSPAN_EXPORTER_SHUTDOWN_TIMEOUT_MS", 0, 600000, &v))
+      st->shutdown_timeout_ms = (int)v;
+  }
+
+  load_output(cfg, use_env, st);
   hs_identity_runtime_id(st->runtime_id);
   return HOTSPAN_OK;
 }

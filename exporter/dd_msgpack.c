@@ -7,6 +7,7 @@
  * pass, and nothing is allocated per span once the buffers have grown. */
 #include "exporter/dd_msgpack.h"
 #include "common/utf8.h"
+#include "exporter/dd_meta_json.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -300,129 +301,6 @@ static int tag_skipped(const chunk_ctx *cc, unsigned gen, unsigned g,
   return g != K_PROPAGATED || prop_has(cc, t->key);
 }
 
-/* ------------------------------------------------------------ JSON */
-
-/* Appends ",{...}" / "{...}" for one event or link, and rolls it back if
- * the array would pass HS_TAG_VALUE_MAX (a meta value's limit at the
- * agent); returns 0 when it did not fit (the array is then complete). */
-static int json_fits(hs_buf *j, size_t mark) {
-  if (!hs_buf_failed(j) && j->len + 1 <= HS_TAG_VALUE_MAX)
-    return 1;
-  j->len = mark;
-  j->failed = 0;
-  return 0;
-}
-
-static void json_attr_native(hs_buf *j, const hs_tag *t) {
-  switch (t->type) {
-  case HS_TAG_STR:
-    hs_json_str(j, t->v.s);
-    break;
-  case HS_TAG_INT:
-    hs_json_i64(j, t->v.i);
-    break;
-  case HS_TAG_DOUBLE:
-    hs_json_double(j, t->v.d);
-    break;
-  default:
-    hs_buf_puts(j, t->v.i ? "true" : "false");
-    break;
-  }
-}
-
-/* Span links carry string attributes only (Datadog's SpanLink). */
-static void json_attr_string(hs_buf *j, const hs_tag *t) {
-  switch (t->type) {
-  case HS_TAG_STR:
-    hs_json_str(j, t->v.s);
-    break;
-  case HS_TAG_INT:
-    hs_buf_putc(j, '"');
-    hs_json_i64(j, t->v.i);
-    hs_buf_putc(j, '"');
-    break;
-  case HS_TAG_DOUBLE:
-    hs_buf_putc(j, '"');
-    if (isfinite(t->v.d))
-      hs_json_double(j, t->v.d);
-    else
-      hs_buf_puts(j, isnan(t->v.d) ? "NaN" : t->v.d > 0 ? "Inf" : "-Inf");
-    hs_buf_putc(j, '"');
-    break;
-  default:
-    hs_buf_puts(j, t->v.i ? "\"true\"" : "\"false\"");
-    break;
-  }
-}
-
-static void json_attrs(hs_buf *j, const hs_tag *attrs, uint16_t n,
-                       void (*value)(hs_buf *, const hs_tag *)) {
-  hs_buf_puts(j, ",\"attributes\":{");
-  for (uint16_t i = 0; i < n; i++) {
-    if (i > 0)
-      hs_buf_putc(j, ',');
-    hs_json_str(j, attrs[i].key);
-    hs_buf_putc(j, ':');
-    value(j, &attrs[i]);
-  }
-  hs_buf_putc(j, '}');
-}
-
-/* [{"name":..,"time_unix_nano":..,"attributes":{..}},...] */
-static void events_json(hs_buf *j, const hotspan_span *s) {
-  hs_buf_reset(j);
-  hs_buf_putc(j, '[');
-  int n = 0;
-  for (const hs_span_event *ev = s->events; ev != NULL; ev = ev->next) {
-    size_t mark = j->len;
-    if (n > 0)
-      hs_buf_putc(j, ',');
-    hs_buf_puts(j, "{\"name\":");
-    hs_json_str(j, ev->name);
-    hs_buf_puts(j, ",\"time_unix_nano\":");
-    hs_json_u64(j, ev->time_ns);
-    if (ev->nattrs > 0)
-      json_attrs(j, ev->attrs, ev->nattrs, json_attr_native);
-    hs_buf_putc(j, '}');
-    if (!json_fits(j, mark))
-      break;
-    n++;
-  }
-  hs_buf_putc(j, ']');
-}
-
-/* [{"trace_id":"<32 hex>","span_id":"<16 hex>",...},...] */
-static void links_json(hs_buf *j, const hotspan_span *s) {
-  hs_buf_reset(j);
-  hs_buf_putc(j, '[');
-  int n = 0;
-  for (const hs_span_link *l = s->links; l != NULL; l = l->next) {
-    size_t mark = j->len;
-    if (n > 0)
-      hs_buf_putc(j, ',');
-    hs_buf_puts(j, "{\"trace_id\":\"");
-    hs_json_hex64(j, l->trace_id_high);
-    hs_json_hex64(j, l->trace_id_low);
-    hs_buf_puts(j, "\",\"span_id\":\"");
-    hs_json_hex64(j, l->span_id);
-    hs_buf_putc(j, '"');
-    if (l->tracestate != NULL && l->tracestate[0] != '\0') {
-      hs_buf_puts(j, ",\"tracestate\":");
-      hs_json_str(j, l->tracestate);
-    }
-    /* Datadog: when flags are given, bit 31 says so. */
-    hs_buf_puts(j, ",\"flags\":");
-    hs_json_u64(j, UINT64_C(0x80000000) | l->trace_flags);
-    if (l->nattrs > 0)
-      json_attrs(j, l->attrs, l->nattrs, json_attr_string);
-    hs_buf_putc(j, '}');
-    if (!json_fits(j, mark))
-      break;
-    n++;
-  }
-  hs_buf_putc(j, ']');
-}
-
 /* ------------------------------------------------------------ spans */
 
 static void put_hex64(hs_dd_encoder *e, uint64_t v) {
@@ -432,9 +310,21 @@ static void put_hex64(hs_dd_encoder *e, uint64_t v) {
   hs_buf_append(&e->out, b, sizeof b);
 }
 
-static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
-                        const hotspan_span *s) {
-  const hs_tracer_settings *st = e->st;
+/* What encode_span writes for one span: which generated keys
+ * (K_* bits), how many meta and metrics entries, which of the first 64
+ * tags and global tags are left out or written. */
+typedef struct span_plan {
+  unsigned gen;
+  uint32_t nmeta, nmetrics;
+  uint64_t skip;    /* bit i: span tag i is left out (first 64) */
+  uint64_t globals; /* bit i: global tag i is written (first 64) */
+  int put_env, put_version;
+  const char *kind;
+} span_plan;
+
+/* Which generated keys go on span s. */
+static unsigned plan_keys(const hs_dd_encoder *e, const chunk_ctx *cc,
+                          const hotspan_span *s, const char *kind) {
   const hs_trace_view *tv = &cc->tv;
   const int first = s == cc->first;
   const int root = s->is_local_root;
@@ -443,9 +333,6 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
    * the agent still sees the decision. */
   const int carries_priority = tv->priority != HOTSPAN_PRIORITY_UNSET &&
                                (root || (first && cc->c->partial));
-  const char *kind = kind_name(s->kind);
-
-  /* Which keys the encoder writes on this span. */
   unsigned gen = 0;
   if (tv->origin[0] != '\0')
     gen |= K_ORIGIN;
@@ -472,6 +359,15 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
   if (root && tv->agent_rate >= 0)
     gen |= K_AGENT;
 
+  return gen;
+}
+
+/* Counts the meta and metrics entries of span s into *pl. */
+static void plan_counts(const hs_dd_encoder *e, const chunk_ctx *cc,
+                        const hotspan_span *s, span_plan *pl) {
+  const hs_tracer_settings *st = e->st;
+  const unsigned gen = pl->gen;
+  const int root = s->is_local_root;
   /* Count meta and metrics entries: span tags first. Which of the first
    * 64 tags are left out is remembered (bit i of skip), so that their keys
    * are classified once per span. */
@@ -518,6 +414,19 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
   nmetrics += !!(gen & K_PRIORITY) + !!(gen & K_TOPLEVEL) + !!(gen & K_RULE) +
               !!(gen & K_LIMIT) + !!(gen & K_AGENT) + !!(gen & K_PID);
 
+  pl->nmeta = nmeta;
+  pl->nmetrics = nmetrics;
+  pl->skip = skip;
+  pl->globals = globals;
+  pl->put_env = put_env;
+  pl->put_version = put_version;
+}
+
+/* The fixed fields of the span map. */
+static void put_span_fields(hs_dd_encoder *e, const chunk_ctx *cc,
+                            const hotspan_span *s) {
+  const hs_tracer_settings *st = e->st;
+  const hs_trace_view *tv = &cc->tv;
   /* The span map. */
   RAW(e, "\x8c"
          "\xa7"
@@ -552,11 +461,21 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
   RAW(e, "\xa5"
          "error");
   msgpack_pack_int32(&e->pk, s->error ? 1 : 0);
+}
 
+/* meta: span tags, global tags, env, version and the generated keys. */
+static void put_span_meta(hs_dd_encoder *e, const chunk_ctx *cc,
+                          const hotspan_span *s, const span_plan *pl) {
+  const hs_tracer_settings *st = e->st;
+  const hs_trace_view *tv = &cc->tv;
+  const unsigned gen = pl->gen;
+  const uint64_t skip = pl->skip, globals = pl->globals;
+  const int root = s->is_local_root;
+  const char *kind = pl->kind;
   /* meta: str → str */
   RAW(e, "\xa4"
          "meta");
-  msgpack_pack_map(&e->pk, nmeta);
+  msgpack_pack_map(&e->pk, pl->nmeta);
   for (uint16_t i = 0; i < s->ntags; i++) {
     const hs_tag *t = &s->tags[i];
     if (t->type != HS_TAG_STR && t->type != HS_TAG_BOOL)
@@ -580,12 +499,12 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
     put_str(e, st->tags[i].key);
     put_str(e, st->tags[i].value);
   }
-  if (put_env) {
+  if (pl->put_env) {
     RAW(e, "\xa3"
            "env");
     put_str(e, st->env);
   }
-  if (put_version) {
+  if (pl->put_version) {
     RAW(e, "\xa7"
            "version");
     put_str(e, st->version);
@@ -624,20 +543,27 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
   if (gen & K_EVENTS) {
     RAW(e, "\xa6"
            "events");
-    events_json(&e->json, s);
+    hs_dd_events_json(&e->json, s);
     put_json(e, &e->json);
   }
   if (gen & K_LINKS) {
     RAW(e, "\xae"
            "_dd.span_links");
-    links_json(&e->json, s);
+    hs_dd_links_json(&e->json, s);
     put_json(e, &e->json);
   }
+}
 
+/* metrics: numeric span tags and the generated numeric keys. */
+static void put_span_metrics(hs_dd_encoder *e, const chunk_ctx *cc,
+                             const hotspan_span *s, const span_plan *pl) {
+  const hs_trace_view *tv = &cc->tv;
+  const unsigned gen = pl->gen;
+  const uint64_t skip = pl->skip;
   /* metrics: str → float64 */
   RAW(e, "\xa7"
          "metrics");
-  msgpack_pack_map(&e->pk, nmetrics);
+  msgpack_pack_map(&e->pk, pl->nmetrics);
   for (uint16_t i = 0; i < s->ntags; i++) {
     const hs_tag *t = &s->tags[i];
     if (t->type == HS_TAG_STR || t->type == HS_TAG_BOOL)
@@ -681,6 +607,17 @@ static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
            "process_id");
     msgpack_pack_double(&e->pk, (double)cc->pid);
   }
+}
+
+static void encode_span(hs_dd_encoder *e, const chunk_ctx *cc,
+                        const hotspan_span *s) {
+  span_plan pl;
+  pl.kind = kind_name(s->kind);
+  pl.gen = plan_keys(e, cc, s, pl.kind);
+  plan_counts(e, cc, s, &pl);
+  put_span_fields(e, cc, s);
+  put_span_meta(e, cc, s, &pl);
+  put_span_metrics(e, cc, s, &pl);
 }
 
 /* ------------------------------------------------------------ payload */

@@ -499,6 +499,279 @@ int hs_profile_encode_identified(hs_profile *p, hs_symbolizer *sym,
   return rc;
 }
 
+/* The string ids of the names every profile uses. */
+typedef struct enc_keys {
+  int64_t samples, count, type, ns;
+  int64_t span, root, endpoint, tid, tname, span_hex, trace_hex;
+} enc_keys;
+
+static void intern_keys(enc *e, int is_cpu, enc_keys *k) {
+  str_id(e, ""); /* index 0 */
+  k->samples = str_id(e, HS_PPROF_TYPE_SAMPLES);
+  k->count = str_id(e, HS_PPROF_UNIT_COUNT);
+  k->type = str_id(e, is_cpu ? HS_PPROF_TYPE_CPU : HS_PPROF_TYPE_WALL);
+  k->ns = str_id(e, HS_PPROF_UNIT_NANOSECONDS);
+  k->span = str_id(e, HS_PPROF_LABEL_SPAN_ID);
+  k->root = str_id(e, HS_PPROF_LABEL_LOCAL_ROOT_SPAN_ID);
+  k->endpoint = str_id(e, HS_PPROF_LABEL_TRACE_ENDPOINT);
+  k->tid = str_id(e, HS_PPROF_LABEL_THREAD_ID);
+  k->tname = str_id(e, HS_PPROF_LABEL_THREAD_NAME);
+  k->span_hex = str_id(e, HS_PPROF_LABEL_SPAN_ID_HEX);
+  k->trace_hex = str_id(e, HS_PPROF_LABEL_TRACE_ID_HEX);
+}
+
+/* The protobuf-c messages of one encoding, all owned here. */
+typedef struct pb_msgs {
+  Perftools__Profiles__Sample *samples, **sample_ptrs;
+  Perftools__Profiles__Label *labels, **label_ptrs;
+  int64_t *values;
+  uint64_t *loc_ids;
+  size_t nsamples;
+  Perftools__Profiles__Function *funs, **fun_ptrs;
+  Perftools__Profiles__Location *locs, **loc_ptrs;
+  Perftools__Profiles__Line *lns, **ln_ptrs;
+  Perftools__Profiles__Mapping *maps, **map_ptrs;
+  int64_t *comment_ids;
+  size_t ncomment;
+} pb_msgs;
+
+static void pb_msgs_free(pb_msgs *m) {
+  free(m->samples);
+  free(m->sample_ptrs);
+  free(m->labels);
+  free(m->label_ptrs);
+  free(m->values);
+  free(m->loc_ids);
+  free(m->funs);
+  free(m->fun_ptrs);
+  free(m->locs);
+  free(m->loc_ptrs);
+  free(m->lns);
+  free(m->ln_ptrs);
+  free(m->maps);
+  free(m->map_ptrs);
+  free(m->comment_ids);
+}
+
+/* The labels of aggregated entry a into lb (and its pointers at lp);
+ * returns how many. */
+static size_t entry_labels(enc *e, const enc_keys *k, const agg_entry *a,
+                           Perftools__Profiles__Label *lb,
+                           Perftools__Profiles__Label **lp) {
+  size_t nl = 0;
+#define ADD_LABEL(kid, sv, nv)                                                 \
+  do {                                                                         \
+    perftools__profiles__label__init(&lb[nl]);                                 \
+    lb[nl].key = (kid);                                                        \
+    lb[nl].str = (sv);                                                         \
+    lb[nl].num = (nv);                                                         \
+    lp[nl] = &lb[nl];                                                          \
+    nl++;                                                                      \
+  } while (0)
+  ADD_LABEL(k->tid, 0, (int64_t)a->tid);
+  if (a->tname != NULL)
+    ADD_LABEL(k->tname, str_id(e, a->tname), 0);
+  if (a->has_ctx) {
+    ADD_LABEL(k->span, 0, (int64_t)a->ctx.span_id);
+    if (a->ctx.local_root_span_id != 0)
+      ADD_LABEL(k->root, 0, (int64_t)a->ctx.local_root_span_id);
+    const char *ep =
+        a->ctx.endpoint_id != 0 ? hs_endpoint_name(a->ctx.endpoint_id) : NULL;
+    if (ep != NULL && ep[0] != '\0')
+      ADD_LABEL(k->endpoint, str_id(e, ep), 0);
+    ADD_LABEL(k->span_hex, str_id(e, hex_id(e, &a->ctx.span_id, 1)), 0);
+    if (a->ctx.trace_id_high != 0 || a->ctx.trace_id_low != 0) {
+      uint64_t t[2] = {a->ctx.trace_id_high, a->ctx.trace_id_low};
+      ADD_LABEL(k->trace_hex, str_id(e, hex_id(e, t, 2)), 0);
+    }
+  }
+#undef ADD_LABEL
+  return nl;
+}
+
+/* Pass 1: one Sample per aggregated entry, its locations (interned into
+ * e) and labels. */
+static void build_samples(hs_profile *p, enc *e, const enc_keys *k,
+                          pb_msgs *m) {
+  size_t nsamples = p->nentries, total_locs = 0;
+  m->samples = calloc(nsamples ? nsamples : 1, sizeof *m->samples);
+  m->sample_ptrs = calloc(nsamples ? nsamples : 1, sizeof *m->sample_ptrs);
+  m->labels = calloc(nsamples ? nsamples * MAX_LABELS : 1, sizeof *m->labels);
+  m->label_ptrs =
+      calloc(nsamples ? nsamples * MAX_LABELS : 1, sizeof *m->label_ptrs);
+  m->values = calloc(nsamples ? nsamples * 2 : 1, sizeof *m->values);
+  for (size_t b = 0; b < p->nbuckets; b++)
+    for (agg_entry *a = p->buckets[b]; a != NULL; a = a->next)
+      total_locs += (size_t)a->depth + 1;
+  m->loc_ids = calloc(total_locs ? total_locs : 1, sizeof *m->loc_ids);
+  if (!m->samples || !m->sample_ptrs || !m->labels || !m->label_ptrs ||
+      !m->values || !m->loc_ids)
+    e->oom = 1;
+
+  size_t si = 0, li = 0, lo = 0;
+  uint64_t *loc_ids = m->loc_ids;
+  for (size_t b = 0; b < p->nbuckets && !e->oom; b++) {
+    for (agg_entry *a = p->buckets[b]; a != NULL && !e->oom; a = a->next) {
+      Perftools__Profiles__Sample *sm = &m->samples[si];
+      perftools__profiles__sample__init(sm);
+      m->sample_ptrs[si] = sm;
+      sm->location_id = &loc_ids[lo];
+      for (uint16_t i = 0; i < a->depth; i++) {
+        /* Return addresses point after the call: step back into it. */
+        uintptr_t pc = a->pcs[i];
+        if (i > 0 && pc > 0)
+          pc--;
+        loc_ids[lo++] = loc_id(e, pc);
+      }
+      if (a->depth == 0)
+        loc_ids[lo++] = pseudo_loc(e, &e->loc_nostack, "[no stack]");
+      else if (a->truncated)
+        loc_ids[lo++] = pseudo_loc(e, &e->loc_truncated, "[truncated]");
+      sm->n_location_id = (size_t)(&loc_ids[lo] - sm->location_id);
+      sm->value = &m->values[2 * si];
+      sm->n_value = 2;
+      sm->value[0] = a->count;
+      sm->value[1] = a->ns;
+      sm->label = &m->label_ptrs[li];
+      sm->n_label = entry_labels(e, k, a, &m->labels[li], &m->label_ptrs[li]);
+      li += sm->n_label;
+      si++;
+    }
+  }
+  m->nsamples = si;
+}
+
+/* Pass 2: the function, line, location and mapping tables. */
+static void build_tables(enc *e, pb_msgs *m) {
+  size_t nfun = e->funcs.n, nloc = e->locs.n, nline = e->lines.n;
+  size_t nmap = e->maps.n;
+  m->funs = calloc(nfun + 1, sizeof *m->funs);
+  m->fun_ptrs = calloc(nfun + 1, sizeof *m->fun_ptrs);
+  m->locs = calloc(nloc + 1, sizeof *m->locs);
+  m->loc_ptrs = calloc(nloc + 1, sizeof *m->loc_ptrs);
+  m->lns = calloc(nline + 1, sizeof *m->lns);
+  m->ln_ptrs = calloc(nline + 1, sizeof *m->ln_ptrs);
+  m->maps = calloc(nmap + 1, sizeof *m->maps);
+  m->map_ptrs = calloc(nmap + 1, sizeof *m->map_ptrs);
+  if (!m->funs || !m->fun_ptrs || !m->locs || !m->loc_ptrs || !m->lns ||
+      !m->ln_ptrs || !m->maps || !m->map_ptrs)
+    e->oom = 1;
+  for (size_t i = 0; i < nfun && !e->oom; i++) {
+    enc_func *f = &((enc_func *)e->funcs.data)[i];
+    perftools__profiles__function__init(&m->funs[i]);
+    m->funs[i].id = i + 1;
+    m->funs[i].name = str_id(e, f->name);
+    m->funs[i].system_name = str_id(e, f->sys);
+    m->funs[i].filename = str_id(e, f->file);
+    m->funs[i].start_line = f->start_line;
+    m->fun_ptrs[i] = &m->funs[i];
+  }
+  for (size_t i = 0; i < nline && !e->oom; i++) {
+    enc_line *l = &((enc_line *)e->lines.data)[i];
+    perftools__profiles__line__init(&m->lns[i]);
+    m->lns[i].function_id = l->function_id;
+    m->lns[i].line = l->line;
+    m->ln_ptrs[i] = &m->lns[i];
+  }
+  for (size_t i = 0; i < nloc && !e->oom; i++) {
+    enc_loc *l = &((enc_loc *)e->locs.data)[i];
+    perftools__profiles__location__init(&m->locs[i]);
+    m->locs[i].id = i + 1;
+    m->locs[i].mapping_id = l->mapping_id;
+    m->locs[i].address = l->addr;
+    m->locs[i].line = &m->ln_ptrs[l->first_line];
+    m->locs[i].n_line = l->nlines;
+    m->loc_ptrs[i] = &m->locs[i];
+  }
+  for (size_t i = 0; i < nmap && !e->oom; i++) {
+    const hs_sym_map *mp = ((const hs_sym_map **)e->maps.data)[i];
+    Perftools__Profiles__Mapping *mm = &m->maps[i];
+    perftools__profiles__mapping__init(mm);
+    mm->id = i + 1;
+    mm->memory_start = mp->start;
+    mm->memory_limit = mp->limit;
+    mm->file_offset = mp->offset;
+    mm->filename = str_id(e, mp->name);
+    mm->build_id = str_id(e, mp->build_id);
+    mm->has_functions = mp->has_functions;
+    mm->has_filenames = mp->has_filenames;
+    mm->has_line_numbers = mp->has_line_numbers;
+    mm->has_inline_frames = mp->has_inline_frames;
+    m->map_ptrs[i] = mm;
+  }
+}
+
+/* The comments, then the note on dropped samples if any. */
+static void build_comments(const hs_profile *p, enc *e,
+                           const char *const *comments, size_t ncomments,
+                           pb_msgs *m) {
+  char note[96];
+  m->comment_ids = calloc(ncomments + 1, sizeof *m->comment_ids);
+  e->oom |= m->comment_ids == NULL;
+  for (size_t i = 0; m->comment_ids != NULL && i < ncomments; i++)
+    if (comments[i] != NULL)
+      m->comment_ids[m->ncomment++] = str_id(e, comments[i]);
+  if (m->comment_ids != NULL && p->dropped > 0) {
+    snprintf(note, sizeof note,
+             "hotspan: %" PRIu64 " samples dropped (profile memory full)",
+             p->dropped);
+    m->comment_ids[m->ncomment++] = str_id(e, note);
+  }
+}
+
+/* The Profile message around the tables, packed and gzipped onto out. */
+static int pack_profile(const hs_profile *p, enc *e, const enc_keys *k,
+                        pb_msgs *m, uint64_t end_unix_ns, hs_buf *out) {
+  Perftools__Profiles__ValueType vt[2], period;
+  Perftools__Profiles__ValueType *vt_ptrs[2] = {&vt[0], &vt[1]};
+  perftools__profiles__value_type__init(&vt[0]);
+  perftools__profiles__value_type__init(&vt[1]);
+  perftools__profiles__value_type__init(&period);
+  vt[0].type = k->samples;
+  vt[0].unit = k->count;
+  vt[1].type = k->type;
+  vt[1].unit = k->ns;
+  period.type = k->type;
+  period.unit = k->ns;
+
+  Perftools__Profiles__Profile pr;
+  perftools__profiles__profile__init(&pr);
+  pr.n_sample_type = 2;
+  pr.sample_type = vt_ptrs;
+  pr.n_sample = m->nsamples;
+  pr.sample = m->sample_ptrs;
+  pr.n_mapping = e->maps.n;
+  pr.mapping = m->map_ptrs;
+  pr.n_location = e->locs.n;
+  pr.location = m->loc_ptrs;
+  pr.n_function = e->funcs.n;
+  pr.function = m->fun_ptrs;
+  pr.n_string_table = e->strs.n;
+  pr.string_table = (char **)e->strs.data;
+  uint64_t start = p->cfg.start_unix_ns;
+  pr.time_nanos = start > INT64_MAX ? INT64_MAX : (int64_t)start;
+  uint64_t dur = end_unix_ns > start ? end_unix_ns - start : 0;
+  pr.duration_nanos = dur > INT64_MAX ? INT64_MAX : (int64_t)dur;
+  pr.period_type = &period;
+  pr.period =
+      p->cfg.period_ns > INT64_MAX ? INT64_MAX : (int64_t)p->cfg.period_ns;
+  pr.default_sample_type = k->type;
+  if (m->ncomment > 0) {
+    pr.n_comment = m->ncomment;
+    pr.comment = m->comment_ids;
+  }
+  size_t len = perftools__profiles__profile__get_packed_size(&pr);
+  uint8_t *packed = malloc(len ? len : 1);
+  if (packed == NULL)
+    return HOTSPAN_ENOMEM;
+  perftools__profiles__profile__pack(&pr, packed);
+  /* Level 1: profiles compress well at any level; encoding time matters
+   * more on the host. */
+  int rc = hs_gzip_append(out, packed, len, 1);
+  free(packed);
+  return rc;
+}
+
 int hs_profile_encode_with(hs_profile *p, hs_symbolizer *sym,
                            uint64_t end_unix_ns, const char *const *comments,
                            size_t ncomments, hs_buf *out) {
@@ -517,246 +790,20 @@ int hs_profile_encode_with(hs_profile *p, hs_symbolizer *sym,
   e.locs.item = sizeof(enc_loc);
   e.lines.item = sizeof(enc_line);
   e.maps.item = sizeof(const hs_sym_map *);
-  str_id(&e, ""); /* index 0 */
-
-  int is_cpu = p->cfg.type == HS_PROFILE_CPU;
-  int64_t s_samples = str_id(&e, HS_PPROF_TYPE_SAMPLES);
-  int64_t s_count = str_id(&e, HS_PPROF_UNIT_COUNT);
-  int64_t s_type = str_id(&e, is_cpu ? HS_PPROF_TYPE_CPU : HS_PPROF_TYPE_WALL);
-  int64_t s_ns = str_id(&e, HS_PPROF_UNIT_NANOSECONDS);
-  int64_t k_span = str_id(&e, HS_PPROF_LABEL_SPAN_ID);
-  int64_t k_root = str_id(&e, HS_PPROF_LABEL_LOCAL_ROOT_SPAN_ID);
-  int64_t k_endpoint = str_id(&e, HS_PPROF_LABEL_TRACE_ENDPOINT);
-  int64_t k_tid = str_id(&e, HS_PPROF_LABEL_THREAD_ID);
-  int64_t k_tname = str_id(&e, HS_PPROF_LABEL_THREAD_NAME);
-  int64_t k_span_hex = str_id(&e, HS_PPROF_LABEL_SPAN_ID_HEX);
-  int64_t k_trace_hex = str_id(&e, HS_PPROF_LABEL_TRACE_ID_HEX);
-
+  enc_keys k;
+  intern_keys(&e, p->cfg.type == HS_PROFILE_CPU, &k);
   /* The main executable is mapping 1: pprof shows the first mapping as
    * "the binary" of the profile. */
   map_id(&e, hs_symbolizer_main_map(sym));
 
-  /* Pass 1: locations, and the sizes of the sample arrays. */
-  size_t nsamples = p->nentries, total_locs = 0;
-  Perftools__Profiles__Sample *samples =
-      calloc(nsamples ? nsamples : 1, sizeof *samples);
-  Perftools__Profiles__Sample **sample_ptrs =
-      calloc(nsamples ? nsamples : 1, sizeof *sample_ptrs);
-  Perftools__Profiles__Label *labels =
-      calloc(nsamples ? nsamples * MAX_LABELS : 1, sizeof *labels);
-  Perftools__Profiles__Label **label_ptrs =
-      calloc(nsamples ? nsamples * MAX_LABELS : 1, sizeof *label_ptrs);
-  int64_t *values = calloc(nsamples ? nsamples * 2 : 1, sizeof *values);
-  for (size_t b = 0; b < p->nbuckets; b++)
-    for (agg_entry *a = p->buckets[b]; a != NULL; a = a->next)
-      total_locs += (size_t)a->depth + 1;
-  uint64_t *loc_ids = calloc(total_locs ? total_locs : 1, sizeof *loc_ids);
-  if (!samples || !sample_ptrs || !labels || !label_ptrs || !values || !loc_ids)
-    e.oom = 1;
-
-  size_t si = 0, li = 0, lo = 0;
-  for (size_t b = 0; b < p->nbuckets && !e.oom; b++) {
-    for (agg_entry *a = p->buckets[b]; a != NULL && !e.oom; a = a->next) {
-      Perftools__Profiles__Sample *sm = &samples[si];
-      perftools__profiles__sample__init(sm);
-      sample_ptrs[si] = sm;
-      sm->location_id = &loc_ids[lo];
-      for (uint16_t i = 0; i < a->depth; i++) {
-        /* Return addresses point after the call: step back into it. */
-        uintptr_t pc = a->pcs[i];
-        if (i > 0 && pc > 0)
-          pc--;
-        loc_ids[lo++] = loc_id(&e, pc);
-      }
-      if (a->depth == 0)
-        loc_ids[lo++] = pseudo_loc(&e, &e.loc_nostack, "[no stack]");
-      else if (a->truncated)
-        loc_ids[lo++] = pseudo_loc(&e, &e.loc_truncated, "[truncated]");
-      sm->n_location_id = (size_t)(&loc_ids[lo] - sm->location_id);
-      sm->value = &values[2 * si];
-      sm->n_value = 2;
-      sm->value[0] = a->count;
-      sm->value[1] = a->ns;
-
-      sm->label = &label_ptrs[li];
-      Perftools__Profiles__Label *lb = &labels[li];
-      size_t nl = 0;
-#define ADD_LABEL(k, sv, nv)                                                   \
-  do {                                                                         \
-    perftools__profiles__label__init(&lb[nl]);                                 \
-    lb[nl].key = (k);                                                          \
-    lb[nl].str = (sv);                                                         \
-    lb[nl].num = (nv);                                                         \
-    label_ptrs[li + nl] = &lb[nl];                                             \
-    nl++;                                                                      \
-  } while (0)
-      ADD_LABEL(k_tid, 0, (int64_t)a->tid);
-      if (a->tname != NULL)
-        ADD_LABEL(k_tname, str_id(&e, a->tname), 0);
-      if (a->has_ctx) {
-        ADD_LABEL(k_span, 0, (int64_t)a->ctx.span_id);
-        if (a->ctx.local_root_span_id != 0)
-          ADD_LABEL(k_root, 0, (int64_t)a->ctx.local_root_span_id);
-        const char *ep = a->ctx.endpoint_id != 0
-                             ? hs_endpoint_name(a->ctx.endpoint_id)
-                             : NULL;
-        if (ep != NULL && ep[0] != '\0')
-          ADD_LABEL(k_endpoint, str_id(&e, ep), 0);
-        ADD_LABEL(k_span_hex, str_id(&e, hex_id(&e, &a->ctx.span_id, 1)), 0);
-        if (a->ctx.trace_id_high != 0 || a->ctx.trace_id_low != 0) {
-          uint64_t t[2] = {a->ctx.trace_id_high, a->ctx.trace_id_low};
-          ADD_LABEL(k_trace_hex, str_id(&e, hex_id(&e, t, 2)), 0);
-        }
-      }
-#undef ADD_LABEL
-      sm->n_label = nl;
-      li += nl;
-      si++;
-    }
-  }
-
-  /* Pass 2: the tables as protobuf messages. */
-  size_t nfun = e.funcs.n, nloc = e.locs.n, nline = e.lines.n;
-  size_t nmap = e.maps.n;
-  Perftools__Profiles__Function *funs = calloc(nfun + 1, sizeof *funs);
-  Perftools__Profiles__Function **fun_ptrs = calloc(nfun + 1, sizeof *fun_ptrs);
-  Perftools__Profiles__Location *locs = calloc(nloc + 1, sizeof *locs);
-  Perftools__Profiles__Location **loc_ptrs = calloc(nloc + 1, sizeof *loc_ptrs);
-  Perftools__Profiles__Line *lns = calloc(nline + 1, sizeof *lns);
-  Perftools__Profiles__Line **ln_ptrs = calloc(nline + 1, sizeof *ln_ptrs);
-  Perftools__Profiles__Mapping *maps = calloc(nmap + 1, sizeof *maps);
-  Perftools__Profiles__Mapping **map_ptrs = calloc(nmap + 1, sizeof *map_ptrs);
-  if (!funs || !fun_ptrs || !locs || !loc_ptrs || !lns || !ln_ptrs || !maps ||
-      !map_ptrs)
-    e.oom = 1;
-  for (size_t i = 0; i < nfun && !e.oom; i++) {
-    enc_func *f = &((enc_func *)e.funcs.data)[i];
-    perftools__profiles__function__init(&funs[i]);
-    funs[i].id = i + 1;
-    funs[i].name = str_id(&e, f->name);
-    funs[i].system_name = str_id(&e, f->sys);
-    funs[i].filename = str_id(&e, f->file);
-    funs[i].start_line = f->start_line;
-    fun_ptrs[i] = &funs[i];
-  }
-  for (size_t i = 0; i < nline && !e.oom; i++) {
-    enc_line *l = &((enc_line *)e.lines.data)[i];
-    perftools__profiles__line__init(&lns[i]);
-    lns[i].function_id = l->function_id;
-    lns[i].line = l->line;
-    ln_ptrs[i] = &lns[i];
-  }
-  for (size_t i = 0; i < nloc && !e.oom; i++) {
-    enc_loc *l = &((enc_loc *)e.locs.data)[i];
-    perftools__profiles__location__init(&locs[i]);
-    locs[i].id = i + 1;
-    locs[i].mapping_id = l->mapping_id;
-    locs[i].address = l->addr;
-    locs[i].line = &ln_ptrs[l->first_line];
-    locs[i].n_line = l->nlines;
-    loc_ptrs[i] = &locs[i];
-  }
-  for (size_t i = 0; i < nmap && !e.oom; i++) {
-    const hs_sym_map *m = ((const hs_sym_map **)e.maps.data)[i];
-    perftools__profiles__mapping__init(&maps[i]);
-    maps[i].id = i + 1;
-    maps[i].memory_start = m->start;
-    maps[i].memory_limit = m->limit;
-    maps[i].file_offset = m->offset;
-    maps[i].filename = str_id(&e, m->name);
-    maps[i].build_id = str_id(&e, m->build_id);
-    maps[i].has_functions = m->has_functions;
-    maps[i].has_filenames = m->has_filenames;
-    maps[i].has_line_numbers = m->has_line_numbers;
-    maps[i].has_inline_frames = m->has_inline_frames;
-    map_ptrs[i] = &maps[i];
-  }
-
-  char note[96];
-  int64_t *comment_ids = calloc(ncomments + 1, sizeof *comment_ids);
-  size_t ncomment = 0;
-  e.oom |= comment_ids == NULL;
-  for (size_t i = 0; comment_ids != NULL && i < ncomments; i++)
-    if (comments[i] != NULL)
-      comment_ids[ncomment++] = str_id(&e, comments[i]);
-  if (comment_ids != NULL && p->dropped > 0) {
-    snprintf(note, sizeof note,
-             "hotspan: %" PRIu64 " samples dropped (profile memory full)",
-             p->dropped);
-    comment_ids[ncomment++] = str_id(&e, note);
-  }
-
-  int rc = HOTSPAN_OK;
-  uint8_t *packed = NULL;
-  if (!e.oom) {
-    Perftools__Profiles__ValueType vt[2], period;
-    Perftools__Profiles__ValueType *vt_ptrs[2] = {&vt[0], &vt[1]};
-    perftools__profiles__value_type__init(&vt[0]);
-    perftools__profiles__value_type__init(&vt[1]);
-    perftools__profiles__value_type__init(&period);
-    vt[0].type = s_samples;
-    vt[0].unit = s_count;
-    vt[1].type = s_type;
-    vt[1].unit = s_ns;
-    period.type = s_type;
-    period.unit = s_ns;
-
-    Perftools__Profiles__Profile pr;
-    perftools__profiles__profile__init(&pr);
-    pr.n_sample_type = 2;
-    pr.sample_type = vt_ptrs;
-    pr.n_sample = si;
-    pr.sample = sample_ptrs;
-    pr.n_mapping = nmap;
-    pr.mapping = map_ptrs;
-    pr.n_location = nloc;
-    pr.location = loc_ptrs;
-    pr.n_function = nfun;
-    pr.function = fun_ptrs;
-    pr.n_string_table = e.strs.n;
-    pr.string_table = (char **)e.strs.data;
-    uint64_t start = p->cfg.start_unix_ns;
-    pr.time_nanos = start > INT64_MAX ? INT64_MAX : (int64_t)start;
-    uint64_t dur = end_unix_ns > start ? end_unix_ns - start : 0;
-    pr.duration_nanos = dur > INT64_MAX ? INT64_MAX : (int64_t)dur;
-    pr.period_type = &period;
-    pr.period =
-        p->cfg.period_ns > INT64_MAX ? INT64_MAX : (int64_t)p->cfg.period_ns;
-    pr.default_sample_type = s_type;
-    if (ncomment > 0) {
-      pr.n_comment = ncomment;
-      pr.comment = comment_ids;
-    }
-    size_t len = perftools__profiles__profile__get_packed_size(&pr);
-    packed = malloc(len ? len : 1);
-    if (packed == NULL) {
-      rc = HOTSPAN_ENOMEM;
-    } else {
-      perftools__profiles__profile__pack(&pr, packed);
-      /* Level 1: profiles compress well at any level; encoding time
-       * matters more on the host. */
-      rc = hs_gzip_append(out, packed, len, 1);
-    }
-  } else {
-    rc = HOTSPAN_ENOMEM;
-  }
-
-  free(packed);
-  free(comment_ids);
-  free(funs);
-  free(fun_ptrs);
-  free(locs);
-  free(loc_ptrs);
-  free(lns);
-  free(ln_ptrs);
-  free(maps);
-  free(map_ptrs);
-  free(samples);
-  free(sample_ptrs);
-  free(labels);
-  free(label_ptrs);
-  free(values);
-  free(loc_ids);
+  pb_msgs m;
+  memset(&m, 0, sizeof m);
+  build_samples(p, &e, &k, &m);
+  build_tables(&e, &m);
+  build_comments(p, &e, comments, ncomments, &m);
+  int rc =
+      e.oom ? HOTSPAN_ENOMEM : pack_profile(p, &e, &k, &m, end_unix_ns, out);
+  pb_msgs_free(&m);
   enc_free(&e);
   if (rc != HOTSPAN_OK) {
     out->len = out_len0 <= out->len ? out_len0 : out->len;

@@ -16,8 +16,8 @@
 #include <stdint.h>
 
 #include "hotspan/profiler.h"
-#include "profiler/sample.h"
 #include "profiler/profile_sink.h"
+#include "profiler/sample.h"
 
 /* Fully resolved settings (no "unset" values). */
 typedef struct hs_prof_settings {

@@ -12,8 +12,8 @@
 #include <stdint.h>
 
 #include "common/buf.h"
-#include "profiler/sample.h"
 #include "profiler/profile_sink.h"
+#include "profiler/sample.h"
 
 typedef struct hs_profile hs_profile;
 typedef struct hs_symbolizer hs_symbolizer;

@@ -19,7 +19,7 @@
  * the network (when DEBUGINFOD_URLS is set); a profiler inside a production
  * process must not, so this file supplies its own callbacks that only look
  * at local files. */
-#include "profiler/symbolize.h"
+#include "profiler/symbolize_int.h"
 
 #include <dlfcn.h>
 #include <dwarf.h>
@@ -42,297 +42,6 @@
 #include "common/log.h"
 #include "hotspan/error.h"
 #include "profiler/intern.h"
-
-#define DEFAULT_DEBUG_DIR "/usr/lib/debug"
-/* Past this many cached addresses the cache starts over: bounds memory in
- * processes that keep generating code (JITs). */
-#define CACHE_MAX_ENTRIES (1u << 20)
-#define MAPS_MAX_BYTES ((size_t)64 << 20)
-/* Unknown addresses trigger a reload of /proc/self/maps at most this
- * often, unless a new epoch (profile) started. */
-#define RELOAD_MIN_INTERVAL_NS 1000000000ull
-#define MAX_INLINE_FRAMES 64
-/* Mapping records no longer in the maps are freed once this many
- * accumulate. */
-#define STALE_RECORDS_MAX 1024
-
-/* ------------------------------------------------------------ types */
-
-struct hs_symbolizer;
-
-/* One object file (or the vDSO): consecutive maps lines of one file. */
-typedef struct sym_obj {
-  struct hs_symbolizer *owner;
-  const char *path; /* interned, as in the maps file */
-  uint64_t inode;
-  uint64_t low, high; /* span of its maps lines */
-  uint64_t first_start, first_offset;
-  int is_vdso;
-  int deleted; /* path ended in " (deleted)" */
-  int state;   /* 0 not tried, 1 loaded, -1 failed */
-  int live;    /* present in the latest maps read */
-  Dwfl_Module *mod;
-  const char *build_id;
-  int has_symtab, has_dwarf;
-  void *image;          /* vDSO copy handed to libelf */
-  struct cu_range *cus; /* see cu_index(); sorted by lo */
-  size_t ncus;
-  int cus_built;
-  struct sym_obj *next;
-} sym_obj;
-
-/* Address range of a compilation unit, for objects without
- * .debug_aranges (clang emits none by default), where libdwfl's own
- * address-to-CU lookup finds nothing. */
-typedef struct cu_range {
-  Dwarf_Addr lo, hi; /* DWARF addresses (before the load bias) */
-  Dwarf_Die cu;
-} cu_range;
-
-typedef struct sym_map {
-  hs_sym_map pub; /* first: handed out as hs_sym_map * */
-  uint64_t inode;
-  sym_obj *obj; /* NULL for anonymous and pseudo mappings */
-  uint64_t gen; /* load_maps generation that last saw this line */
-  struct sym_map *next_all;
-} sym_map;
-
-typedef struct cache_slot {
-  uintptr_t addr;
-  hs_sym_loc *loc; /* NULL: empty */
-} cache_slot;
-
-typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
-
-struct hs_symbolizer {
-  Dwfl *dwfl;
-  hs_intern_set strings;
-  const char *unknown; /* "??" */
-  char *debug_dir;
-  char *exe_path;
-  demangle_fn demangle;
-  long page_size;
-
-  sym_map **maps; /* the latest maps, sorted by start */
-  size_t nmaps;
-  sym_map *all_maps; /* every record ever made (owned) */
-  sym_obj *all_objs; /* every object ever made (owned) */
-
-  cache_slot *cache;
-  size_t cache_cap, cache_count;
-  uint64_t misses;
-
-  uint64_t last_reload_ns;
-  int epoch_reload; /* a reload is allowed regardless of the interval */
-  int loaded;       /* maps read at least once */
-  uint64_t gen;     /* incremented by every load_maps */
-  size_t nrecords;  /* records in all_maps */
-
-  hs_sym_loc *scratch; /* answer returned when the cache cannot store it */
-};
-
-/* ------------------------------------------------------------ dwfl glue */
-
-/* find_elf for modules we report ourselves without a file: the vDSO,
- * whose ELF image is in our own memory. Files are reported with an open
- * descriptor (dwfl_report_elf) and never reach here. */
-static int find_elf_cb(Dwfl_Module *mod, void **userdata, const char *name,
-                       Dwarf_Addr base, char **file_name, Elf **elfp) {
-  (void)mod;
-  (void)name;
-  (void)base;
-  (void)file_name;
-  sym_obj *o = userdata ? *userdata : NULL;
-  if (o == NULL || !o->is_vdso)
-    return -1;
-  uintptr_t ehdr = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
-  if (ehdr == 0 || ehdr < o->low || ehdr >= o->high)
-    return -1;
-  size_t size = (size_t)(o->high - ehdr);
-  /* libelf may write to a memory image; give it a private copy. */
-  void *copy = malloc(size);
-  if (copy == NULL)
-    return -1;
-  memcpy(copy, (const void *)ehdr, size);
-  Elf *elf = elf_memory(copy, size);
-  if (elf == NULL) {
-    free(copy);
-    return -1;
-  }
-  free(o->image);
-  o->image = copy;
-  *elfp = elf;
-  return -1;
-}
-
-static int open_ro(const char *path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0)
-    return -1;
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-/* Whether the file at fd has the debuglink CRC (zlib's CRC-32 is the one
- * .gnu_debuglink uses). */
-static int crc_matches(int fd, uint32_t want) {
-  unsigned char buf[65536];
-  uLong crc = crc32(0L, Z_NULL, 0);
-  off_t off = 0;
-  for (;;) {
-    ssize_t n = pread(fd, buf, sizeof buf, off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return 0;
-    if (n == 0)
-      break;
-    crc = crc32(crc, buf, (uInt)n);
-    off += n;
-  }
-  return (uint32_t)crc == want;
-}
-
-/* Opens <dir>/.build-id/xx/rest.debug for a build id. */
-static int open_by_build_id(const char *dir, const unsigned char *id,
-                            size_t idlen, char **name_out) {
-  if (idlen < 2 || idlen > 64)
-    return -1;
-  char hex[129], path[PATH_MAX];
-  for (size_t i = 0; i < idlen; i++)
-    snprintf(hex + 2 * i, 3, "%02x", id[i]);
-  int n = snprintf(path, sizeof path, "%s/.build-id/%.2s/%s.debug", dir, hex,
-                   hex + 2);
-  if (n <= 0 || (size_t)n >= sizeof path)
-    return -1;
-  int fd = open_ro(path);
-  if (fd >= 0)
-    *name_out = strdup(path);
-  return fd;
-}
-
-/* If debuglink is the name in file's .gnu_debugaltlink section (a dwz
- * common debug file), copies the alt file's build id to id and returns its
- * length; else 0. */
-static size_t altlink_id(const char *file, const char *debuglink,
-                         unsigned char id[64]) {
-  if (file == NULL)
-    return 0;
-  int fd = open_ro(file);
-  if (fd < 0)
-    return 0;
-  size_t len = 0;
-  Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-  size_t shstrndx;
-  if (elf != NULL && elf_getshdrstrndx(elf, &shstrndx) == 0) {
-    for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn != NULL;
-         scn = elf_nextscn(elf, scn)) {
-      GElf_Shdr sh;
-      const char *nm;
-      if (gelf_getshdr(scn, &sh) == NULL ||
-          (nm = elf_strptr(elf, shstrndx, sh.sh_name)) == NULL ||
-          strcmp(nm, ".gnu_debugaltlink") != 0)
-        continue;
-      Elf_Data *d = elf_getdata(scn, NULL);
-      if (d == NULL || d->d_buf == NULL)
-        break;
-      const char *b = d->d_buf;
-      size_t nlen = strnlen(b, d->d_size);
-      if (nlen < d->d_size && strcmp(b, debuglink) == 0) {
-        len = d->d_size - nlen - 1;
-        if (len > 64)
-          len = 0;
-        else
-          memcpy(id, b + nlen + 1, len);
-      }
-      break;
-    }
-  }
-  if (elf != NULL)
-    elf_end(elf);
-  close(fd);
-  return len;
-}
-
-/* find_debuginfo: local files only (see the file comment). libdwfl calls
- * it for an object's debug file and, with the .gnu_debugaltlink name as
- * debuglink, for the dwz file that debug file refers to. */
-static int find_debuginfo_cb(Dwfl_Module *mod, void **userdata,
-                             const char *modname, Dwarf_Addr base,
-                             const char *file_name, const char *debuglink,
-                             GElf_Word crc, char **debuginfo_file_name) {
-  (void)modname;
-  (void)base;
-  sym_obj *o = userdata ? *userdata : NULL;
-  const char *dir = DEFAULT_DEBUG_DIR;
-  if (o != NULL && o->owner->debug_dir != NULL)
-    dir = o->owner->debug_dir;
-  char path[PATH_MAX];
-
-  unsigned char alt[64];
-  size_t altlen = debuglink ? altlink_id(file_name, debuglink, alt) : 0;
-  if (altlen > 0) {
-    int fd = open_by_build_id(dir, alt, altlen, debuginfo_file_name);
-    if (fd >= 0)
-      return fd;
-    const char *slash = file_name ? strrchr(file_name, '/') : NULL;
-    int n = debuglink[0] == '/' || slash == NULL
-                ? snprintf(path, sizeof path, "%s", debuglink)
-                : snprintf(path, sizeof path, "%.*s/%s",
-                           (int)(slash - file_name), file_name, debuglink);
-    if (n <= 0 || (size_t)n >= sizeof path)
-      return -1;
-    fd = open_ro(path);
-    if (fd >= 0)
-      *debuginfo_file_name = strdup(path);
-    return fd;
-  }
-
-  const unsigned char *id = NULL;
-  GElf_Addr id_vaddr;
-  int idlen = dwfl_module_build_id(mod, &id, &id_vaddr);
-  if (idlen > 0) {
-    int fd = open_by_build_id(dir, id, (size_t)idlen, debuginfo_file_name);
-    if (fd >= 0)
-      return fd;
-  }
-  if (debuglink == NULL || file_name == NULL || strchr(debuglink, '/'))
-    return -1;
-  const char *slash = strrchr(file_name, '/');
-  int dlen = slash ? (int)(slash - file_name) : 0;
-  for (int k = 0; k < 3; k++) {
-    int n;
-    if (k == 0) /* beside the object */
-      n = snprintf(path, sizeof path, "%.*s/%s", dlen, file_name, debuglink);
-    else if (k == 1)
-      n = snprintf(path, sizeof path, "%.*s/.debug/%s", dlen, file_name,
-                   debuglink);
-    else
-      n = snprintf(path, sizeof path, "%s%.*s/%s", dir, dlen, file_name,
-                   debuglink);
-    if (n <= 0 || (size_t)n >= sizeof path || strcmp(path, file_name) == 0)
-      continue;
-    int fd = open_ro(path);
-    if (fd < 0)
-      continue;
-    if (crc_matches(fd, crc)) {
-      *debuginfo_file_name = strdup(path);
-      return fd;
-    }
-    close(fd);
-  }
-  return -1;
-}
-
-static const Dwfl_Callbacks dwfl_cbs = {
-    .find_elf = find_elf_cb,
-    .find_debuginfo = find_debuginfo_cb,
-    .section_address = dwfl_offline_section_address,
-};
 
 /* ------------------------------------------------------------ maps */
 
@@ -430,7 +139,63 @@ static void cache_keep_current(hs_symbolizer *s) {
 /* Rereads /proc/self/maps. Records of lines seen before are reused; objects
  * that disappeared lose their libdwfl module; cached answers that may be
  * stale are dropped. */
-static int load_maps(hs_symbolizer *s) {
+/* The object mapped from path name (inode ino) whose first line starts
+ * at start, created when new; NULL out of memory. */
+static sym_obj *obj_for(hs_symbolizer *s, const char *name, uint64_t ino,
+                        uint64_t start, uint64_t end, uint64_t off, int is_vdso,
+                        int deleted) {
+  sym_obj *o = find_obj(s, name, ino, start);
+  if (o != NULL)
+    return o;
+  o = calloc(1, sizeof *o);
+  if (o == NULL)
+    return NULL;
+  o->owner = s;
+  o->path = name;
+  o->inode = ino;
+  o->first_start = start;
+  o->first_offset = off;
+  o->low = start;
+  o->high = end;
+  o->is_vdso = is_vdso;
+  o->deleted = deleted;
+  o->next = s->all_objs;
+  s->all_objs = o;
+  return o;
+}
+
+/* Objects gone from the maps: drop their modules (libdwfl frees modules
+ * not reported again between report_begin and report_end). */
+static void drop_gone_objects(hs_symbolizer *s) {
+  int gone = 0;
+  for (sym_obj *o = s->all_objs; o != NULL; o = o->next)
+    if (!o->live && o->mod != NULL)
+      gone = 1;
+  if (gone && s->dwfl != NULL) {
+    dwfl_report_begin(s->dwfl);
+    for (sym_obj *o = s->all_objs; o != NULL; o = o->next) {
+      if (o->mod == NULL)
+        continue;
+      if (!o->live) {
+        o->mod = NULL;
+        o->state = 0;
+        free(o->cus);
+        o->cus = NULL;
+        o->ncus = 0;
+        o->cus_built = 0;
+        continue;
+      }
+      Dwarf_Addr lo, hi;
+      const char *mname =
+          dwfl_module_info(o->mod, NULL, &lo, &hi, NULL, NULL, NULL, NULL);
+      if (mname == NULL || dwfl_report_module(s->dwfl, mname, lo, hi) == NULL)
+        o->mod = NULL, o->state = 0;
+    }
+    dwfl_report_end(s->dwfl, NULL, NULL);
+  }
+}
+
+int hs_sym_load_maps(hs_symbolizer *s) {
   char *text;
   size_t len;
   s->last_reload_ns = hs_now_mono_ns();
@@ -495,24 +260,7 @@ static int load_maps(hs_symbolizer *s) {
     int is_vdso = strcmp(path, "[vdso]") == 0;
     if (is_file || is_vdso) {
       if (cur == NULL || cur->path != name || cur->inode != ino) {
-        sym_obj *o = find_obj(s, name, ino, start);
-        if (o == NULL) {
-          o = calloc(1, sizeof *o);
-          if (o != NULL) {
-            o->owner = s;
-            o->path = name;
-            o->inode = ino;
-            o->first_start = start;
-            o->first_offset = off;
-            o->low = start;
-            o->high = end;
-            o->is_vdso = is_vdso;
-            o->deleted = deleted;
-            o->next = s->all_objs;
-            s->all_objs = o;
-          }
-        }
-        cur = o;
+        cur = obj_for(s, name, ino, start, end, off, is_vdso, deleted);
       }
       if (cur != NULL) {
         cur->live = 1;
@@ -535,34 +283,7 @@ static int load_maps(hs_symbolizer *s) {
   }
   free(text);
 
-  /* Objects gone from the maps: drop their modules (libdwfl frees modules
-   * not reported again between report_begin and report_end). */
-  int gone = 0;
-  for (sym_obj *o = s->all_objs; o != NULL; o = o->next)
-    if (!o->live && o->mod != NULL)
-      gone = 1;
-  if (gone && s->dwfl != NULL) {
-    dwfl_report_begin(s->dwfl);
-    for (sym_obj *o = s->all_objs; o != NULL; o = o->next) {
-      if (o->mod == NULL)
-        continue;
-      if (!o->live) {
-        o->mod = NULL;
-        o->state = 0;
-        free(o->cus);
-        o->cus = NULL;
-        o->ncus = 0;
-        o->cus_built = 0;
-        continue;
-      }
-      Dwarf_Addr lo, hi;
-      const char *mname =
-          dwfl_module_info(o->mod, NULL, &lo, &hi, NULL, NULL, NULL, NULL);
-      if (mname == NULL || dwfl_report_module(s->dwfl, mname, lo, hi) == NULL)
-        o->mod = NULL, o->state = 0;
-    }
-    dwfl_report_end(s->dwfl, NULL, NULL);
-  }
+  drop_gone_objects(s);
 
   free(s->maps);
   s->maps = maps;
@@ -573,7 +294,7 @@ static int load_maps(hs_symbolizer *s) {
   return 0;
 }
 
-static sym_map *lookup_map(hs_symbolizer *s, uintptr_t addr) {
+sym_map *hs_sym_lookup_map(hs_symbolizer *s, uintptr_t addr) {
   size_t lo = 0, hi = s->nmaps;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
@@ -629,7 +350,7 @@ static int compute_bias(hs_symbolizer *s, sym_obj *o, Elf *elf,
 static int open_mapped_file(sym_obj *o, char *used, size_t usedsz) {
   int fd = -1;
   if (!o->deleted) {
-    fd = open_ro(o->path);
+    fd = hs_sym_open_ro(o->path);
     if (fd >= 0) {
       struct stat st;
       /* Inode only: overlay file systems report another device. */
@@ -650,14 +371,14 @@ static int open_mapped_file(sym_obj *o, char *used, size_t usedsz) {
                m->pub.start, m->pub.limit);
       break;
     }
-  fd = open_ro(used);
+  fd = hs_sym_open_ro(used);
   if (fd >= 0)
     return fd;
   if (!o->deleted) {
     /* Inode mismatch and no map_files access (it needs privileges on some
      * kernels): containers' overlay file systems can show another inode
      * for the very same file, so trust the path. */
-    fd = open_ro(o->path);
+    fd = hs_sym_open_ro(o->path);
     snprintf(used, usedsz, "%s", o->path);
   }
   return fd;
@@ -670,7 +391,7 @@ static void set_userdata(Dwfl_Module *mod, sym_obj *o) {
     *ud = o;
 }
 
-static void load_obj(hs_symbolizer *s, sym_obj *o) {
+void hs_sym_load_obj(hs_symbolizer *s, sym_obj *o) {
   o->state = -1;
   if (s->dwfl == NULL)
     return;
@@ -721,248 +442,6 @@ static void load_obj(hs_symbolizer *s, sym_obj *o) {
   o->has_symtab = dwfl_module_getsymtab(mod) > 0;
   Dwarf_Addr dbias;
   o->has_dwarf = dwfl_module_getdwarf(mod, &dbias) != NULL;
-}
-
-/* ------------------------------------------------------------ frames */
-
-static const char *demangled(hs_symbolizer *s, const char *sys) {
-  if (s->demangle == NULL || sys[0] != '_' || sys[1] != 'Z')
-    return sys;
-  int status = -1;
-  char *d = s->demangle(sys, NULL, NULL, &status);
-  if (d == NULL || status != 0) {
-    free(d);
-    return sys;
-  }
-  const char *r = hs_intern(&s->strings, d);
-  free(d);
-  return r ? r : sys;
-}
-
-/* Name of a subprogram or inlined-subroutine DIE: the linkage (mangled)
- * name when there is one, else the plain name; follows abstract origins
- * and specifications. */
-static const char *die_name(Dwarf_Die *die) {
-  Dwarf_Attribute a;
-  const char *n = NULL;
-  if (dwarf_attr_integrate(die, DW_AT_linkage_name, &a) != NULL ||
-      dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &a) != NULL)
-    n = dwarf_formstring(&a);
-  if (n == NULL)
-    n = dwarf_diename(die);
-  return n;
-}
-
-typedef struct frame_acc {
-  hs_sym_frame f[MAX_INLINE_FRAMES];
-  uint32_t n;
-} frame_acc;
-
-static void push_frame(hs_symbolizer *s, frame_acc *acc, const char *sys,
-                       const char *file, int line, int start_line) {
-  if (acc->n >= MAX_INLINE_FRAMES)
-    return;
-  hs_sym_frame *f = &acc->f[acc->n];
-  const char *isys = sys ? hs_intern(&s->strings, sys) : NULL;
-  if (isys == NULL)
-    isys = s->unknown;
-  f->system_name = isys;
-  /* Symbol versions ("memcpy@@GLIBC_2.14") are not part of the name
-   * people look for; system_name keeps them. */
-  const char *at = strchr(isys, '@');
-  const char *plain = isys;
-  if (at != NULL && at > isys) {
-    plain = hs_intern_n(&s->strings, isys, (size_t)(at - isys));
-    if (plain == NULL)
-      plain = isys;
-  }
-  f->function = demangled(s, plain);
-  f->file = file ? hs_intern(&s->strings, file) : NULL;
-  f->line = line > 0 ? line : 0;
-  f->start_line = start_line > 0 ? start_line : 0;
-  acc->n++;
-}
-
-static int cu_cmp(const void *a, const void *b) {
-  const cu_range *x = a, *y = b;
-  return x->lo < y->lo ? -1 : x->lo > y->lo;
-}
-
-/* Builds o's CU range index once (all units' DW_AT_ranges or
- * low_pc/high_pc). */
-static void cu_index(sym_obj *o, Dwarf *dw) {
-  o->cus_built = 1;
-  size_t cap = 0;
-  Dwarf_CU *cu = NULL;
-  Dwarf_Die cudie, subdie;
-  uint8_t utype;
-  Dwarf_Half ver;
-  while (dwarf_get_units(dw, cu, &cu, &ver, &utype, &cudie, &subdie) == 0) {
-    if (utype != DW_UT_compile && utype != DW_UT_partial &&
-        utype != DW_UT_skeleton)
-      continue;
-    ptrdiff_t off = 0;
-    Dwarf_Addr base, lo, hi;
-    while ((off = dwarf_ranges(&cudie, off, &base, &lo, &hi)) > 0) {
-      if (hi <= lo)
-        continue;
-      if (o->ncus == cap) {
-        size_t ncap = cap ? cap * 2 : 64;
-        cu_range *n = realloc(o->cus, ncap * sizeof *n);
-        if (n == NULL)
-          goto done;
-        o->cus = n;
-        cap = ncap;
-      }
-      o->cus[o->ncus].lo = lo;
-      o->cus[o->ncus].hi = hi;
-      o->cus[o->ncus].cu = cudie;
-      o->ncus++;
-    }
-  }
-done:
-  if (o->ncus > 1)
-    qsort(o->cus, o->ncus, sizeof *o->cus, cu_cmp);
-}
-
-/* The CU containing DWARF address a, through o's own index. */
-static Dwarf_Die *cu_lookup(sym_obj *o, Dwarf_Addr a) {
-  size_t lo = 0, hi = o->ncus;
-  while (lo < hi) { /* first range with lo > a */
-    size_t mid = lo + (hi - lo) / 2;
-    if (o->cus[mid].lo <= a)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  /* Ranges rarely overlap; look back a little for one that covers a. */
-  for (size_t i = lo, k = 0; i > 0 && k < 8; i--, k++)
-    if (a >= o->cus[i - 1].lo && a < o->cus[i - 1].hi)
-      return &o->cus[i - 1].cu;
-  return NULL;
-}
-
-/* Frames from DWARF: the innermost from the line table, each enclosing
- * inlined call from its call site, up to the physical function. */
-static void dwarf_frames(hs_symbolizer *s, sym_obj *o, uintptr_t addr,
-                         const char *symname, frame_acc *acc) {
-  Dwfl_Module *mod = o->mod;
-  const char *file = NULL;
-  int line = 0;
-  Dwfl_Line *dl = dwfl_module_getsrc(mod, addr);
-  if (dl != NULL)
-    file = dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);
-
-  Dwarf_Addr bias = 0;
-  Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, &bias);
-  if (cu == NULL) {
-    Dwarf *dw = dwfl_module_getdwarf(mod, &bias);
-    if (dw != NULL && !o->cus_built)
-      cu_index(o, dw);
-    if (dw != NULL)
-      cu = cu_lookup(o, addr - bias);
-    if (cu != NULL && dl == NULL) {
-      Dwarf_Line *l = dwarf_getsrc_die(cu, addr - bias);
-      if (l != NULL) {
-        file = dwarf_linesrc(l, NULL, NULL);
-        if (dwarf_lineno(l, &line) != 0)
-          line = 0;
-      }
-    }
-  }
-  Dwarf_Die *scopes = NULL;
-  int nscopes = cu ? dwarf_getscopes(cu, addr - bias, &scopes) : 0;
-  Dwarf_Files *files = NULL;
-  size_t nfiles = 0;
-  if (cu != NULL && dwarf_getsrcfiles(cu, &files, &nfiles) != 0)
-    files = NULL;
-
-  int physical = 0;
-  for (int i = 0; i < nscopes && acc->n < MAX_INLINE_FRAMES; i++) {
-    Dwarf_Die *d = &scopes[i];
-    int tag = dwarf_tag(d);
-    if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
-      continue;
-    int decl = 0;
-    if (dwarf_decl_line(d, &decl) != 0)
-      decl = 0;
-    const char *n = die_name(d);
-    if (tag == DW_TAG_subprogram) {
-      /* The symbol table names the physical function best (it has the
-       * full mangled name when DWARF only has the short one). */
-      push_frame(s, acc, symname ? symname : n, file, line, decl);
-      physical = 1;
-      break;
-    }
-    push_frame(s, acc, n, file, line, decl);
-    /* The enclosing function executes at this inlined call's site. */
-    Dwarf_Attribute a;
-    Dwarf_Word cf = 0, cl = 0;
-    file = NULL;
-    line = 0;
-    if (dwarf_attr(d, DW_AT_call_file, &a) != NULL &&
-        dwarf_formudata(&a, &cf) == 0 && files != NULL && cf < nfiles)
-      file = dwarf_filesrc(files, cf, NULL, NULL);
-    if (dwarf_attr(d, DW_AT_call_line, &a) != NULL &&
-        dwarf_formudata(&a, &cl) == 0 && cl <= INT_MAX)
-      line = (int)cl;
-  }
-  free(scopes);
-  if (!physical)
-    push_frame(s, acc, symname, file, line, 0);
-}
-
-static hs_sym_loc *resolve(hs_symbolizer *s, uintptr_t addr) {
-  frame_acc acc;
-  acc.n = 0;
-  /* First address of a new epoch (profile): reread the mappings even if
-   * the address falls in a known one, since the program may have unmapped
-   * it and mapped something else there since. */
-  if (s->loaded && s->epoch_reload)
-    load_maps(s);
-  sym_map *m = s->loaded ? lookup_map(s, addr) : NULL;
-  if (m == NULL &&
-      (!s->loaded || s->epoch_reload ||
-       hs_now_mono_ns() - s->last_reload_ns >= RELOAD_MIN_INTERVAL_NS)) {
-    load_maps(s);
-    m = lookup_map(s, addr);
-  }
-  sym_obj *o = m ? m->obj : NULL;
-  if (o != NULL && o->state == 0)
-    load_obj(s, o);
-  if (o != NULL && o->state == 1 && o->mod != NULL) {
-    GElf_Off off;
-    GElf_Sym sym;
-    GElf_Word shndx;
-    Elf *elf = NULL;
-    Dwarf_Addr sbias = 0;
-    const char *symname =
-        dwfl_module_addrinfo(o->mod, addr, &off, &sym, &shndx, &elf, &sbias);
-    if (o->has_dwarf)
-      dwarf_frames(s, o, addr, symname, &acc);
-    else
-      push_frame(s, &acc, symname, NULL, 0, 0);
-    m->pub.build_id = o->build_id;
-    for (uint32_t i = 0; i < acc.n; i++) {
-      if (acc.f[i].system_name != s->unknown)
-        m->pub.has_functions = 1;
-      if (acc.f[i].file != NULL)
-        m->pub.has_filenames = 1;
-      if (acc.f[i].line > 0)
-        m->pub.has_line_numbers = 1;
-    }
-    if (acc.n > 1)
-      m->pub.has_inline_frames = 1;
-  }
-  if (acc.n == 0)
-    push_frame(s, &acc, NULL, NULL, 0, 0);
-  hs_sym_loc *loc = malloc(sizeof *loc + acc.n * sizeof acc.f[0]);
-  if (loc == NULL)
-    return NULL;
-  loc->map = m ? &m->pub : NULL;
-  loc->nframes = acc.n;
-  memcpy(loc->frames, acc.f, acc.n * sizeof acc.f[0]);
-  return loc;
 }
 
 /* ------------------------------------------------------------ cache */
@@ -1016,7 +495,7 @@ const hs_sym_loc *hs_symbolize_loc(hs_symbolizer *s, uintptr_t addr) {
     }
   }
   s->misses++;
-  hs_sym_loc *loc = resolve(s, addr);
+  hs_sym_loc *loc = hs_sym_resolve(s, addr);
   if (loc == NULL)
     return NULL;
   if (s->cache_count >= CACHE_MAX_ENTRIES)
@@ -1044,7 +523,7 @@ hs_symbolizer *hs_symbolizer_new(void) {
   if (s->page_size <= 0)
     s->page_size = 4096;
   elf_version(EV_CURRENT);
-  s->dwfl = dwfl_begin(&dwfl_cbs);
+  s->dwfl = dwfl_begin(&hs_sym_dwfl_cbs);
   if (s->dwfl == NULL)
     hs_log(HS_LOG_WARN, "symbolizer: libdwfl unavailable: %s", dwfl_errmsg(-1));
   char exe[PATH_MAX];
@@ -1113,12 +592,12 @@ const hs_sym_map *hs_symbolizer_main_map(hs_symbolizer *s) {
   if (s == NULL)
     return NULL;
   if (!s->loaded)
-    load_maps(s);
+    hs_sym_load_maps(s);
   for (size_t i = 0; i < s->nmaps; i++) {
     sym_map *m = s->maps[i];
     if (m->pub.is_main && m->pub.exec) {
       if (m->obj != NULL && m->obj->state == 0)
-        load_obj(s, m->obj);
+        hs_sym_load_obj(s, m->obj);
       if (m->obj != NULL)
         m->pub.build_id = m->obj->build_id;
       return &m->pub;

@@ -7,8 +7,8 @@
 #include <time.h>
 
 #include "agent/api.h"
-#include "common/hex.h"
 #include "backend/query.h"
+#include "common/hex.h"
 
 #define HOUR_NS (INT64_C(3600) * 1000000000)
 #define PARAM_MAX 1024
@@ -325,7 +325,7 @@ void hs_agent_api_profile(void *arg, const hs_agent_http_request *req,
     o.lines = lines;
     hs_query_endpoint_profile r;
     rc = hs_query_endpoint_profile_query(a->store, svc, ep, from, to, &o, &r,
-                                        err, sizeof(err));
+                                         err, sizeof(err));
     if (rc) {
       store_error(res, rc, err);
     } else {
@@ -423,7 +423,7 @@ void hs_agent_api_diff(void *arg, const hs_agent_http_request *req,
   hs_query_diff r;
   char err[256] = "";
   int rc = hs_query_endpoint_diff_sides(a->store, svc, ep, type, &bs, &as, &o,
-                                       &r, err, sizeof(err));
+                                        &r, err, sizeof(err));
   if (rc)
     store_error(res, rc, err);
   else

@@ -205,7 +205,7 @@ static int cmp_group(const void *a, const void *b) {
 }
 
 int hs_query_services_query(hs_store *s, int64_t from_ns, int64_t to_ns,
-                           hs_query_services *out, char *err, size_t errlen) {
+                            hs_query_services *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   out->from_ns = from_ns;
   out->to_ns = to_ns;
@@ -367,7 +367,7 @@ static int traces_cb(void *arg, const hs_store_trace *t) {
 }
 
 int hs_query_traces_query(hs_store *s, const hs_store_trace_filter *f,
-                         hs_query_traces *out, char *err, size_t errlen) {
+                          hs_query_traces *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   hs_store_trace_filter q;
   memset(&q, 0, sizeof q);
@@ -583,13 +583,13 @@ out:
 }
 
 int hs_query_trace_query(hs_store *s, uint64_t hi, uint64_t lo,
-                        hs_query_trace *out, char *err, size_t errlen) {
+                         hs_query_trace *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   int rc =
       hs_store_get_trace(s, hi, lo, trace_row_cb, &out->trace, err, errlen);
   if (rc == HS_STORE_NOTFOUND) {
     hs_query_seterr(err, errlen, "trace %016llx%016llx not found",
-                   (unsigned long long)hi, (unsigned long long)lo);
+                    (unsigned long long)hi, (unsigned long long)lo);
     return rc;
   }
   if (rc != HS_STORE_OK) {

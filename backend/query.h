@@ -17,8 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/buf.h"
 #include "backend/store.h"
+#include "common/buf.h"
 
 /* ----------------------------------------------------------------- ids */
 
@@ -63,7 +63,7 @@ int64_t hs_query_percentile(const int64_t *sorted, size_t n, double p);
  * trace whose root started in the range), error counts and root-duration
  * percentiles. */
 int hs_query_services_query(hs_store *s, int64_t from_ns, int64_t to_ns,
-                           hs_query_services *out, char *err, size_t errlen);
+                            hs_query_services *out, char *err, size_t errlen);
 void hs_query_services_free(hs_query_services *r);
 void hs_query_services_json(const hs_query_services *r, hs_buf *b);
 
@@ -85,7 +85,7 @@ typedef struct hs_query_traces {
 
 /* Traces matching f (by_duration is implied; limit 0 means 100). */
 int hs_query_traces_query(hs_store *s, const hs_store_trace_filter *f,
-                         hs_query_traces *out, char *err, size_t errlen);
+                          hs_query_traces *out, char *err, size_t errlen);
 void hs_query_traces_free(hs_query_traces *r);
 void hs_query_traces_json(const hs_query_traces *r, hs_buf *b);
 
@@ -108,7 +108,7 @@ typedef struct hs_query_trace {
 } hs_query_trace;
 
 int hs_query_trace_query(hs_store *s, uint64_t hi, uint64_t lo,
-                        hs_query_trace *out, char *err, size_t errlen);
+                         hs_query_trace *out, char *err, size_t errlen);
 void hs_query_trace_free(hs_query_trace *r);
 void hs_query_trace_json(const hs_query_trace *r, hs_buf *b);
 
@@ -128,9 +128,9 @@ typedef struct hs_query_flame {
 } hs_query_flame;
 
 typedef struct hs_query_profile {
-  int type;            /* HS_PT_CPU or HS_PT_WALL */
-  int64_t total;       /* sum of sample values (ns) */
-  int64_t samples;     /* number of samples */
+  int type;             /* HS_PT_CPU or HS_PT_WALL */
+  int64_t total;        /* sum of sample values (ns) */
+  int64_t samples;      /* number of samples */
   hs_query_func *funcs; /* by self, largest first; at most top */
   size_t nfuncs;
   hs_query_flame flame;
@@ -159,8 +159,9 @@ typedef struct hs_query_hotspots {
 } hs_query_hotspots;
 
 /* Code hotspots of one span (by span id). */
-int hs_query_span_hotspots(hs_store *s, uint64_t span_id, const hs_query_opts *o,
-                          hs_query_hotspots *out, char *err, size_t errlen);
+int hs_query_span_hotspots(hs_store *s, uint64_t span_id,
+                           const hs_query_opts *o, hs_query_hotspots *out,
+                           char *err, size_t errlen);
 void hs_query_hotspots_free(hs_query_hotspots *r);
 void hs_query_hotspots_json(const hs_query_hotspots *r, hs_buf *b);
 
@@ -177,13 +178,13 @@ typedef struct hs_query_endpoint_profile {
 /* The aggregated profile of an endpoint's samples in a range. The JSON
  * adds per-request values (value / requests) when requests > 0. */
 int hs_query_endpoint_profile_query(hs_store *s, const char *service,
-                                   const char *endpoint, int64_t from_ns,
-                                   int64_t to_ns, const hs_query_opts *o,
-                                   hs_query_endpoint_profile *out, char *err,
-                                   size_t errlen);
+                                    const char *endpoint, int64_t from_ns,
+                                    int64_t to_ns, const hs_query_opts *o,
+                                    hs_query_endpoint_profile *out, char *err,
+                                    size_t errlen);
 void hs_query_endpoint_profile_free(hs_query_endpoint_profile *r);
 void hs_query_endpoint_profile_json(const hs_query_endpoint_profile *r,
-                                   hs_buf *b);
+                                    hs_buf *b);
 
 typedef struct hs_query_diff_row {
   char *name;
@@ -207,10 +208,10 @@ typedef struct hs_query_diff {
  * profile type (HS_PT_CPU or HS_PT_WALL). o->top bounds the rows (0 =
  * 50). */
 int hs_query_endpoint_diff(hs_store *s, const char *service,
-                          const char *endpoint, int type, int64_t before_from,
-                          int64_t before_to, int64_t after_from,
-                          int64_t after_to, const hs_query_opts *o,
-                          hs_query_diff *out, char *err, size_t errlen);
+                           const char *endpoint, int type, int64_t before_from,
+                           int64_t before_to, int64_t after_from,
+                           int64_t after_to, const hs_query_opts *o,
+                           hs_query_diff *out, char *err, size_t errlen);
 
 /* One side of a version diff: the samples and requests of a version,
  * within [from_ns, to_ns) (0, 0: all stored data). */
@@ -227,11 +228,11 @@ typedef struct hs_query_diff_side {
  * service when service is NULL), or one with no requests and no samples
  * of the endpoint in the range, is HS_STORE_NOTFOUND with err naming it. */
 int hs_query_endpoint_diff_sides(hs_store *s, const char *service,
-                                const char *endpoint, int type,
-                                const hs_query_diff_side *before,
-                                const hs_query_diff_side *after,
-                                const hs_query_opts *o, hs_query_diff *out,
-                                char *err, size_t errlen);
+                                 const char *endpoint, int type,
+                                 const hs_query_diff_side *before,
+                                 const hs_query_diff_side *after,
+                                 const hs_query_opts *o, hs_query_diff *out,
+                                 char *err, size_t errlen);
 void hs_query_diff_free(hs_query_diff *r);
 void hs_query_diff_json(const hs_query_diff *r, hs_buf *b);
 
@@ -244,7 +245,7 @@ typedef struct hs_query_version {
 } hs_query_version;
 
 typedef struct hs_query_versions {
-  char *service;      /* as asked; NULL: every service */
+  char *service;       /* as asked; NULL: every service */
   hs_query_version *v; /* by service, then first seen */
   size_t n;
 } hs_query_versions;
@@ -253,7 +254,7 @@ typedef struct hs_query_versions {
  * traces or samples stored. HS_STORE_NOTFOUND when a service is given and
  * has none; an empty list otherwise. */
 int hs_query_versions_query(hs_store *s, const char *service,
-                           hs_query_versions *out, char *err, size_t errlen);
+                            hs_query_versions *out, char *err, size_t errlen);
 void hs_query_versions_free(hs_query_versions *r);
 void hs_query_versions_json(const hs_query_versions *r, hs_buf *b);
 
@@ -276,12 +277,12 @@ typedef struct hs_query_selection {
  * bytewise. Frame names containing ';' or newlines have them replaced by
  * '_'. */
 int hs_query_export_folded(hs_store *s, const hs_query_selection *sel,
-                          hs_buf *out, char *err, size_t errlen);
+                           hs_buf *out, char *err, size_t errlen);
 
 /* gzip-compressed pprof (perftools.profiles.Profile) appended to out:
  * sample types samples/count and cpu|wall/nanoseconds, one sample per
  * distinct stack. */
-int hs_query_export_pprof(hs_store *s, const hs_query_selection *sel, hs_buf *out,
-                         char *err, size_t errlen);
+int hs_query_export_pprof(hs_store *s, const hs_query_selection *sel,
+                          hs_buf *out, char *err, size_t errlen);
 
 #endif

@@ -245,8 +245,8 @@ int main(int argc, char **argv) {
     hs_query_endpoint_profile p;
     double t = now_s();
     int rc = hs_query_endpoint_profile_query(st, "shop", epnames[e], from,
-                                            from + HOUR_NS, NULL, &p, err,
-                                            sizeof err);
+                                             from + HOUR_NS, NULL, &p, err,
+                                             sizeof err);
     tq[r] = now_s() - t;
     if (rc != HS_STORE_OK) {
       fprintf(stderr, "endpoint profile: %s\n", err);

@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
 #include "backend/query.h"
 #include "backend/store.h"
+#include "cli/cli.h"
 
 #define HOUR_NS 3600000000000LL
 /* Largest answer accepted from the agent: a big pprof or trace fits. */
@@ -316,7 +316,7 @@ static int fetch_db(const hs_cli_backend *be, const hs_cli_query *q,
     }
     hs_query_endpoint_profile r;
     rc = hs_query_endpoint_profile_query(s, q->service, q->endpoint, from, to,
-                                        &o, &r, err, errlen);
+                                         &o, &r, err, errlen);
     if (rc == HS_STORE_OK)
       hs_query_endpoint_profile_json(&r, out);
     hs_query_endpoint_profile_free(&r);
@@ -327,9 +327,9 @@ static int fetch_db(const hs_cli_backend *be, const hs_cli_query *q,
     hs_query_diff_side bs = {q->before_from, q->before_to, q->before_version};
     hs_query_diff_side as = {q->after_from, q->after_to, q->after_version};
     rc = hs_query_endpoint_diff_sides(s, q->service, q->endpoint,
-                                     q->type == HS_CLI_WALL ? HS_PT_WALL
-                                                            : HS_PT_CPU,
-                                     &bs, &as, &o, &r, err, errlen);
+                                      q->type == HS_CLI_WALL ? HS_PT_WALL
+                                                             : HS_PT_CPU,
+                                      &bs, &as, &o, &r, err, errlen);
     if (rc == HS_STORE_OK)
       hs_query_diff_json(&r, out);
     hs_query_diff_free(&r);

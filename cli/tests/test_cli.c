@@ -18,8 +18,8 @@
 
 #include <cmocka.h>
 
-#include "cli/cli.h"
 #include "backend/store.h"
+#include "cli/cli.h"
 #include "tests/backend/store_fixtures.h"
 
 #define S 1000000000LL

@@ -8,8 +8,8 @@
 #include <cmocka.h>
 #include <zlib.h>
 
-#include "tests/backend/store_fixtures.h"
 #include "backend/query.h"
+#include "tests/backend/store_fixtures.h"
 
 #define MS 1000000LL
 #define T0 (1700000000LL * 1000000000LL)
@@ -81,7 +81,7 @@ static int teardown(void **state) {
 }
 
 static const hs_query_func *find_func(const hs_query_profile *p,
-                                     const char *name) {
+                                      const char *name) {
   for (size_t i = 0; i < p->nfuncs; i++)
     if (!strcmp(p->funcs[i].name, name))
       return &p->funcs[i];
@@ -123,7 +123,8 @@ static void test_parse_id(void **state) {
       hs_query_parse_id("340282366920938463463374607431768211456", &hi, &lo),
       -1);
   assert_int_equal(
-      hs_query_parse_id("340282366920938463463374607431768211455", &hi, &lo), 0);
+      hs_query_parse_id("340282366920938463463374607431768211455", &hi, &lo),
+      0);
   assert_true(hi == UINT64_MAX && lo == UINT64_MAX);
 }
 
@@ -318,8 +319,8 @@ static void test_endpoint_profile(void **state) {
   char err[256];
   hs_query_endpoint_profile p;
   assert_int_equal(hs_query_endpoint_profile_query(fx->s, "svc", "GET /a", T0,
-                                                  T0 + HOUR, NULL, &p, err,
-                                                  sizeof err),
+                                                   T0 + HOUR, NULL, &p, err,
+                                                   sizeof err),
                    HS_STORE_OK);
   assert_int_equal(p.requests, 2);
   /* f 300 ms, g 100 ms, db_query 200 ms of CPU; wait_io 50 ms wall. */
@@ -340,13 +341,14 @@ static void test_endpoint_profile(void **state) {
   hs_query_endpoint_profile_free(&p);
   /* Any service. */
   assert_int_equal(hs_query_endpoint_profile_query(fx->s, NULL, "GET /a", T0, 0,
-                                                  NULL, &p, err, sizeof err),
+                                                   NULL, &p, err, sizeof err),
                    HS_STORE_OK);
   assert_int_equal(p.requests, 3);
   assert_int_equal(p.cpu.total, 1300 * MS);
   hs_query_endpoint_profile_free(&p);
-  assert_int_equal(hs_query_endpoint_profile_query(fx->s, "svc", "GET /zz", 0, 0,
-                                                  NULL, &p, err, sizeof err),
+  assert_int_equal(hs_query_endpoint_profile_query(fx->s, "svc", "GET /zz", 0,
+                                                   0, NULL, &p, err,
+                                                   sizeof err),
                    HS_STORE_NOTFOUND);
   assert_non_null(strstr(err, "GET /zz"));
   hs_query_endpoint_profile_free(&p);
@@ -357,8 +359,8 @@ static void test_endpoint_diff(void **state) {
   char err[256];
   hs_query_diff d;
   assert_int_equal(hs_query_endpoint_diff(fx->s, "svc", "GET /a", HS_PT_CPU, T0,
-                                         T0 + HOUR, T0 + HOUR, T0 + 2 * HOUR,
-                                         NULL, &d, err, sizeof err),
+                                          T0 + HOUR, T0 + HOUR, T0 + 2 * HOUR,
+                                          NULL, &d, err, sizeof err),
                    HS_STORE_OK);
   assert_int_equal(d.before_requests, 2);
   assert_int_equal(d.after_requests, 1);
@@ -380,7 +382,7 @@ static void test_endpoint_diff(void **state) {
   hs_buf_free(&b);
   hs_query_diff_free(&d);
   assert_int_equal(hs_query_endpoint_diff(fx->s, "svc", "GET /a", 0, 0, 0, 0, 0,
-                                         NULL, &d, err, sizeof err),
+                                          NULL, &d, err, sizeof err),
                    HS_STORE_ERR);
   hs_query_diff_free(&d);
 }
@@ -437,7 +439,7 @@ static int setup_versions(void **state) {
 }
 
 static const hs_query_diff_row *diff_row(const hs_query_diff *d,
-                                        const char *name) {
+                                         const char *name) {
   for (size_t i = 0; i < d->n; i++)
     if (strcmp(d->rows[i].name, name) == 0)
       return &d->rows[i];
@@ -451,8 +453,8 @@ static void test_version_diff(void **state) {
   hs_query_diff d;
   hs_query_diff_side bs = {0, 0, "1.2.0"}, as = {0, 0, "1.3.0"};
   assert_int_equal(hs_query_endpoint_diff_sides(fx->s, "shop", "GET /v",
-                                               HS_PT_CPU, &bs, &as, NULL, &d,
-                                               err, sizeof err),
+                                                HS_PT_CPU, &bs, &as, NULL, &d,
+                                                err, sizeof err),
                    HS_STORE_OK);
   /* The unversioned request and the other endpoint's do not count. */
   assert_int_equal(d.before_requests, 3);
@@ -481,9 +483,9 @@ static void test_version_diff(void **state) {
   hs_query_diff_free(&d);
 
   /* Any service: web's 9.0 is not 1.2.0, so the answer is the same. */
-  assert_int_equal(hs_query_endpoint_diff_sides(fx->s, NULL, "GET /v", HS_PT_CPU,
-                                               &bs, &as, NULL, &d, err,
-                                               sizeof err),
+  assert_int_equal(hs_query_endpoint_diff_sides(fx->s, NULL, "GET /v",
+                                                HS_PT_CPU, &bs, &as, NULL, &d,
+                                                err, sizeof err),
                    HS_STORE_OK);
   assert_int_equal(d.before_requests, 3);
   assert_true(diff_row(&d, "f")->after_self == 300.0 * MS);
@@ -494,8 +496,8 @@ static void test_version_diff(void **state) {
   bs.to_ns = as.to_ns = T0 + 3000 * MS;
   bs.from_ns = as.from_ns = T0;
   assert_int_equal(hs_query_endpoint_diff_sides(fx->s, "shop", "GET /v",
-                                               HS_PT_CPU, &bs, &as, NULL, &d,
-                                               err, sizeof err),
+                                                HS_PT_CPU, &bs, &as, NULL, &d,
+                                                err, sizeof err),
                    HS_STORE_OK);
   assert_int_equal(d.before_requests, 2);
   assert_int_equal(d.after_requests, 1);
@@ -510,8 +512,8 @@ static void test_version_diff_bad_input(void **state) {
   hs_query_diff d;
   hs_query_diff_side bs = {0, 0, "1.2.0"}, as = {0, 0, "7.7"};
   assert_int_equal(hs_query_endpoint_diff_sides(fx->s, "shop", "GET /v",
-                                               HS_PT_CPU, &bs, &as, NULL, &d,
-                                               err, sizeof err),
+                                                HS_PT_CPU, &bs, &as, NULL, &d,
+                                                err, sizeof err),
                    HS_STORE_NOTFOUND);
   assert_string_equal(err, "version '7.7' is unknown for service shop"
                            " (known: 1.2.0, 1.3.0)");
@@ -520,8 +522,8 @@ static void test_version_diff_bad_input(void **state) {
   /* 9.0 is web's, not shop's. */
   as.version = "9.0";
   assert_int_equal(hs_query_endpoint_diff_sides(fx->s, "shop", "GET /v",
-                                               HS_PT_CPU, &bs, &as, NULL, &d,
-                                               err, sizeof err),
+                                                HS_PT_CPU, &bs, &as, NULL, &d,
+                                                err, sizeof err),
                    HS_STORE_NOTFOUND);
   hs_query_diff_free(&d);
   /* Known versions, but nothing of them in the range. */
@@ -529,16 +531,16 @@ static void test_version_diff_bad_input(void **state) {
   as.from_ns = T0 + HOUR;
   as.to_ns = T0 + 2 * HOUR;
   assert_int_equal(hs_query_endpoint_diff_sides(fx->s, "shop", "GET /v",
-                                               HS_PT_CPU, &bs, &as, NULL, &d,
-                                               err, sizeof err),
+                                                HS_PT_CPU, &bs, &as, NULL, &d,
+                                                err, sizeof err),
                    HS_STORE_NOTFOUND);
   assert_non_null(strstr(err, "version '1.3.0': no requests or samples"));
   hs_query_diff_free(&d);
   /* One version alone. */
   as.version = NULL;
   assert_int_equal(hs_query_endpoint_diff_sides(fx->s, "shop", "GET /v",
-                                               HS_PT_CPU, &bs, &as, NULL, &d,
-                                               err, sizeof err),
+                                                HS_PT_CPU, &bs, &as, NULL, &d,
+                                                err, sizeof err),
                    HS_STORE_ERR);
   assert_non_null(strstr(err, "both versions"));
   hs_query_diff_free(&d);

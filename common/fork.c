@@ -1,45 +1,63 @@
-/* The fork-handler registry (common/fork.h). */
+/* The fork-handler registry (common/fork.h).
+ *
+ * No lock: a part registers while holding its own locks, and prepare takes
+ * those same locks, so a registry mutex held from prepare to parent (or
+ * taken inside a registration) would order the two sets of locks both
+ * ways. Registration publishes a pointer in the slot of its rank with one
+ * compare-and-swap; prepare walks the slots in rank order and remembers,
+ * in the forking thread, which handlers it prepared; parent and child run
+ * exactly those. A handler registered while a fork is in progress takes
+ * part from the next fork on. */
 #include "common/fork.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#define MAX_HANDLERS 8
-
-static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
-/* Sorted by ascending rank; changed only under reg_mu, which prepare holds
- * until parent or child, so no registration runs across a fork. */
-static const hs_fork_handler *handlers[MAX_HANDLERS];
-static size_t nhandlers;
+static _Atomic(const hs_fork_handler *) by_rank[HS_FORK_RANK_LIMIT];
 static _Atomic unsigned generation;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 static int installed;
+
+/* The ranks this thread's fork prepared, one bit each (a slot, once set,
+ * never changes). The child is the forking thread's copy, so it sees the
+ * same bits. */
+static __thread uint64_t prepared __attribute__((tls_model("initial-exec")));
 
 unsigned hs_fork_generation(void) {
   return atomic_load_explicit(&generation, memory_order_relaxed);
 }
 
+static const hs_fork_handler *at(int r) {
+  return atomic_load_explicit(&by_rank[r], memory_order_acquire);
+}
+
 static void run_prepare(void) {
-  pthread_mutex_lock(&reg_mu);
-  for (size_t i = 0; i < nhandlers; i++)
-    if (handlers[i]->prepare != NULL)
-      handlers[i]->prepare();
+  prepared = 0;
+  for (int r = 0; r < HS_FORK_RANK_LIMIT; r++) {
+    const hs_fork_handler *h = at(r);
+    if (h == NULL)
+      continue;
+    prepared |= (uint64_t)1 << r;
+    if (h->prepare != NULL)
+      h->prepare();
+  }
 }
 
 static void run_parent(void) {
-  for (size_t i = nhandlers; i-- > 0;)
-    if (handlers[i]->parent != NULL)
-      handlers[i]->parent();
-  pthread_mutex_unlock(&reg_mu);
+  for (int r = HS_FORK_RANK_LIMIT; r-- > 0;)
+    if ((prepared >> r & 1) && at(r)->parent != NULL)
+      at(r)->parent();
+  prepared = 0;
 }
 
 static void run_child(void) {
   atomic_fetch_add_explicit(&generation, 1, memory_order_relaxed);
-  for (size_t i = nhandlers; i-- > 0;)
-    if (handlers[i]->child != NULL)
-      handlers[i]->child();
-  pthread_mutex_init(&reg_mu, NULL);
+  for (int r = HS_FORK_RANK_LIMIT; r-- > 0;)
+    if ((prepared >> r & 1) && at(r)->child != NULL)
+      at(r)->child();
+  prepared = 0;
 }
 
 static void install(void) {
@@ -48,28 +66,12 @@ static void install(void) {
 
 int hs_fork_register(const hs_fork_handler *h) {
   pthread_once(&install_once, install);
-  if (!installed || h == NULL)
+  if (!installed || h == NULL || h->rank < 0 || h->rank >= HS_FORK_RANK_LIMIT)
     return -1;
-  int rc = 0;
-  pthread_mutex_lock(&reg_mu);
-  size_t at = nhandlers;
-  for (size_t i = 0; i < nhandlers && at == nhandlers; i++) {
-    if (handlers[i] == h)
-      goto out;
-    if (handlers[i]->rank == h->rank)
-      rc = -1;
-    if (handlers[i]->rank > h->rank)
-      at = i;
-  }
-  if (rc != 0 || nhandlers == MAX_HANDLERS) {
-    rc = -1;
-    goto out;
-  }
-  for (size_t i = nhandlers; i > at; i--)
-    handlers[i] = handlers[i - 1];
-  handlers[at] = h;
-  nhandlers++;
-out:
-  pthread_mutex_unlock(&reg_mu);
-  return rc;
+  const hs_fork_handler *expect = NULL;
+  if (atomic_compare_exchange_strong_explicit(&by_rank[h->rank], &expect, h,
+                                              memory_order_acq_rel,
+                                              memory_order_acquire))
+    return 0;
+  return expect == h ? 0 : -1;
 }

@@ -23,7 +23,8 @@ enum hs_fork_rank {
   HS_FORK_RANK_PROFILER = 30,  /* sampling paused, thread table */
   HS_FORK_RANK_TRANSPORT = 40, /* exporters' queues and HTTP thread */
   HS_FORK_RANK_IDENTITY = 45,  /* runtime id */
-  HS_FORK_RANK_CORE = 50       /* fork generation, library threads */
+  HS_FORK_RANK_CORE = 50,      /* fork generation, library threads */
+  HS_FORK_RANK_LIMIT = 64      /* ranks are below this (one bit each) */
 };
 
 typedef struct hs_fork_handler {
@@ -34,8 +35,10 @@ typedef struct hs_fork_handler {
 } hs_fork_handler;
 
 /* Adds h (static storage; registering the same pointer twice is a no-op).
- * Returns 0, or -1 when the registry is full or the rank is taken by
- * another handler. Thread-safe; not from a fork handler. */
+ * Returns 0, or -1 when the rank is out of range or taken by another
+ * handler. Lock-free, so it may be called with any lock held; not from a
+ * fork handler. A handler added while another thread forks takes part
+ * from the next fork on. */
 int hs_fork_register(const hs_fork_handler *h);
 
 /* Number of forks this process descends from (bumped in each child before

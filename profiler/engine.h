@@ -63,6 +63,14 @@ void hs_prof_engine_stats(hotspan_profiler_stats *out);
  * thread before its start routine, when the profiler runs. */
 void hs_prof_on_thread_start(void);
 
+/* 1 when pthread_create's wrapper registers new threads as they start; 0
+ * when a sanitizer runtime in front of it passes them by and only the
+ * aggregator's /proc/self/task scan finds them (profiler/interpose.c).
+ * The engine asks at every start: that reference also keeps the wrapper in
+ * every static link that has the engine, where a linker that met
+ * pthread_create first in a shared sanitizer runtime would leave it out. */
+int hs_prof_interpose_active(void);
+
 /* ---- for tests ------------------------------------------------------ */
 
 /* Called on the aggregator thread for every sample taken out of a ring,

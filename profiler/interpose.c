@@ -76,6 +76,10 @@ static void detect_sanitizer_outside(void) {
   atomic_store(&sanitizer_outside, outside);
 }
 
+int hs_prof_interpose_active(void) {
+  return !atomic_load_explicit(&sanitizer_outside, memory_order_relaxed);
+}
+
 typedef struct tramp {
   void *(*fn)(void *);
   void *arg;

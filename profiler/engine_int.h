@@ -123,4 +123,43 @@ uint32_t hs_prof_unwind(const ucontext_t *uc, int unwinder, uintptr_t stack_hi,
                         uintptr_t *pcs, uint32_t max, int *truncated,
                         int *incomplete, int *used_fp);
 
+/* ---- state shared by engine.c, engine_slots.c and engine_scan.c ---- */
+
+/* Locks, in the order they nest: life_lock (engine.c: start, stop, fork),
+ * hs_pe.reg_lock (the slot table), ctl_lock (engine.c: the background
+ * threads' wake-ups and the sync handshake). The signal handler takes none
+ * of them. */
+typedef struct hs_prof_engine_state {
+  pthread_mutex_t reg_lock;
+  _Atomic int running;    /* lifecycle: a session is on */
+  int session;            /* under reg_lock: registrations allowed */
+  _Atomic int displaced;  /* another handler replaced ours */
+  hs_prof_settings set;   /* the session's settings (set at start) */
+  size_t ring_bytes;      /* per-thread ring size this session */
+  pthread_key_t exit_key; /* thread-exit destructor of self-registered slots */
+} hs_prof_engine_state;
+
+extern hs_prof_engine_state hs_pe;
+
+/* engine.c */
+pid_t hs_pe_gettid_(void);
+uint64_t hs_pe_rng_next(void);
+#define SCAN_INTERVAL_NS 1000000000ull /* thread scan: once a second */
+#define NAMES_PER_SCAN 64              /* thread names re-read per scan */
+
+/* engine_slots.c (reg_lock held) */
+/* Thread-exit destructor of hs_pe.exit_key (takes reg_lock). */
+void hs_pe_on_thread_exit(void *p);
+void hs_pe_slot_timer_delete(hs_prof_slot *s);
+void hs_pe_read_comm(pid_t tid, char name[16]);
+void hs_pe_slot_free(hs_prof_slot *s);
+void hs_pe_slot_retire(hs_prof_slot *s, int self);
+int hs_pe_slot_activate(hs_prof_slot *s, pid_t tid, int how);
+int hs_pe_register_self_locked(pid_t tid, hs_prof_slot **out);
+int hs_pe_register_remote_locked(pid_t tid);
+/* engine_scan.c (reg_lock held, except hs_pe_periodic_scan) */
+int hs_pe_is_internal(pid_t tid);
+void hs_pe_scan_tasks_locked(void);
+void hs_pe_periodic_scan(void);
+
 #endif

@@ -53,24 +53,6 @@ static int load_styles(int use_env, const char *code_value,
 
 /* ------------------------------------------------------------ exporters */
 
-/* Reads an unsigned variable; a value outside [lo, hi] or not a number is
- * logged and ignored. Returns 1 when *out was set. */
-static int env_u64_in(const char *name, uint64_t lo, uint64_t hi,
-                      uint64_t *out) {
-  uint64_t v;
-  int rc = hs_env_u64(name, &v);
-  if (rc != 0)
-    return 0;
-  if (v < lo || v > hi) {
-    hs_log(HS_LOG_WARN, "ignoring %s=%llu: outside %llu..%llu", name,
-           (unsigned long long)v, (unsigned long long)lo,
-           (unsigned long long)hi);
-    return 0;
-  }
-  *out = v;
-  return 1;
-}
-
 int hs_parse_exporters(const char *list, unsigned *out, char *bad,
                        size_t badlen) {
   static const hs_name_bits names[] = {{"datadog", HS_EXPORT_DATADOG},
@@ -286,11 +268,12 @@ int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *st,
   st->shutdown_timeout_ms = HS_DEFAULT_SHUTDOWN_MS;
   if (use_env) {
     uint64_t v;
-    if (env_u64_in("HOTSPAN_EXPORTER_MAX_BYTES", 4096, 1ull << 34, &v))
+    if (hs_env_u64_in("HOTSPAN_EXPORTER_MAX_BYTES", 4096, 1ull << 34, &v) == 0)
       st->export_max_bytes = v;
-    if (env_u64_in("HOTSPAN_EXPORTER_TIMEOUT_MS", 100, 600000, &v))
+    if (hs_env_u64_in("HOTSPAN_EXPORTER_TIMEOUT_MS", 100, 600000, &v) == 0)
       st->export_timeout_ms = (int)v;
-    if (env_u64_in("HOTSPAN_EXPORTER_SHUTDOWN_TIMEOUT_MS", 0, 600000, &v))
+    if (hs_env_u64_in("HOTSPAN_EXPORTER_SHUTDOWN_TIMEOUT_MS", 0, 600000, &v) ==
+        0)
       st->shutdown_timeout_ms = (int)v;
   }
 
@@ -316,7 +299,7 @@ void hs_settings_free(hs_tracer_settings *st) {
 }
 
 void hs_settings_describe(const hs_tracer_settings *st, const hs_sampler *smp,
-                          const hs_sink *sinks, hs_buf *b) {
+                          const hs_trace_sink *sinks, hs_buf *b) {
   char styles[128];
   hs_buf_puts(b, "{\"event\":\"hotspan.config\",\"tracer_version\":");
   hs_json_str(b, HOTSPAN_VERSION_STRING);
@@ -358,7 +341,7 @@ void hs_settings_describe(const hs_tracer_settings *st, const hs_sampler *smp,
   hs_buf_puts(b, ",\"partial_flush_min_spans\":");
   hs_json_u64(b, st->partial_flush_min_spans);
   hs_buf_puts(b, ",\"sinks\":[");
-  for (const hs_sink *s = sinks; s != NULL; s = s->next) {
+  for (const hs_trace_sink *s = sinks; s != NULL; s = s->next) {
     if (s != sinks)
       hs_buf_putc(b, ',');
     hs_json_str(b, s->name);

@@ -84,7 +84,7 @@ static hotspan_tracer *new_tracer(const char *styles) {
   }
   /* Kept traces go through the whole pipeline (chunk, writer queue, writer
    * thread) and are dropped by the last stage only. */
-  hs_sink *sink = hs_sink_discard_new();
+  hs_trace_sink *sink = hs_sink_discard_new();
   if (sink == NULL || hs_tracer_add_sink(t, sink) != HOTSPAN_OK) {
     fprintf(stderr, "cannot add the discarding sink\n");
     exit(1);

@@ -1,4 +1,4 @@
-#include "exporter/agent_url.h"
+#include "exporter/dd_agent_url.h"
 
 #include <stdio.h>
 #include <string.h>

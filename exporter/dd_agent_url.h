@@ -12,8 +12,8 @@
  * (they only read their arguments) and thread-safe; hs_agent_url_from_env
  * reads the environment (call it at start-up, like every env lookup). None
  * is async-signal-safe. */
-#ifndef HS_EXPORTER_AGENT_URL_H
-#define HS_EXPORTER_AGENT_URL_H
+#ifndef HS_EXPORTER_DD_AGENT_URL_H
+#define HS_EXPORTER_DD_AGENT_URL_H
 
 #include <stddef.h>
 

@@ -13,7 +13,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "exporter/agent_url.h"
+#include "exporter/dd_agent_url.h"
 #include "exporter/dd_msgpack.h"
 #include "hotspan/error.h"
 #include "hotspan/version.h"
@@ -23,7 +23,7 @@
 #define DEFAULT_MAX_PAYLOAD ((size_t)16 << 20)
 
 typedef struct dd_sink {
-  hs_sink base;
+  hs_trace_sink base;
   hs_target *target;
   hs_trace_sink_host host; /* the tracer's settings; where rates go */
   hs_dd_encoder enc;
@@ -54,7 +54,7 @@ static void send_payload(dd_sink *d) {
   (void)hs_target_send(d->target, body, len, headers, nspans);
 }
 
-static void dd_write(hs_sink *self, const hs_chunk *c) {
+static void dd_write(hs_trace_sink *self, const hs_chunk *c) {
   dd_sink *d = (dd_sink *)self;
   uint32_t before = d->enc.ntraces;
   if (hs_dd_encoder_add(&d->enc, c) != HOTSPAN_OK) {
@@ -74,7 +74,7 @@ static void dd_write(hs_sink *self, const hs_chunk *c) {
     send_payload(d);
 }
 
-static void dd_flush(hs_sink *self, int force) {
+static void dd_flush(hs_trace_sink *self, int force) {
   dd_sink *d = (dd_sink *)self;
   if (d->enc.ntraces == 0)
     return;
@@ -82,13 +82,13 @@ static void dd_flush(hs_sink *self, int force) {
     send_payload(d);
 }
 
-static int dd_sync(hs_sink *self, int timeout_ms, int final) {
+static int dd_sync(hs_trace_sink *self, int timeout_ms, int final) {
   dd_sink *d = (dd_sink *)self;
   return final ? hs_target_drain(d->target, timeout_ms)
                : hs_target_flush(d->target, timeout_ms);
 }
 
-static void dd_destroy(hs_sink *self) {
+static void dd_destroy(hs_trace_sink *self) {
   dd_sink *d = (dd_sink *)self;
   /* The tracer synced before destroying sinks: whatever is still queued
    * is dropped (and counted) rather than waited for again. */
@@ -97,7 +97,7 @@ static void dd_destroy(hs_sink *self) {
   free(d);
 }
 
-static void dd_stats(hs_sink *self, hotspan_exporter_stats *out) {
+static void dd_stats(hs_trace_sink *self, hotspan_exporter_stats *out) {
   dd_sink *d = (dd_sink *)self;
   hs_target_public_stats(d->target, out);
   uint64_t spans =
@@ -110,7 +110,7 @@ static void dd_stats(hs_sink *self, hotspan_exporter_stats *out) {
  * encoder, so its buffer is left alone (the parent's data; a leak of one
  * payload per fork generation) and the child starts an empty one. The
  * transport resets the target itself. */
-static void dd_after_fork_child(hs_sink *self) {
+static void dd_after_fork_child(hs_trace_sink *self) {
   dd_sink *d = (dd_sink *)self;
   hs_dd_encoder_abandon(&d->enc);
   d->oldest_mono = 0;
@@ -137,8 +137,8 @@ static void on_response(void *arg, long status, const char *body, size_t len) {
          "datadog traces: cannot read the agent's sampling rates: %s", err);
 }
 
-hs_sink *hs_dd_trace_sink_new(const hs_trace_sink_host *h,
-                              const hs_dd_trace_options *o) {
+hs_trace_sink *hs_dd_trace_sink_new(const hs_trace_sink_host *h,
+                                    const hs_dd_trace_options *o) {
   if (h == NULL || h->settings == NULL)
     return NULL;
   hs_dd_trace_options def;

@@ -21,7 +21,7 @@
 
 typedef struct hs_dd_trace_options {
   /* http://host[:port], https://host[:port] or unix:///path/to.sock;
-   * NULL = from the environment (exporter/agent_url.h). */
+   * NULL = from the environment (exporter/dd_agent_url.h). */
   const char *agent_url;
   size_t flush_bytes;  /* 0 = 1 MiB */
   int flush_age_ms;    /* 0 = 1000 */
@@ -36,7 +36,7 @@ typedef struct hs_dd_trace_options {
  * which it hands the agent's sampling rates; the sink is then added to
  * that tracer, which owns it). o may be NULL (defaults). Returns NULL and
  * logs on a bad URL or out of memory. */
-hs_sink *hs_dd_trace_sink_new(const hs_trace_sink_host *h,
-                              const hs_dd_trace_options *o);
+hs_trace_sink *hs_dd_trace_sink_new(const hs_trace_sink_host *h,
+                                    const hs_dd_trace_options *o);
 
 #endif

@@ -18,7 +18,7 @@
 #include "exporter/file_sink.h"
 
 typedef struct file_sink {
-  hs_sink base;
+  hs_trace_sink base;
   const hs_tracer_settings *st; /* the tracer's; outlives the sink */
   int fd;
   hs_buf buf;
@@ -243,7 +243,7 @@ void hs_span_to_json(const hotspan_span *s, const hs_tracer_settings *st,
   span_json(s, st, &tv, out);
 }
 
-static void file_write(hs_sink *self, const hs_chunk *c) {
+static void file_write(hs_trace_sink *self, const hs_chunk *c) {
   file_sink *fs = (file_sink *)self;
   hs_trace_view tv;
   hs_trace_snapshot(c->trace, &tv);
@@ -273,7 +273,7 @@ static void file_write(hs_sink *self, const hs_chunk *c) {
   }
 }
 
-static void file_destroy(hs_sink *self) {
+static void file_destroy(hs_trace_sink *self) {
   file_sink *fs = (file_sink *)self;
   if (fs->fd >= 0)
     close(fs->fd);
@@ -300,7 +300,7 @@ static int make_dirs(const char *dir) {
   return 0;
 }
 
-hs_sink *hs_file_sink_new(const hs_trace_sink_host *h, const char *dir) {
+hs_trace_sink *hs_file_sink_new(const hs_trace_sink_host *h, const char *dir) {
   if (h == NULL || h->settings == NULL || dir == NULL)
     return NULL;
   char path[4096];

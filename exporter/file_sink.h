@@ -10,7 +10,7 @@
 /* A sink writing DIR/traces.jsonl for the tracer of h (its settings give
  * env, version and global tags). Creates DIR if missing. Returns NULL and
  * logs on failure. */
-hs_sink *hs_file_sink_new(const hs_trace_sink_host *h, const char *dir);
+hs_trace_sink *hs_file_sink_new(const hs_trace_sink_host *h, const char *dir);
 
 /* Appends span s as one JSON object (no newline), with the tracer
  * settings st. */

@@ -216,10 +216,10 @@ void hs_otlp_on_response(void *arg, long status, const char *body, size_t len);
  * headers, compression and timeout from o, else the environment. Returns NULL
  * and logs when the configuration is invalid (bad endpoint given in o) or out
  * of memory. The tracer it is added to owns it. */
-hs_sink *hs_otlp_trace_sink_new(const hs_trace_sink_host *h,
-                                const hs_otlp_trace_options *o);
+hs_trace_sink *hs_otlp_trace_sink_new(const hs_trace_sink_host *h,
+                                      const hs_otlp_trace_options *o);
 
 /* Counters; sink must come from hs_otlp_trace_sink_new. Thread-safe. */
-void hs_otlp_trace_sink_stats(hs_sink *sink, hs_otlp_trace_stats *out);
+void hs_otlp_trace_sink_stats(hs_trace_sink *sink, hs_otlp_trace_stats *out);
 
 #endif

@@ -24,7 +24,7 @@
 #define LOG_EVERY_NS (60ull * 1000000000ull)
 
 typedef struct otlp_sink {
-  hs_sink base;
+  hs_trace_sink base;
   hs_otlp_encoder *enc;
   hs_otlp_resource res; /* kept to build a fresh encoder after fork */
   const char *service;  /* the tracer's; outlives the sink */
@@ -84,7 +84,7 @@ static void send_pending(otlp_sink *s) {
   atomic_fetch_add(&s->spans_encoded, n);
 }
 
-static void sink_write(hs_sink *self, const hs_chunk *c) {
+static void sink_write(hs_trace_sink *self, const hs_chunk *c) {
   otlp_sink *s = (otlp_sink *)self;
   if (s->enc == NULL) { /* out of memory after a fork */
     atomic_fetch_add(&s->spans_dropped, c->nspans);
@@ -106,7 +106,7 @@ static void sink_write(hs_sink *self, const hs_chunk *c) {
     send_pending(s);
 }
 
-static void sink_flush(hs_sink *self, int force) {
+static void sink_flush(hs_trace_sink *self, int force) {
   otlp_sink *s = (otlp_sink *)self;
   if (s->enc == NULL || hs_otlp_encoder_spans(s->enc) == 0)
     return;
@@ -115,7 +115,7 @@ static void sink_flush(hs_sink *self, int force) {
     send_pending(s);
 }
 
-static int sink_sync(hs_sink *self, int timeout_ms, int final) {
+static int sink_sync(hs_trace_sink *self, int timeout_ms, int final) {
   otlp_sink *s = (otlp_sink *)self;
   if (s->target == NULL)
     return HOTSPAN_OK;
@@ -123,7 +123,7 @@ static int sink_sync(hs_sink *self, int timeout_ms, int final) {
                : hs_target_flush(s->target, timeout_ms);
 }
 
-static void sink_destroy(hs_sink *self) {
+static void sink_destroy(hs_trace_sink *self) {
   otlp_sink *s = (otlp_sink *)self;
   /* sync already waited for delivery; what is left is dropped now. */
   hs_target_free(s->target, 0);
@@ -132,7 +132,7 @@ static void sink_destroy(hs_sink *self) {
   free(s);
 }
 
-static void sink_stats(hs_sink *self, hotspan_exporter_stats *out) {
+static void sink_stats(hs_trace_sink *self, hotspan_exporter_stats *out) {
   otlp_sink *s = (otlp_sink *)self;
   if (s->target != NULL)
     hs_target_public_stats(s->target, out);
@@ -146,7 +146,7 @@ static void sink_stats(hs_sink *self, hotspan_exporter_stats *out) {
 /* In a forked child: the parent's writer thread may have been inside the
  * encoder, so it is abandoned (not freed: the parent's data) for a new
  * one. The transport resets the target itself. */
-static void sink_after_fork_child(hs_sink *self) {
+static void sink_after_fork_child(hs_trace_sink *self) {
   otlp_sink *s = (otlp_sink *)self;
   s->enc = hs_otlp_encoder_new(&s->res, s->service, HOTSPAN_VERSION_STRING);
   s->batch_start = 0;
@@ -189,7 +189,7 @@ void hs_otlp_on_response(void *arg, long status, const char *body, size_t len) {
            (long long)rejected, msg[0] ? msg : "(no message)");
 }
 
-void hs_otlp_trace_sink_stats(hs_sink *sink, hs_otlp_trace_stats *out) {
+void hs_otlp_trace_sink_stats(hs_trace_sink *sink, hs_otlp_trace_stats *out) {
   otlp_sink *s = (otlp_sink *)sink;
   out->payloads = atomic_load(&s->payloads);
   out->spans_encoded = atomic_load(&s->spans_encoded);
@@ -220,8 +220,8 @@ static int build_headers(const hs_otlp_config *cfg, int gzip,
   return 0;
 }
 
-hs_sink *hs_otlp_trace_sink_new(const hs_trace_sink_host *h,
-                                const hs_otlp_trace_options *o) {
+hs_trace_sink *hs_otlp_trace_sink_new(const hs_trace_sink_host *h,
+                                      const hs_otlp_trace_options *o) {
   if (h == NULL || h->settings == NULL)
     return NULL;
   const hs_tracer_settings *st = h->settings;

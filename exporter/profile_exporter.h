@@ -11,7 +11,7 @@
  *
  * Configuration comes from the environment (docs/export-profiles.md):
  * HOTSPAN_PROFILING_EXPORTERS (default "datadog"), the agent URL
- * (exporter/agent_url.h), HOTSPAN_PYROSCOPE_* / PYROSCOPE_*, service, env,
+ * (exporter/dd_agent_url.h), HOTSPAN_PYROSCOPE_* / PYROSCOPE_*, service, env,
  * version and tags as the tracer reads them.
  *
  * Thread safety: every function is thread-safe; none is
@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "exporter/agent_url.h"
+#include "exporter/dd_agent_url.h"
 #include "exporter/profile_tags.h"
 #include "exporter/transport.h"
 

@@ -24,7 +24,7 @@ static int add_exporters(hotspan_tracer *t, const hs_trace_sink_host *h) {
       o.agent_url = HS_DD_DEFAULT_AGENT_URL;
     o.byte_budget = (size_t)st->export_max_bytes;
     o.timeout_ms = st->export_timeout_ms;
-    hs_sink *s = hs_dd_trace_sink_new(h, &o);
+    hs_trace_sink *s = hs_dd_trace_sink_new(h, &o);
     if (s == NULL && st->agent_url != NULL)
       return HOTSPAN_ECONFIG;
     if (s != NULL)
@@ -36,7 +36,7 @@ static int add_exporters(hotspan_tracer *t, const hs_trace_sink_host *h) {
     o.compression = -1;
     o.byte_budget = (size_t)st->export_max_bytes;
     o.timeout_ms = st->export_timeout_ms;
-    hs_sink *s = hs_otlp_trace_sink_new(h, &o);
+    hs_trace_sink *s = hs_otlp_trace_sink_new(h, &o);
     if (s == NULL && st->otlp_endpoint != NULL)
       return HOTSPAN_ECONFIG;
     if (s != NULL)
@@ -55,7 +55,7 @@ int hotspan_tracer_new(const hotspan_config *cfg, hotspan_tracer **out) {
     return rc;
   const hs_trace_sink_host *h = hs_tracer_sink_host(t);
   if (h->settings->output_dir != NULL) {
-    hs_sink *fs = hs_file_sink_new(h, h->settings->output_dir);
+    hs_trace_sink *fs = hs_file_sink_new(h, h->settings->output_dir);
     if (fs != NULL)
       hs_tracer_add_sink(t, fs);
   }

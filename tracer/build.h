@@ -18,7 +18,7 @@ const hs_trace_sink_host *hs_tracer_sink_host(hotspan_tracer *t);
 
 /* Adds a sink; the tracer owns it from then on (destroy at free). Call
  * before spans are created. Returns HOTSPAN_OK or HOTSPAN_EINVAL. */
-int hs_tracer_add_sink(hotspan_tracer *t, hs_sink *sink);
+int hs_tracer_add_sink(hotspan_tracer *t, hs_trace_sink *sink);
 
 /* Starts t's writer thread, logs its configuration, and makes t's
  * identity the process's if it is the first tracer. HOTSPAN_OK or

@@ -78,7 +78,7 @@ struct hs_trace {
 /* ------------------------------------------------------------ sinks */
 
 /* Sink that discards everything (benchmarks, tests). */
-hs_sink *hs_sink_discard_new(void);
+hs_trace_sink *hs_sink_discard_new(void);
 
 /* ------------------------------------------------------------ tracer */
 
@@ -98,7 +98,7 @@ int hs_settings_load(const hotspan_config *cfg, hs_tracer_settings *out,
 void hs_settings_free(hs_tracer_settings *s);
 /* The effective configuration as one JSON object (for the start-up log). */
 void hs_settings_describe(const hs_tracer_settings *s, const hs_sampler *smp,
-                          const hs_sink *sinks, struct hs_buf *out);
+                          const hs_trace_sink *sinks, struct hs_buf *out);
 
 typedef struct hs_counters {
   _Atomic uint64_t spans_created;
@@ -137,7 +137,7 @@ struct hotspan_tracer {
   hs_tracer_settings settings;
   hs_trace_sink_host host; /* what its sinks see of it */
   hs_sampler *sampler;
-  hs_sink *sinks;
+  hs_trace_sink *sinks;
   hs_writer writer;
   hs_counters counters;
   pthread_mutex_t orphans_mu;

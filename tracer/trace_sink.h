@@ -219,22 +219,22 @@ typedef struct hs_tracer_settings {
  * nothing is retried after a failure, so a dead backend does not hold the
  * exit for the whole retry schedule. destroy runs after the writer thread
  * stopped. */
-typedef struct hs_sink {
+typedef struct hs_trace_sink {
   const char *name;
-  void (*write)(struct hs_sink *self, const hs_chunk *chunk);
-  void (*flush)(struct hs_sink *self, int force);
-  int (*sync)(struct hs_sink *self, int timeout_ms, int final);
+  void (*write)(struct hs_trace_sink *self, const hs_chunk *chunk);
+  void (*flush)(struct hs_trace_sink *self, int force);
+  int (*sync)(struct hs_trace_sink *self, int timeout_ms, int final);
   /* Optional, for exporters: fills *out (a full-size struct, zeroed by the
    * caller). Called from any thread while the sink runs. */
-  void (*stats)(struct hs_sink *self, hotspan_exporter_stats *out);
+  void (*stats)(struct hs_trace_sink *self, hotspan_exporter_stats *out);
   /* Optional: called in a forked child (only one thread exists) before
    * anything else runs there. The parent's writer thread may have been
    * inside write or flush at the fork, so the sink must not touch what it
    * had buffered (leak it: it is the parent's data) and start empty. */
-  void (*after_fork_child)(struct hs_sink *self);
-  void (*destroy)(struct hs_sink *self);
-  struct hs_sink *next;
-} hs_sink;
+  void (*after_fork_child)(struct hs_trace_sink *self);
+  void (*destroy)(struct hs_trace_sink *self);
+  struct hs_trace_sink *next;
+} hs_trace_sink;
 
 /* What a sink may use of the tracer it is built for: its settings (valid
  * as long as the tracer) and, for the Datadog exporter, where the agent's

@@ -50,7 +50,7 @@ static void tracers_child(void) {
     for (unsigned i = 0; i < HS_LIVE_SHARDS; i++)
       pthread_mutex_init(&t->live[i].mu, NULL);
     hs_writer_after_fork_child(t); /* re-initialises writer.mu */
-    for (hs_sink *s = t->sinks; s != NULL; s = s->next)
+    for (hs_trace_sink *s = t->sinks; s != NULL; s = s->next)
       if (s->after_fork_child != NULL)
         s->after_fork_child(s);
   }
@@ -85,27 +85,27 @@ static void register_exit_flush(void) {
 
 /* ------------------------------------------------------------ sinks */
 
-int hs_tracer_add_sink(hotspan_tracer *t, hs_sink *sink) {
+int hs_tracer_add_sink(hotspan_tracer *t, hs_trace_sink *sink) {
   if (t == NULL || sink == NULL)
     return HOTSPAN_EINVAL;
   sink->next = NULL;
-  hs_sink **pp = &t->sinks;
+  hs_trace_sink **pp = &t->sinks;
   while (*pp != NULL)
     pp = &(*pp)->next;
   *pp = sink;
   return HOTSPAN_OK;
 }
 
-static void discard_write(hs_sink *self, const hs_chunk *c) {
+static void discard_write(hs_trace_sink *self, const hs_chunk *c) {
   (void)self;
   (void)c;
 }
-static void discard_destroy(hs_sink *self) {
+static void discard_destroy(hs_trace_sink *self) {
   free(self);
 }
 
-hs_sink *hs_sink_discard_new(void) {
-  hs_sink *s = calloc(1, sizeof *s);
+hs_trace_sink *hs_sink_discard_new(void) {
+  hs_trace_sink *s = calloc(1, sizeof *s);
   if (s == NULL)
     return NULL;
   s->name = "discard";
@@ -203,7 +203,7 @@ void hs_tracer_discard(hotspan_tracer *t) {
     return;
   /* No span exists (never launched, or every span reclaimed by
    * hotspan_tracer_free): the sinks, sampler and locks go as they came. */
-  for (hs_sink *s = t->sinks, *n; s != NULL; s = n) {
+  for (hs_trace_sink *s = t->sinks, *n; s != NULL; s = n) {
     n = s->next;
     s->destroy(s);
   }
@@ -244,7 +244,7 @@ int hs_tracer_launch(hotspan_tracer *t) {
 static int sync_sinks(hotspan_tracer *t, uint64_t start_mono, int timeout_ms,
                       int final) {
   int rc = HOTSPAN_OK;
-  for (hs_sink *s = t->sinks; s != NULL; s = s->next) {
+  for (hs_trace_sink *s = t->sinks; s != NULL; s = s->next) {
     if (s->sync == NULL)
       continue;
     uint64_t spent_ms = (hs_now_mono_ns() - start_mono) / 1000000u;
@@ -327,7 +327,7 @@ int hotspan_tracer_get_exporter_stats(hotspan_tracer *t, size_t index,
   if (t == NULL || out == NULL || out->struct_size < sizeof(uint32_t))
     return HOTSPAN_EINVAL;
   size_t i = 0;
-  for (hs_sink *s = t->sinks; s != NULL; s = s->next) {
+  for (hs_trace_sink *s = t->sinks; s != NULL; s = s->next) {
     if (s->stats == NULL || i++ != index)
       continue;
     hotspan_exporter_stats full;

@@ -50,11 +50,11 @@ static void write_batch(hotspan_tracer *t, hs_chunk *batch, int force) {
       hs_span_prefetch(next->spans);
       __builtin_prefetch(next->next, 0, 3);
     }
-    for (hs_sink *s = t->sinks; s != NULL; s = s->next)
+    for (hs_trace_sink *s = t->sinks; s != NULL; s = s->next)
       s->write(s, c);
     hs_chunk_free(c);
   }
-  for (hs_sink *s = t->sinks; s != NULL; s = s->next)
+  for (hs_trace_sink *s = t->sinks; s != NULL; s = s->next)
     if (s->flush != NULL)
       s->flush(s, force);
 }

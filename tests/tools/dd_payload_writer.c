@@ -15,21 +15,21 @@
 #include "tracer/internal.h"
 
 typedef struct payload_sink {
-  hs_sink base;
+  hs_trace_sink base;
   hs_dd_encoder enc;
   const char *path;
   int written;
   int failed;
 } payload_sink;
 
-static void ps_write(hs_sink *self, const hs_chunk *c) {
+static void ps_write(hs_trace_sink *self, const hs_chunk *c) {
   payload_sink *ps = (payload_sink *)self;
   if (hs_dd_encoder_add(&ps->enc, c) != HOTSPAN_OK)
     ps->failed = 1;
 }
 
 /* The forced flush at hotspan_tracer_free writes the file. */
-static void ps_flush(hs_sink *self, int force) {
+static void ps_flush(hs_trace_sink *self, int force) {
   payload_sink *ps = (payload_sink *)self;
   if (!force || ps->written || ps->enc.ntraces == 0)
     return;
@@ -48,7 +48,7 @@ static void ps_flush(hs_sink *self, int force) {
   ps->written = 1;
 }
 
-static void ps_destroy(hs_sink *self) {
+static void ps_destroy(hs_trace_sink *self) {
   payload_sink *ps = (payload_sink *)self;
   hs_dd_encoder_free(&ps->enc);
 }

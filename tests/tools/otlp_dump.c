@@ -14,18 +14,18 @@
 
 /* Captures the chunks' encoding inside the writer thread. */
 typedef struct enc_sink {
-  hs_sink base;
+  hs_trace_sink base;
   hs_otlp_encoder *enc;
   int failed;
 } enc_sink;
 
-static void enc_write(hs_sink *self, const hs_chunk *c) {
+static void enc_write(hs_trace_sink *self, const hs_chunk *c) {
   enc_sink *s = (enc_sink *)self;
   if (hs_otlp_encoder_add_chunk(s->enc, c) != HOTSPAN_OK)
     s->failed = 1;
 }
 
-static void enc_destroy(hs_sink *self) {
+static void enc_destroy(hs_trace_sink *self) {
   (void)self;
 }
 

@@ -22,7 +22,7 @@ typedef struct cap_span {
 } cap_span;
 
 typedef struct capture_sink {
-  hs_sink base;
+  hs_trace_sink base;
   pthread_mutex_t mu;
   cap_span *spans;
   size_t n, cap;
@@ -33,7 +33,7 @@ static inline void cap_copy(char *dst, size_t n, const char *src) {
   snprintf(dst, n, "%s", src ? src : "");
 }
 
-static inline void cap_write(hs_sink *self, const hs_chunk *c) {
+static inline void cap_write(hs_trace_sink *self, const hs_chunk *c) {
   capture_sink *cs = (capture_sink *)self;
   pthread_mutex_lock(&cs->mu);
   cs->chunks++;
@@ -87,7 +87,7 @@ static inline void cap_write(hs_sink *self, const hs_chunk *c) {
   pthread_mutex_unlock(&cs->mu);
 }
 
-static inline void cap_destroy(hs_sink *self) {
+static inline void cap_destroy(hs_trace_sink *self) {
   capture_sink *cs = (capture_sink *)self;
   free(cs->spans);
   pthread_mutex_destroy(&cs->mu);

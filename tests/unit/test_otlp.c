@@ -637,7 +637,7 @@ static void test_sink_batches_and_counts(void **state) {
   o.batch_spans = 3;
   o.send = capture_send;
   o.send_arg = &cap;
-  hs_sink *sink = hs_otlp_trace_sink_new(hs_tracer_sink_host(t), &o);
+  hs_trace_sink *sink = hs_otlp_trace_sink_new(hs_tracer_sink_host(t), &o);
   assert_non_null(sink);
   assert_int_equal(hs_tracer_add_sink(t, sink), HOTSPAN_OK);
   for (int i = 0; i < 4; i++) {

@@ -16,7 +16,7 @@
 #include "common/buf.h"
 #include "common/json_read.h"
 #include "context/endpoints.h"
-#include "exporter/agent_url.h"
+#include "exporter/dd_agent_url.h"
 #include "exporter/dd_profile.h"
 #include "exporter/profile_exporter.h"
 #include "exporter/pyroscope.h"

@@ -16,13 +16,13 @@
 
 /* A sink keeping the JSON of each span (events and links included). */
 typedef struct json_sink {
-  hs_sink base;
+  hs_trace_sink base;
   char *lines[16];
   int n;
   uint16_t nevents[16], nlinks[16], dropped_events[16], dropped_links[16];
 } json_sink;
 
-static void js_write(hs_sink *self, const hs_chunk *c) {
+static void js_write(hs_trace_sink *self, const hs_chunk *c) {
   json_sink *js = (json_sink *)self;
   for (const hotspan_span *s = c->spans; s != NULL && js->n < 16; s = s->next) {
     hs_buf b;
@@ -38,7 +38,7 @@ static void js_write(hs_sink *self, const hs_chunk *c) {
   }
 }
 
-static void js_destroy(hs_sink *self) {
+static void js_destroy(hs_trace_sink *self) {
   json_sink *js = (json_sink *)self;
   for (int i = 0; i < js->n; i++)
     free(js->lines[i]);

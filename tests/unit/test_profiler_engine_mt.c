@@ -533,8 +533,15 @@ static void test_wall_after_merged_signal(void **state) {
     else if (pt_find(p, "sleep_after_merge") >= 0)
       after++;
   }
-  /* The pending timer signal was delivered once unblocked. */
+  /* The pending timer signal was delivered once unblocked. Not under
+   * ThreadSanitizer: its runtime takes every signal itself and hands it to
+   * the program later; one that arrived while the program blocked it was
+   * seen lost there (once in CI), which says nothing of the profiler. */
+#if !defined(__SANITIZE_THREAD__)
   assert_true(cpu >= 1);
+#else
+  (void)cpu;
+#endif
 #if defined(__SANITIZE_THREAD__)
   /* Blocked threads get about one wall sample under ThreadSanitizer. */
   if (after < 10)

@@ -9,7 +9,9 @@
 #   3. source files stay under 800 lines and functions under 120 lines,
 #      unless the file says why near its top ("One file on purpose" or
 #      "Long on purpose"); test files are exempt (a list of cases);
-#   4. with a build directory: hotspan-agent and hotspan contain no
+#   4. test sources live under tests/ only, by area (tests/<folder>/),
+#      and include helpers from tests/support, never from another test;
+#   5. with a build directory: hotspan-agent and hotspan contain no
 #      pthread_create and no hotspan_profiler_ / hotspan_span_ symbol, and
 #      HOTSPAN_PROFILING_ENABLED=1 hotspan-agent starts no profiler thread.
 #
@@ -93,6 +95,17 @@ for folder in common wire context tracer profiler exporter lib backend agent cli
     done | grep -q x && fail=1
   done < <(find "$folder" -maxdepth 1 -name '*.[ch]' | sort)
 done
+
+# Tests by area: no test source outside tests/, and a test includes shared
+# helpers from tests/support only (a helper in another test's folder would
+# be copied next).
+while IFS= read -r f; do
+  err "$f: test sources live under tests/<area>/"
+done < <(git ls-files '*test_*.c' | grep -v -e '^tests/' -e '^fuzz/' || true)
+while IFS= read -r line; do
+  err "$line: shared test helpers live in tests/support/"
+done < <(git ls-files 'tests/*.c' | xargs grep -n '^#include "[^"]*"' |
+  grep -v -e '"support/' -e '"hotspan/' -e '"\(common\|wire\|context\|tracer\|profiler\|exporter\|lib\|backend\|agent\|cli\)/' -e '\.pb-c\.h"' || true)
 
 # The binaries of the backend side carry no library code.
 if [ -n "$build" ]; then

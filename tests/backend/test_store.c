@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "backend/store.h"
-#include "tests/backend/store_fixtures.h"
+#include "support/store_fixtures.h"
 
 static const hs_ing_frame stack_f[] = {{"f", "a.c", 10, "app"},
                                        {"handler", "a.c", 20, "app"},

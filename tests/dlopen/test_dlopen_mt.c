@@ -24,18 +24,11 @@
 #include <time.h>
 
 #include "hotspan/hotspan.h"
+#include "support/sanitizer.h"
 
 /* Under ASan, leaks are checked before dlclose(): after it, the library's
  * frames in a leak report would show as "<unknown module>". */
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HS_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define HS_TEST_ASAN 1
-#endif
-#ifdef HS_TEST_ASAN
+#if UNDER_ASAN
 #include <sanitizer/lsan_interface.h>
 #endif
 
@@ -279,7 +272,7 @@ int main(int argc, char **argv) {
     failed = 1;
   }
   api.tracer_free(tracer);
-#ifdef HS_TEST_ASAN
+#if UNDER_ASAN
   /* Everything the library allocated for the tracer and for the (joined)
    * threads is freed by now; reports and exits on a leak. */
   __lsan_do_leak_check();

@@ -7,7 +7,7 @@ py=/usr/bin/python3
 # Under AddressSanitizer (gcc 12's runtime) a forked child now and then
 # hangs in malloc on an allocator lock inherited locked from the parent:
 # the runtime does not lock its allocator across fork() (see
-# tests/unit/test_transport_mt.c). So the test runs in the normal build.
+# tests/exporter/test_transport_mt.c). So the test runs in the normal build.
 if grep -qE '^HOTSPAN_SANITIZE:STRING=.*address' "$1/CMakeCache.txt"; then
   echo "SKIP: ASan build (children that export are tested in the normal build)"
   exit 77

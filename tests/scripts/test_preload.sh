@@ -16,7 +16,7 @@ set -euo pipefail
 
 build=$(cd "${1:?build dir}" && pwd)
 lib=$build/libhotspan.so
-prog=$build/tests/prof/prof_burn
+prog=$build/tests/tools/prof_burn
 cli=$build/cli/hotspan
 
 skip() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs tests/prof/prof_small.c under valgrind's memcheck: no invalid
+# Runs tests/profiler/valgrind/prof_small.c under valgrind's memcheck: no invalid
 # access, no use of uninitialised memory, no definite leak, in the signal
 # handler, the rings, the aggregator, thread registration and the profile
 # writer. Exits 77 (skipped) when valgrind is not installed.

@@ -1,39 +1,12 @@
-/* Test helper: a sink that copies every span it receives, so tests can
- * assert on what the tracer handed on. Single header, static functions. */
-#ifndef HS_TEST_CAPTURE_SINK_H
-#define HS_TEST_CAPTURE_SINK_H
+#include "support/capture_sink.h"
 
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stdio.h>
 
-#include "tracer/internal.h"
-
-typedef struct cap_span {
-  uint64_t trace_hi, trace_lo, span_id, parent_id, local_root_id;
-  uint64_t start, duration;
-  char name[64], resource[128], service[64], type[32];
-  int kind, error, is_root, priority, partial;
-  int ntags;
-  char tag_keys[16][64];
-  char tag_vals[16][128];
-  char propagated[HOTSPAN_PROPAGATED_TAGS_MAX];
-  uint32_t endpoint_id;
-} cap_span;
-
-typedef struct capture_sink {
-  hs_trace_sink base;
-  pthread_mutex_t mu;
-  cap_span *spans;
-  size_t n, cap;
-  size_t chunks;
-} capture_sink;
-
-static inline void cap_copy(char *dst, size_t n, const char *src) {
+static void cap_copy(char *dst, size_t n, const char *src) {
   snprintf(dst, n, "%s", src ? src : "");
 }
 
-static inline void cap_write(hs_trace_sink *self, const hs_chunk *c) {
+static void cap_write(hs_trace_sink *self, const hs_chunk *c) {
   capture_sink *cs = (capture_sink *)self;
   pthread_mutex_lock(&cs->mu);
   cs->chunks++;
@@ -87,16 +60,14 @@ static inline void cap_write(hs_trace_sink *self, const hs_chunk *c) {
   pthread_mutex_unlock(&cs->mu);
 }
 
-static inline void cap_destroy(hs_trace_sink *self) {
+static void cap_destroy(hs_trace_sink *self) {
   capture_sink *cs = (capture_sink *)self;
   free(cs->spans);
   pthread_mutex_destroy(&cs->mu);
   free(cs);
 }
 
-/* The tracer owns the sink after hs_tracer_add_sink; the test keeps the
- * pointer to read it before hotspan_tracer_free. */
-static inline capture_sink *capture_sink_new(void) {
+capture_sink *capture_sink_new(void) {
   capture_sink *cs = calloc(1, sizeof *cs);
   pthread_mutex_init(&cs->mu, NULL);
   cs->base.name = "capture";
@@ -105,23 +76,22 @@ static inline capture_sink *capture_sink_new(void) {
   return cs;
 }
 
-static inline const cap_span *cap_find(capture_sink *cs, const char *name) {
+const cap_span *cap_find(capture_sink *cs, const char *name) {
   for (size_t i = 0; i < cs->n; i++)
     if (strcmp(cs->spans[i].name, name) == 0)
       return &cs->spans[i];
   return NULL;
 }
 
-static inline const char *cap_tag(const cap_span *s, const char *key) {
+const char *cap_tag(const cap_span *s, const char *key) {
   for (int i = 0; i < s->ntags; i++)
     if (strcmp(s->tag_keys[i], key) == 0)
       return s->tag_vals[i];
   return NULL;
 }
 
-/* A tracer that ignores the environment and writes to a capture sink. */
-static inline hotspan_tracer *capture_tracer(capture_sink **out,
-                                             hotspan_config *cfg_or_null) {
+hotspan_tracer *capture_tracer(capture_sink **out,
+                               hotspan_config *cfg_or_null) {
   hotspan_config cfg;
   if (cfg_or_null == NULL) {
     hotspan_config_init(&cfg);
@@ -140,5 +110,3 @@ static inline hotspan_tracer *capture_tracer(capture_sink **out,
   hs_tracer_add_sink(t, &(*out)->base);
   return t;
 }
-
-#endif

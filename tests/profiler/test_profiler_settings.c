@@ -12,27 +12,7 @@
 
 #include "hotspan/profiler.h"
 #include "profiler/engine.h"
-
-static const char *const all_vars[] = {
-    "HOTSPAN_PROFILING_CPU_HZ",
-    "HOTSPAN_PROFILING_WALL_HZ",
-    "HOTSPAN_PROFILING_MAX_DEPTH",
-    "HOTSPAN_PROFILING_UPLOAD_PERIOD",
-    "DD_PROFILING_UPLOAD_PERIOD",
-    "HOTSPAN_PROFILING_CPU_ENABLED",
-    "HOTSPAN_PROFILING_WALL_ENABLED",
-    "HOTSPAN_PROFILING_SIGNAL",
-    "HOTSPAN_PROFILING_UNWINDER",
-    "HOTSPAN_OUTPUT_DIR",
-    "HOTSPAN_PROFILING_WALL_THREADS_PER_TICK",
-    "HOTSPAN_PROFILING_MAX_THREADS"};
-
-static int clear_env(void **state) {
-  (void)state;
-  for (size_t i = 0; i < sizeof all_vars / sizeof all_vars[0]; i++)
-    unsetenv(all_vars[i]);
-  return 0;
-}
+#include "support/env.h"
 
 static void test_defaults(void **state) {
   (void)state;
@@ -225,14 +205,16 @@ static void test_start_stop_contract(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup(test_defaults, clear_env),
-      cmocka_unit_test_setup(test_environment, clear_env),
-      cmocka_unit_test_setup(test_bad_environment_is_ignored, clear_env),
-      cmocka_unit_test_setup(test_code_over_environment, clear_env),
-      cmocka_unit_test_setup(test_bad_code_values_are_refused, clear_env),
+      cmocka_unit_test_setup(test_defaults, ts_clear_env_fixture),
+      cmocka_unit_test_setup(test_environment, ts_clear_env_fixture),
+      cmocka_unit_test_setup(test_bad_environment_is_ignored,
+                             ts_clear_env_fixture),
+      cmocka_unit_test_setup(test_code_over_environment, ts_clear_env_fixture),
+      cmocka_unit_test_setup(test_bad_code_values_are_refused,
+                             ts_clear_env_fixture),
       cmocka_unit_test(test_signal_names),
       cmocka_unit_test(test_stats_api),
-      cmocka_unit_test_setup(test_start_stop_contract, clear_env),
+      cmocka_unit_test_setup(test_start_stop_contract, ts_clear_env_fixture),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,48 +1,12 @@
-/* Reads back the profile files the profiler writes (gzip-compressed pprof,
- * perftools.profiles.Profile) as plain samples: the two values, the
- * function names on the stack (leaf first, inlined frames included) and the
- * labels hotspan sets. Decoded with zlib and the protobuf-c code generated
- * from wire/profile.proto, whose field numbers are pprof's; every
- * index into the string table, location and function lists is checked, so
- * a malformed file is an error, not a crash.
- *
- * Header-only, like prof_test_util.h: each test executable is one source
- * file. Errors are printed to stderr. */
-#ifndef HS_TESTS_PPROF_READ_H
-#define HS_TESTS_PPROF_READ_H
+#include "support/pprof_read.h"
 
 #include <dirent.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
-#include "profile.pb-c.h"
-
-typedef struct pr_sample {
-  int64_t count;    /* value[0]: samples */
-  int64_t nanos;    /* value[1]: CPU or wall nanoseconds */
-  const char **fns; /* function names, leaf first (malloc'd array) */
-  size_t nfns;
-  /* Labels; the has_ flags tell whether the key was present. */
-  int has_span, has_root, has_tid;
-  uint64_t span_id, root_id;
-  int64_t tid;
-  const char *endpoint;  /* "trace endpoint", NULL if absent */
-  const char *span_hex;  /* "span_id", NULL if absent */
-  const char *trace_hex; /* "trace_id", NULL if absent */
-  int dup_labels;        /* number of keys that appeared more than once */
-} pr_sample;
-
-typedef struct pr_set {
-  Perftools__Profiles__Profile **msgs; /* kept: samples point into them */
-  size_t nmsgs;
-  pr_sample *s;
-  size_t n, cap;
-} pr_set;
-
-static __attribute__((unused)) void pr_free(pr_set *set) {
+void pr_free(pr_set *set) {
   for (size_t i = 0; i < set->n; i++)
     free(set->s[i].fns);
   for (size_t i = 0; i < set->nmsgs; i++)
@@ -52,9 +16,6 @@ static __attribute__((unused)) void pr_free(pr_set *set) {
   memset(set, 0, sizeof *set);
 }
 
-/* Whole gunzipped content of path in *out (malloc'd). The file must be
- * gzip (zlib would pass anything else through unchanged) and complete
- * (gzclose checks the trailer's CRC and length). Returns 0 or -1. */
 static int pr_gunzip(const char *path, uint8_t **out, size_t *len) {
   FILE *f = fopen(path, "rb");
   unsigned char magic[2] = {0, 0};
@@ -124,7 +85,6 @@ pr_function(const Perftools__Profiles__Profile *p, uint64_t id) {
   return NULL;
 }
 
-/* Appends the samples of one decoded profile. Returns 0 or -1. */
 static int pr_add_profile(pr_set *set, Perftools__Profiles__Profile *p,
                           const char *path) {
   for (size_t i = 0; i < p->n_sample; i++) {
@@ -215,11 +175,7 @@ static int pr_add_profile(pr_set *set, Perftools__Profiles__Profile *p,
   return 0;
 }
 
-/* Loads every profile of one type ("cpu" or "wall") that the profiler wrote
- * into dir (files hotspan.<type>.*.pb.gz). Returns the number of files
- * read, or -1 if one could not be read or decoded. */
-static __attribute__((unused)) int pr_load_dir(pr_set *set, const char *dir,
-                                               const char *type) {
+int pr_load_dir(pr_set *set, const char *dir, const char *type) {
   char prefix[64];
   snprintf(prefix, sizeof prefix, "hotspan.%s.", type);
   DIR *d = opendir(dir);
@@ -267,10 +223,7 @@ static __attribute__((unused)) int pr_load_dir(pr_set *set, const char *dir,
   return files;
 }
 
-/* Nonzero if fn is on the sample's stack. A compiler's clone of fn
- * ("fn.constprop.0", "fn.isra.0", "fn.part.0") counts as fn. */
-static __attribute__((unused)) int pr_has_fn(const pr_sample *s,
-                                             const char *fn) {
+int pr_has_fn(const pr_sample *s, const char *fn) {
   size_t len = strlen(fn);
   for (size_t i = 0; i < s->nfns; i++)
     if (strncmp(s->fns[i], fn, len) == 0 &&
@@ -279,9 +232,7 @@ static __attribute__((unused)) int pr_has_fn(const pr_sample *s,
   return 0;
 }
 
-/* The sample's stack as "leaf;caller;...", for failure messages. */
-static __attribute__((unused)) void pr_stack_str(const pr_sample *s, char *out,
-                                                 size_t cap) {
+void pr_stack_str(const pr_sample *s, char *out, size_t cap) {
   size_t at = 0;
   out[0] = '\0';
   for (size_t i = 0; i < s->nfns && at + 1 < cap; i++) {
@@ -291,5 +242,3 @@ static __attribute__((unused)) void pr_stack_str(const pr_sample *s, char *out,
     at += (size_t)w;
   }
 }
-
-#endif

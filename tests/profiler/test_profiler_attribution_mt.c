@@ -18,9 +18,13 @@
  * function), and label values that come from one snapshot of the thread's
  * context record (span, local root, endpoint, trace id) must agree in every
  * sample. Too few samples to judge is a failure, not a pass. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <dirent.h>
@@ -30,19 +34,9 @@
 
 #include "hotspan/profiler.h"
 #include "hotspan/tracer.h"
-#include "pprof_read.h"
-#include "prof_test_util.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
+#include "support/pprof_read.h"
+#include "support/prof.h"
+#include "support/sanitizer.h"
 
 /* Functions that must appear under their own names: never inlined, and
  * (gcc) never cloned into "name.constprop.0". */

@@ -27,6 +27,7 @@
 #include "profile.pb-c.h"
 #include "profiler/profile.h"
 #include "profiler/symbolize.h"
+#include "support/gzip.h"
 
 typedef Perftools__Profiles__Profile Profile;
 
@@ -119,32 +120,8 @@ static void set_span(sbuf *b, uint64_t span, uint64_t root, uint64_t thi,
 }
 
 static Profile *decode(const hs_buf *b) {
-  assert_true(b->len > 18);
-  /* gzip magic */
-  assert_int_equal((unsigned char)b->data[0], 0x1f);
-  assert_int_equal((unsigned char)b->data[1], 0x8b);
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  assert_int_equal(inflateInit2(&zs, 15 + 16), Z_OK);
-  size_t cap = 1 << 16, len = 0;
-  unsigned char *raw = malloc(cap);
-  zs.next_in = (Bytef *)b->data;
-  zs.avail_in = (uInt)b->len;
-  int zr;
-  do {
-    if (len == cap) {
-      cap *= 2;
-      raw = realloc(raw, cap);
-      assert_non_null(raw);
-    }
-    zs.next_out = raw + len;
-    zs.avail_out = (uInt)(cap - len);
-    zr = inflate(&zs, Z_NO_FLUSH);
-    assert_true(zr == Z_OK || zr == Z_STREAM_END);
-    len = cap - zs.avail_out;
-  } while (zr != Z_STREAM_END);
-  assert_int_equal(zs.avail_in, 0); /* one member, nothing after it */
-  inflateEnd(&zs);
+  size_t len;
+  uint8_t *raw = ts_gunzip(b->data, b->len, &len);
   Profile *p = perftools__profiles__profile__unpack(NULL, len, raw);
   free(raw);
   assert_non_null(p);

@@ -2,9 +2,13 @@
  * burns CPU, weighted by the CPU time they stand for; wall samples of
  * blocked threads with the waiting function on the stack; the active span
  * on every sample; truncation; threads that block the signal. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <dirent.h>
@@ -17,44 +21,13 @@
 #include "context/thread_ctx.h"
 #include "hotspan/profiler.h"
 #include "hotspan/tracer.h"
-#include "prof_test_util.h"
+#include "support/prof.h"
+#include "support/sanitizer.h"
 
-/* Per thread: the burners run on many threads at once. */
+/* Written after each burn so that the caller does not tail-call the burner
+ * (and vanish from the stack); per thread, as burners run on many threads
+ * at once. */
 static __thread volatile double sink;
-
-static int start_prof(double cpu_hz, double wall_hz, int unwinder,
-                      uint32_t max_depth) {
-  pt_reset();
-  hs_prof_set_sample_hook(pt_hook, NULL);
-  hotspan_profiler_config c;
-  hotspan_profiler_config_init(&c);
-  c.ignore_environment = 1;
-  c.cpu_enabled = cpu_hz > 0;
-  c.wall_enabled = wall_hz > 0;
-  if (cpu_hz > 0)
-    c.cpu_hz = cpu_hz;
-  if (wall_hz > 0)
-    c.wall_hz = wall_hz;
-  c.unwinder = unwinder;
-  c.max_depth = max_depth;
-  return hotspan_profiler_start(&c);
-}
-
-static void stop_prof(void) {
-  assert_int_equal(hs_prof_engine_sync(5000), HOTSPAN_OK);
-  assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
-  hs_prof_set_sample_hook(NULL, NULL);
-}
-
-/* Burns CPU until the calling thread used ms of CPU time. */
-__attribute__((noinline)) static void burn_spin(unsigned ms) {
-  uint64_t until = pt_thread_cpu_ns() + (uint64_t)ms * 1000000u;
-  double x = 0;
-  while (pt_thread_cpu_ns() < until)
-    for (int i = 0; i < 2000; i++)
-      x += i * 0.5;
-  sink = x;
-}
 
 /* ---------------------------------------------------------------------- */
 
@@ -67,7 +40,7 @@ typedef struct thr_info {
 static void *burner_main(void *arg) {
   thr_info *t = arg;
   atomic_store(&t->tid, pt_gettid());
-  burn_spin(t->ms);
+  pt_burn_cpu(t->ms);
   t->cpu_ns = pt_thread_cpu_ns();
   return NULL;
 }
@@ -82,14 +55,14 @@ static void *sleeper_main(void *arg) {
 
 static void test_cpu_samples_follow_cpu_time(void **state) {
   (void)state;
-  assert_int_equal(start_prof(99, 0, HOTSPAN_UNWINDER_AUTO, 0), HOTSPAN_OK);
+  assert_int_equal(pt_start(99, 0, HOTSPAN_UNWINDER_AUTO, 0, 1), HOTSPAN_OK);
   thr_info b = {.ms = 600}, s = {.ms = 600};
   pthread_t tb, ts;
   assert_int_equal(pthread_create(&tb, NULL, burner_main, &b), 0);
   assert_int_equal(pthread_create(&ts, NULL, sleeper_main, &s), 0);
   pthread_join(tb, NULL);
   pthread_join(ts, NULL);
-  stop_prof();
+  pt_stop();
 
   size_t nb = 0, nb_fn = 0, ns = 0, nwall = 0;
   uint64_t cpu_b = 0;
@@ -103,7 +76,7 @@ static void test_cpu_samples_follow_cpu_time(void **state) {
     if ((pid_t)p->s.tid == b.tid) {
       nb++;
       cpu_b += p->s.cpu_ns;
-      nb_fn += pt_find(p, "burn_spin") >= 0;
+      nb_fn += pt_find(p, "pt_burn_cpu") >= 0;
     } else if ((pid_t)p->s.tid == s.tid) {
       ns++;
     }
@@ -129,12 +102,12 @@ static const hs_ctx_value span_x = {.trace_id_high = 0x1122334455667788ull,
                                     .trace_flags = 1};
 
 __attribute__((noinline)) static void burn_in_span(unsigned ms) {
-  burn_spin(ms);
+  pt_burn_cpu(ms);
   sink += 1;
 }
 
 __attribute__((noinline)) static void burn_outside_span(unsigned ms) {
-  burn_spin(ms);
+  pt_burn_cpu(ms);
   sink += 2;
 }
 
@@ -153,12 +126,12 @@ static void *span_main(void *arg) {
 
 static void test_samples_carry_active_span(void **state) {
   (void)state;
-  assert_int_equal(start_prof(199, 0, HOTSPAN_UNWINDER_AUTO, 0), HOTSPAN_OK);
+  assert_int_equal(pt_start(199, 0, HOTSPAN_UNWINDER_AUTO, 0, 1), HOTSPAN_OK);
   thr_info t = {.ms = 120};
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, span_main, &t), 0);
   pthread_join(th, NULL);
-  stop_prof();
+  pt_stop();
 
   size_t in = 0, out = 0;
   for (size_t i = 0; i < pt_n; i++) {
@@ -188,12 +161,12 @@ static void test_samples_carry_active_span(void **state) {
  * sample taken inside it with its ids and endpoint; after it finishes,
  * samples carry no span. */
 __attribute__((noinline)) static void burn_in_traced_request(unsigned ms) {
-  burn_spin(ms);
+  pt_burn_cpu(ms);
   sink += 3;
 }
 
 __attribute__((noinline)) static void burn_after_request(unsigned ms) {
-  burn_spin(ms);
+  pt_burn_cpu(ms);
   sink += 4;
 }
 
@@ -233,11 +206,11 @@ static void test_samples_carry_tracer_span(void **state) {
   tc.exporters = "none"; /* no network in this test */
   traced tr = {.t = {.ms = 250}};
   assert_int_equal(hotspan_tracer_new(&tc, &tr.tracer), HOTSPAN_OK);
-  assert_int_equal(start_prof(199, 0, HOTSPAN_UNWINDER_AUTO, 0), HOTSPAN_OK);
+  assert_int_equal(pt_start(199, 0, HOTSPAN_UNWINDER_AUTO, 0, 1), HOTSPAN_OK);
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, traced_main, &tr), 0);
   pthread_join(th, NULL);
-  stop_prof();
+  pt_stop();
   size_t in = 0, out = 0;
   uint32_t endpoint = 0;
   for (size_t i = 0; i < pt_n; i++) {
@@ -332,7 +305,7 @@ static void run_waiters(int unwinder, int expect_frames) {
   assert_int_equal(pipe(p2), 0);
   pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
   pthread_mutex_lock(&m);
-  assert_int_equal(start_prof(0, 97, unwinder, 0), HOTSPAN_OK);
+  assert_int_equal(pt_start(0, 97, unwinder, 0, 1), HOTSPAN_OK);
   waiter w[4] = {{0}, {.fd = p1[0]}, {.fd = p2[0]}, {.mutex = &m}};
   void *(*fns[4])(void *) = {w_sleep, w_read, w_epoll, w_mutex};
   static const char *const names[4] = {"wait_nanosleep", "wait_read",
@@ -348,7 +321,7 @@ static void run_waiters(int unwinder, int expect_frames) {
   for (int i = 0; i < 4; i++)
     pthread_join(th[i], NULL);
   uint64_t elapsed = pt_mono_ns() - t0;
-  stop_prof();
+  pt_stop();
 
   for (int i = 0; i < 4; i++) {
     size_t n = 0, with = 0;
@@ -363,7 +336,7 @@ static void run_waiters(int unwinder, int expect_frames) {
       wall += p->s.wall_ns;
       with += pt_find(p, names[i]) >= 0;
     }
-#if defined(__SANITIZE_THREAD__)
+#if UNDER_TSAN
     /* ThreadSanitizer defers signals that arrive inside most intercepted
      * calls until the call returns: blocked threads get ~1 sample. */
     if (n < 10)
@@ -412,7 +385,7 @@ static int (*volatile recurse_ptr)(int);
 
 __attribute__((noinline)) static int recurse_then_burn(int n) {
   if (n == 0) {
-    burn_spin(300);
+    pt_burn_cpu(300);
     return 0;
   }
   return recurse_ptr(n - 1) + 1;
@@ -428,13 +401,13 @@ static void *deep_main(void *arg) {
 
 static void test_max_depth_truncates(void **state) {
   (void)state;
-  assert_int_equal(start_prof(199, 0, HOTSPAN_UNWINDER_FP, 8), HOTSPAN_OK);
+  assert_int_equal(pt_start(199, 0, HOTSPAN_UNWINDER_FP, 8, 1), HOTSPAN_OK);
   thr_info t = {0};
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, deep_main, &t), 0);
   pthread_join(th, NULL);
   hotspan_profiler_stats st = {.struct_size = sizeof st};
-  stop_prof();
+  pt_stop();
   assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);
   size_t n = 0;
   for (size_t i = 0; i < pt_n; i++) {
@@ -443,7 +416,7 @@ static void test_max_depth_truncates(void **state) {
       continue;
     n++;
     assert_true(p->s.depth <= 8);
-    if (pt_find(p, "burn_spin") >= 0) {
+    if (pt_find(p, "pt_burn_cpu") >= 0) {
       assert_int_equal(p->s.depth, 8);
       assert_int_equal(p->s.truncated, 1);
     }
@@ -461,7 +434,7 @@ static void *blocked_main(void *arg) {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
   atomic_store(&t->tid, pt_gettid());
-  burn_spin(200);
+  pt_burn_cpu(200);
   pt_sleep_ms(300);
   return NULL;
 }
@@ -470,14 +443,14 @@ static void *blocked_main(void *arg) {
  * sample, and the sampler does not pile up signals for it. */
 static void test_thread_blocking_signals(void **state) {
   (void)state;
-  assert_int_equal(start_prof(199, 97, HOTSPAN_UNWINDER_AUTO, 0), HOTSPAN_OK);
+  assert_int_equal(pt_start(199, 97, HOTSPAN_UNWINDER_AUTO, 0, 1), HOTSPAN_OK);
   thr_info t = {0};
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, blocked_main, &t), 0);
   pthread_join(th, NULL);
   hotspan_profiler_stats st = {.struct_size = sizeof st};
   assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);
-  stop_prof();
+  pt_stop();
   for (size_t i = 0; i < pt_n; i++)
     assert_true((pid_t)pt_samples[i].s.tid != t.tid);
   assert_true(st.wall_signals_missed >= 5);
@@ -508,7 +481,7 @@ static void *merge_main(void *arg) {
   sigemptyset(&prof);
   sigaddset(&prof, SIGPROF);
   pthread_sigmask(SIG_BLOCK, &prof, NULL);
-  burn_spin(30);         /* the CPU timer expires: its signal stays pending */
+  pt_burn_cpu(30);       /* the CPU timer expires: its signal stays pending */
   sleep_while_blocked(); /* wall signals sent now find it pending */
   pthread_sigmask(SIG_UNBLOCK, &prof, NULL);
   sleep_after_merge();
@@ -517,12 +490,12 @@ static void *merge_main(void *arg) {
 
 static void test_wall_after_merged_signal(void **state) {
   (void)state;
-  assert_int_equal(start_prof(999, 97, HOTSPAN_UNWINDER_AUTO, 0), HOTSPAN_OK);
+  assert_int_equal(pt_start(999, 97, HOTSPAN_UNWINDER_AUTO, 0, 1), HOTSPAN_OK);
   thr_info t = {0};
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, merge_main, &t), 0);
   pthread_join(th, NULL);
-  stop_prof();
+  pt_stop();
   size_t after = 0, cpu = 0;
   for (size_t i = 0; i < pt_n; i++) {
     const pt_sample *p = &pt_samples[i];
@@ -537,12 +510,12 @@ static void test_wall_after_merged_signal(void **state) {
    * ThreadSanitizer: its runtime takes every signal itself and hands it to
    * the program later; one that arrived while the program blocked it was
    * seen lost there (once in CI), which says nothing of the profiler. */
-#if !defined(__SANITIZE_THREAD__)
+#if !UNDER_TSAN
   assert_true(cpu >= 1);
 #else
   (void)cpu;
 #endif
-#if defined(__SANITIZE_THREAD__)
+#if UNDER_TSAN
   /* Blocked threads get about one wall sample under ThreadSanitizer. */
   if (after < 10)
     return;
@@ -599,7 +572,7 @@ static void test_profiles_every_period(void **state) {
   /* Keep the CPU busy across at least two period ends. */
   uint64_t until = pt_mono_ns() + 2700000000ull;
   while (pt_mono_ns() < until)
-    burn_spin(20);
+    pt_burn_cpu(20);
   hotspan_profiler_stats st = {.struct_size = sizeof st};
   assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
   assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);
@@ -608,7 +581,7 @@ static void test_profiles_every_period(void **state) {
   int wall_files = count_files(sub, "hotspan.wall.");
   /* Two or three periods ended while running, and stop wrote the last. */
   assert_true(cpu_files >= 3);
-#if defined(__SANITIZE_THREAD__)
+#if UNDER_TSAN
   /* ThreadSanitizer holds a signal back until the thread next enters an
    * intercepted call, so a period may end without a wall sample (and an
    * empty profile is not written). */
@@ -637,7 +610,7 @@ static void test_unwritable_output(void **state) {
   c.wall_enabled = 0;
   c.output_dir = "/proc/self/no/such/dir";
   assert_int_equal(hotspan_profiler_start(&c), HOTSPAN_OK);
-  burn_spin(100);
+  pt_burn_cpu(100);
   hotspan_profiler_stats st = {.struct_size = sizeof st};
   assert_int_equal(hotspan_profiler_stop(), HOTSPAN_EIO);
   assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);
@@ -646,27 +619,19 @@ static void test_unwritable_output(void **state) {
   assert_int_equal(st.profile_errors, 1);
 }
 
-/* Leaves no profiler running behind a failed test. */
-static int teardown(void **state) {
-  (void)state;
-  hotspan_profiler_stop();
-  hs_prof_set_sample_hook(NULL, NULL);
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_teardown(test_cpu_samples_follow_cpu_time, teardown),
-      cmocka_unit_test_teardown(test_samples_carry_active_span, teardown),
-      cmocka_unit_test_teardown(test_samples_carry_tracer_span, teardown),
-      cmocka_unit_test_teardown(test_wall_blocked_auto, teardown),
-      cmocka_unit_test_teardown(test_wall_blocked_libunwind, teardown),
-      cmocka_unit_test_teardown(test_wall_blocked_fp, teardown),
-      cmocka_unit_test_teardown(test_max_depth_truncates, teardown),
-      cmocka_unit_test_teardown(test_thread_blocking_signals, teardown),
-      cmocka_unit_test_teardown(test_wall_after_merged_signal, teardown),
-      cmocka_unit_test_teardown(test_profiles_every_period, teardown),
-      cmocka_unit_test_teardown(test_unwritable_output, teardown),
+      cmocka_unit_test_teardown(test_cpu_samples_follow_cpu_time, pt_teardown),
+      cmocka_unit_test_teardown(test_samples_carry_active_span, pt_teardown),
+      cmocka_unit_test_teardown(test_samples_carry_tracer_span, pt_teardown),
+      cmocka_unit_test_teardown(test_wall_blocked_auto, pt_teardown),
+      cmocka_unit_test_teardown(test_wall_blocked_libunwind, pt_teardown),
+      cmocka_unit_test_teardown(test_wall_blocked_fp, pt_teardown),
+      cmocka_unit_test_teardown(test_max_depth_truncates, pt_teardown),
+      cmocka_unit_test_teardown(test_thread_blocking_signals, pt_teardown),
+      cmocka_unit_test_teardown(test_wall_after_merged_signal, pt_teardown),
+      cmocka_unit_test_teardown(test_profiles_every_period, pt_teardown),
+      cmocka_unit_test_teardown(test_unwritable_output, pt_teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   pt_free();

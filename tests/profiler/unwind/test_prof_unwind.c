@@ -1,16 +1,21 @@
 /* Unwinders on -O2 code built with (CHAIN_VARIANT_fp) and without
  * (CHAIN_VARIANT_nofp) frame pointers: samples taken in chain_c must show
  * chain_c <- chain_b <- chain_a <- chain_thread. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <stdatomic.h>
 #include <stdio.h>
 
 #include "hotspan/profiler.h"
-#include "prof_test_util.h"
+#include "support/prof.h"
+#include "support/sanitizer.h"
 
 void chain_a(unsigned ms);
 
@@ -82,7 +87,7 @@ static void test_auto(void **state) {
   uint64_t fp = last_stats.unwind_fp, unw = last_stats.unwind_libunwind;
   print_message("auto: %llu by frame pointers, %llu by libunwind\n",
                 (unsigned long long)fp, (unsigned long long)unw);
-#if defined(CHAIN_VARIANT_fp) && !defined(__SANITIZE_THREAD__)
+#if defined(CHAIN_VARIANT_fp) && !UNDER_TSAN
   /* Code with frame pointers: the cheap walk is kept for most samples.
    * (Not under ThreadSanitizer: its runtime, built without frame pointers,
    * starts every thread, so every stack passes through it.) */

@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "exporter/transport.h"
 #include "hotspan/error.h"
+#include "support/sanitizer.h"
 
 #define PYTHON "/usr/bin/python3"
 #define SCRIPT HS_SOURCE_DIR "/tests/tools/fake_backend.py"
@@ -36,16 +37,6 @@
  * starts threads (it reports the child's new thread as a duplicate of the
  * parent's): under it, fork children check what they inherited and free
  * their targets, without sending (which starts a thread). */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
 
 /* Under AddressSanitizer (gcc 12's runtime), a forked child now and then
  * hangs in malloc: the runtime does not hold its allocator's locks across
@@ -53,16 +44,6 @@
  * stays locked in the child (seen with a debugger: the child's writer
  * thread waiting in SizeClassAllocator64::GetFromAllocator). That is the
  * sanitizer's, not hotspan's; children send here in the normal build. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
 
 /* ---------------------------------------------------------- the backend */
 

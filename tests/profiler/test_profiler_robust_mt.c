@@ -2,9 +2,13 @@
  * working, a handler installed after ours is detected, repeated start/stop,
  * thousands of short-lived threads without leaked timers, fork, threads the
  * wrapper never saw, explicit (un)registration. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <dirent.h>
@@ -17,7 +21,11 @@
 #include <sys/wait.h>
 
 #include "hotspan/profiler.h"
-#include "prof_test_util.h"
+#include "support/prof.h"
+#include "support/sanitizer.h"
+
+/* Written after a burn so that the caller does not tail-call the burner. */
+static __thread volatile double sink;
 
 /* pthread_create past the profiler's wrapper, as a program thread made
  * by code the wrapper never sees (a library bound to libc directly): a
@@ -33,35 +41,10 @@ static int pthread_create_behind_our_back(pthread_t *t,
   return p != NULL ? ((create_fn)p)(t, attr, fn, arg) : EAGAIN;
 }
 
-/* Per thread: the burners run on many threads at once. */
-static __thread volatile double sink;
-
-static int start_prof(double cpu_hz, double wall_hz) {
-  hotspan_profiler_config c;
-  hotspan_profiler_config_init(&c);
-  c.ignore_environment = 1;
-  c.cpu_enabled = cpu_hz > 0;
-  c.wall_enabled = wall_hz > 0;
-  if (cpu_hz > 0)
-    c.cpu_hz = cpu_hz;
-  if (wall_hz > 0)
-    c.wall_hz = wall_hz;
-  return hotspan_profiler_start(&c);
-}
-
 static hotspan_profiler_stats stats(void) {
   hotspan_profiler_stats st = {.struct_size = sizeof st};
   assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);
   return st;
-}
-
-__attribute__((noinline)) static void burn_spin(unsigned ms) {
-  uint64_t until = pt_thread_cpu_ns() + (uint64_t)ms * 1000000u;
-  double x = 0;
-  while (pt_thread_cpu_ns() < until)
-    for (int i = 0; i < 2000; i++)
-      x += i * 0.5;
-  sink = x;
 }
 
 /* POSIX timers of this process, as the kernel lists them. */
@@ -157,8 +140,8 @@ static void test_program_handler_is_chained(void **state) {
   atomic_store(&app_calls_timer, 0);
   atomic_store(&app_calls_tkill, 0);
 
-  assert_int_equal(start_prof(199, 97), HOTSPAN_OK);
-  burn_spin(300);
+  assert_int_equal(pt_start(199, 97, HOTSPAN_UNWINDER_AUTO, 0, 0), HOTSPAN_OK);
+  pt_burn_cpu(300);
   pt_sleep_ms(100);
   /* Our own timer and tgkill signals never reach the program. */
   assert_int_equal(atomic_load(&app_calls), 0);
@@ -172,7 +155,7 @@ static void test_program_handler_is_chained(void **state) {
   struct itimerval it = {{0, 5000}, {0, 5000}}, off = {{0, 0}, {0, 0}};
   assert_int_equal(setitimer(ITIMER_PROF, &it, NULL), 0);
   for (int i = 0; i < 100 && atomic_load(&app_calls) < 3; i++)
-    burn_spin(20);
+    pt_burn_cpu(20);
   assert_int_equal(setitimer(ITIMER_PROF, &off, NULL), 0);
   pt_sleep_ms(20);
   assert_true(atomic_load(&app_calls) >= 3);
@@ -208,7 +191,7 @@ static void test_program_handler_installed_later(void **state) {
   (void)state;
   atomic_store(&app_calls, 0);
   atomic_store(&app_calls_timer, 0);
-  assert_int_equal(start_prof(199, 97), HOTSPAN_OK);
+  assert_int_equal(pt_start(199, 97, HOTSPAN_UNWINDER_AUTO, 0, 0), HOTSPAN_OK);
   struct sigaction sa, old;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = app_handler;
@@ -219,14 +202,14 @@ static void test_program_handler_installed_later(void **state) {
   /* Let anything already queued arrive, then nothing more may come. */
   pt_sleep_ms(100);
   int calls = atomic_load(&app_calls);
-  burn_spin(200);
+  pt_burn_cpu(200);
   pt_sleep_ms(200);
   assert_int_equal(atomic_load(&app_calls), calls);
   assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
 
   /* A new start installs ours again, chaining to the program's. */
-  assert_int_equal(start_prof(199, 0), HOTSPAN_OK);
-  burn_spin(100);
+  assert_int_equal(pt_start(199, 0, HOTSPAN_UNWINDER_AUTO, 0, 0), HOTSPAN_OK);
+  pt_burn_cpu(100);
   assert_int_equal(stats().handler_displaced, 0);
   assert_true(stats().samples_cpu > 0);
   assert_int_equal(kill(getpid(), SIGPROF), 0);
@@ -244,7 +227,7 @@ static _Atomic int workers_stop;
 static void *worker_main(void *arg) {
   (void)arg;
   while (!atomic_load(&workers_stop)) {
-    burn_spin(2);
+    pt_burn_cpu(2);
     pt_sleep_ms(1);
   }
   return NULL;
@@ -258,13 +241,15 @@ static void test_start_stop_100_times(void **state) {
   for (int i = 0; i < 2; i++)
     assert_int_equal(pthread_create(&w[i], NULL, worker_main, NULL), 0);
   for (int i = 0; i < 100; i++) {
-    assert_int_equal(start_prof(997, 97), HOTSPAN_OK);
-    assert_int_equal(start_prof(997, 97), HOTSPAN_ESTATE);
+    assert_int_equal(pt_start(997, 97, HOTSPAN_UNWINDER_AUTO, 0, 0),
+                     HOTSPAN_OK);
+    assert_int_equal(pt_start(997, 97, HOTSPAN_UNWINDER_AUTO, 0, 0),
+                     HOTSPAN_ESTATE);
     assert_true(hotspan_profiler_running());
     /* This thread, the two workers (found in /proc/self/task) and any
      * thread a sanitizer runtime runs. */
     assert_int_equal(hs_prof_engine_timer_count(), program_threads());
-    burn_spin(1);
+    pt_burn_cpu(1);
     assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
     assert_false(hotspan_profiler_running());
     assert_int_equal(hs_prof_engine_timer_count(), 0);
@@ -284,7 +269,7 @@ static void *short_main(void *arg) {
   return NULL;
 }
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#if UNDER_TSAN || UNDER_ASAN
 #define MANY_THREADS 2000
 #else
 #define MANY_THREADS 10000
@@ -293,7 +278,7 @@ static void *short_main(void *arg) {
 static void test_many_short_threads(void **state) {
   (void)state;
   int base = kernel_timers();
-  assert_int_equal(start_prof(997, 97), HOTSPAN_OK);
+  assert_int_equal(pt_start(997, 97, HOTSPAN_UNWINDER_AUTO, 0, 0), HOTSPAN_OK);
   int reg0 = (int)hs_prof_engine_timer_count();
   enum { BATCH = 16 };
   for (int i = 0; i < MANY_THREADS; i += BATCH) {
@@ -319,13 +304,13 @@ static void test_many_short_threads(void **state) {
 
 static void test_fork_child_profiles_itself(void **state) {
   (void)state;
-#if defined(__SANITIZE_THREAD__)
+#if UNDER_TSAN
   /* ThreadSanitizer kills a child of a multi-threaded process that starts
    * threads; the other builds run this test. */
   skip();
 #endif
-  assert_int_equal(start_prof(199, 97), HOTSPAN_OK);
-  burn_spin(50);
+  assert_int_equal(pt_start(199, 97, HOTSPAN_UNWINDER_AUTO, 0, 0), HOTSPAN_OK);
+  pt_burn_cpu(50);
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
@@ -337,7 +322,7 @@ static void test_fork_child_profiles_itself(void **state) {
     hotspan_profiler_get_stats(&st);
     if (st.samples_cpu != 0 || st.threads_active != 1)
       _exit(11);
-    burn_spin(200);
+    pt_burn_cpu(200);
     if (hs_prof_engine_sync(5000) != HOTSPAN_OK)
       _exit(12);
     hotspan_profiler_get_stats(&st);
@@ -352,7 +337,7 @@ static void test_fork_child_profiles_itself(void **state) {
   }
   /* Parent: keeps profiling while the child runs. */
   uint64_t before = stats().samples_cpu;
-  burn_spin(100);
+  pt_burn_cpu(100);
   int status = 0;
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_true(WIFEXITED(status));
@@ -369,23 +354,23 @@ static _Atomic int remote_phase;
 static void *remote_main(void *arg) {
   _Atomic int *rc = arg;
   while (atomic_load(&remote_phase) == 0)
-    burn_spin(5);
+    pt_burn_cpu(5);
   /* Registered by the scan; explicit calls still behave. */
   rc[0] = hotspan_profiler_register_thread();   /* upgrade: OK */
   rc[1] = hotspan_profiler_unregister_thread(); /* OK */
   rc[2] = hotspan_profiler_unregister_thread(); /* not registered */
   while (atomic_load(&remote_phase) == 1)
-    burn_spin(5);
+    pt_burn_cpu(5);
   rc[3] = hotspan_profiler_register_thread(); /* again: OK */
   while (atomic_load(&remote_phase) == 2)
-    burn_spin(5);
+    pt_burn_cpu(5);
   return NULL; /* exits registered: the key destructor unregisters */
 }
 
 static void *silent_main(void *arg) {
   (void)arg;
   while (atomic_load(&remote_phase) < 4)
-    burn_spin(5);
+    pt_burn_cpu(5);
   return NULL; /* never registered itself: the reaper must notice */
 }
 
@@ -406,7 +391,7 @@ static void wait_rc(_Atomic int *rc) {
 static void test_threads_created_behind_our_back(void **state) {
   (void)state;
   int base = kernel_timers();
-  assert_int_equal(start_prof(199, 0), HOTSPAN_OK);
+  assert_int_equal(pt_start(199, 0, HOTSPAN_UNWINDER_AUTO, 0, 0), HOTSPAN_OK);
   reg_base = hs_prof_engine_timer_count();
   assert_true(reg_base >= 1);
   atomic_store(&remote_phase, 0);
@@ -451,22 +436,16 @@ static void test_threads_created_behind_our_back(void **state) {
   assert_int_equal(hotspan_profiler_register_thread(), HOTSPAN_ESTATE);
 }
 
-/* Leaves no profiler running behind a failed test. */
-static int teardown(void **state) {
-  (void)state;
-  hotspan_profiler_stop();
-  hs_prof_set_sample_hook(NULL, NULL);
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_teardown(test_program_handler_is_chained, teardown),
-      cmocka_unit_test_teardown(test_program_handler_installed_later, teardown),
-      cmocka_unit_test_teardown(test_start_stop_100_times, teardown),
-      cmocka_unit_test_teardown(test_many_short_threads, teardown),
-      cmocka_unit_test_teardown(test_fork_child_profiles_itself, teardown),
-      cmocka_unit_test_teardown(test_threads_created_behind_our_back, teardown),
+      cmocka_unit_test_teardown(test_program_handler_is_chained, pt_teardown),
+      cmocka_unit_test_teardown(test_program_handler_installed_later,
+                                pt_teardown),
+      cmocka_unit_test_teardown(test_start_stop_100_times, pt_teardown),
+      cmocka_unit_test_teardown(test_many_short_threads, pt_teardown),
+      cmocka_unit_test_teardown(test_fork_child_profiles_itself, pt_teardown),
+      cmocka_unit_test_teardown(test_threads_created_behind_our_back,
+                                pt_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

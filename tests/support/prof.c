@@ -1,47 +1,27 @@
-/* Helpers shared by the profiler engine tests: a sample collector (the
- * engine's sample hook), a symbolizer for the test process (elfutils'
- * libdwfl, which sees static functions too), and CPU burners.
- * Header-only: each test executable is a single source file. */
-#ifndef HS_TESTS_PROF_TEST_UTIL_H
-#define HS_TESTS_PROF_TEST_UTIL_H
+#include "support/prof.h"
 
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdint.h>
+#include <setjmp.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "profiler/engine.h"
-#include "profiler/sample.h"
+#include <cmocka.h>
 
-/* ---- collected samples ---------------------------------------------- */
-
-/* The fixed part of hs_sample (a struct with a flexible array member may
- * not be a member in ISO C). */
-typedef struct pt_sample_head {
-  uint64_t time_ns, cpu_ns, wall_ns;
-  uint32_t tid;
-  uint16_t depth;
-  uint8_t kind, truncated, has_ctx;
-  hs_ctx_value ctx;
-} pt_sample_head;
-
-typedef struct pt_sample {
-  pt_sample_head s;
-  uintptr_t pcs[HS_PROF_MAX_DEPTH_LIMIT];
-  char thread_name[16];
-} pt_sample;
+#include "hotspan/error.h"
+#include "hotspan/profiler.h"
 
 static pthread_mutex_t pt_lock = PTHREAD_MUTEX_INITIALIZER;
-static pt_sample *pt_samples;
-static size_t pt_n, pt_cap;
+pt_sample *pt_samples;
+size_t pt_n;
+static size_t pt_cap;
 
-static __attribute__((unused)) void pt_hook(const hs_sample *s,
-                                            const char *name, void *arg) {
+void pt_hook(const hs_sample *s, const char *name, void *arg) {
   (void)arg;
   pthread_mutex_lock(&pt_lock);
   if (pt_n == pt_cap) {
@@ -70,13 +50,13 @@ static __attribute__((unused)) void pt_hook(const hs_sample *s,
   pthread_mutex_unlock(&pt_lock);
 }
 
-static __attribute__((unused)) void pt_reset(void) {
+void pt_reset(void) {
   pthread_mutex_lock(&pt_lock);
   pt_n = 0;
   pthread_mutex_unlock(&pt_lock);
 }
 
-static __attribute__((unused)) void pt_free(void) {
+void pt_free(void) {
   pthread_mutex_lock(&pt_lock);
   free(pt_samples);
   pt_samples = NULL;
@@ -84,11 +64,43 @@ static __attribute__((unused)) void pt_free(void) {
   pthread_mutex_unlock(&pt_lock);
 }
 
-/* ---- symbols ---------------------------------------------------------- */
+int pt_start(double cpu_hz, double wall_hz, int unwinder, uint32_t max_depth,
+             int collect) {
+  if (collect) {
+    pt_reset();
+    hs_prof_set_sample_hook(pt_hook, NULL);
+  }
+  hotspan_profiler_config c;
+  hotspan_profiler_config_init(&c);
+  c.ignore_environment = 1;
+  c.cpu_enabled = cpu_hz > 0;
+  c.wall_enabled = wall_hz > 0;
+  if (cpu_hz > 0)
+    c.cpu_hz = cpu_hz;
+  if (wall_hz > 0)
+    c.wall_hz = wall_hz;
+  c.unwinder = (hotspan_profiler_unwinder)unwinder;
+  if (max_depth > 0)
+    c.max_depth = max_depth;
+  return hotspan_profiler_start(&c);
+}
+
+void pt_stop(void) {
+  assert_int_equal(hs_prof_engine_sync(5000), HOTSPAN_OK);
+  assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
+  hs_prof_set_sample_hook(NULL, NULL);
+}
+
+int pt_teardown(void **state) {
+  (void)state;
+  hotspan_profiler_stop();
+  hs_prof_set_sample_hook(NULL, NULL);
+  return 0;
+}
 
 static Dwfl *pt_dwfl;
 
-static __attribute__((unused)) void pt_sym_open(void) {
+void pt_sym_open(void) {
   static const Dwfl_Callbacks cb = {
       .find_elf = dwfl_linux_proc_find_elf,
       .find_debuginfo = dwfl_standard_find_debuginfo,
@@ -100,14 +112,13 @@ static __attribute__((unused)) void pt_sym_open(void) {
   dwfl_report_end(pt_dwfl, NULL, NULL);
 }
 
-static __attribute__((unused)) void pt_sym_close(void) {
+void pt_sym_close(void) {
   if (pt_dwfl != NULL)
     dwfl_end(pt_dwfl);
   pt_dwfl = NULL;
 }
 
-/* Function name at pcs[i] of a sample ("" if unknown). */
-static const char *pt_func(const uintptr_t *pcs, uint32_t i) {
+const char *pt_func(const uintptr_t *pcs, uint32_t i) {
   if (pt_dwfl == NULL)
     pt_sym_open();
   Dwarf_Addr a = pcs[i] - (i > 0 ? 1 : 0);
@@ -116,18 +127,14 @@ static const char *pt_func(const uintptr_t *pcs, uint32_t i) {
   return n ? n : "";
 }
 
-/* Index of the first frame whose function is named fn, or -1. */
-static __attribute__((unused)) int pt_find(const pt_sample *p, const char *fn) {
+int pt_find(const pt_sample *p, const char *fn) {
   for (uint32_t i = 0; i < p->s.depth; i++)
     if (strcmp(pt_func(p->pcs, i), fn) == 0)
       return (int)i;
   return -1;
 }
 
-/* Nonzero if the functions in names[] appear in this order (leaf side
- * first), consecutive in the stack. */
-static __attribute__((unused)) int pt_chain(const pt_sample *p,
-                                            const char *const *names, int n) {
+int pt_chain(const pt_sample *p, const char *const *names, int n) {
   int at = pt_find(p, names[0]);
   if (at < 0)
     return 0;
@@ -138,29 +145,36 @@ static __attribute__((unused)) int pt_chain(const pt_sample *p,
   return 1;
 }
 
-/* ---- burners ---------------------------------------------------------- */
-
-static __attribute__((unused)) uint64_t pt_thread_cpu_ns(void) {
+uint64_t pt_thread_cpu_ns(void) {
   struct timespec t;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
   return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-static __attribute__((unused)) uint64_t pt_mono_ns(void) {
+uint64_t pt_mono_ns(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-static __attribute__((unused)) pid_t pt_gettid(void) {
+pid_t pt_gettid(void) {
   return (pid_t)syscall(SYS_gettid);
 }
 
-/* Sleeps ms of wall time even when signals interrupt nanosleep. */
-static __attribute__((unused)) void pt_sleep_ms(unsigned ms) {
+void pt_sleep_ms(unsigned ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
     ;
 }
 
-#endif
+/* Per thread: the burners run on many threads at once. */
+static __thread volatile double burn_sink;
+
+__attribute__((noinline)) void pt_burn_cpu(unsigned ms) {
+  uint64_t until = pt_thread_cpu_ns() + (uint64_t)ms * 1000000u;
+  double x = 0;
+  while (pt_thread_cpu_ns() < until)
+    for (int i = 0; i < 2000; i++)
+      x += i * 0.5;
+  burn_sink = x;
+}

@@ -14,9 +14,9 @@
 
 #include <cmocka.h>
 
-#include "capture_sink.h"
 #include "common/clock.h"
 #include "hotspan/hotspan.h"
+#include "support/capture_sink.h"
 
 /* ------------------------------------------------------------------ */
 /* The record, read from a signal handler.                            */

@@ -12,10 +12,10 @@
 
 #include <cmocka.h>
 
-#include "capture_sink.h"
 #include "common/clock.h"
 #include "context/endpoints.h"
 #include "hotspan/hotspan.h"
+#include "support/capture_sink.h"
 
 static void flush(hotspan_tracer *t) {
   assert_int_equal(hotspan_tracer_flush(t, 5000), HOTSPAN_OK);

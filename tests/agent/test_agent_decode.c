@@ -21,53 +21,50 @@
 #include "agent/decode.h"
 #include "agent/multipart.h"
 #include "profile.pb-c.h"
+#include "support/gzip.h"
+#include "support/msgpack.h"
 
 /* ------------------------------------------------------------ helpers */
-
-static void pk_str(msgpack_packer *pk, const char *s) {
-  msgpack_pack_str(pk, strlen(s));
-  msgpack_pack_str_body(pk, s, strlen(s));
-}
 
 /* Packs one span map; extra_key/extra adds a key packed by the caller. */
 static void pk_span(msgpack_packer *pk, uint64_t trace, uint64_t span,
                     uint64_t parent, const char *name, int with_tid) {
   msgpack_pack_map(pk, 13);
-  pk_str(pk, "service");
-  pk_str(pk, "checkout");
-  pk_str(pk, "name");
-  pk_str(pk, name);
-  pk_str(pk, "resource");
-  pk_str(pk, "POST /checkout");
-  pk_str(pk, "type");
-  pk_str(pk, "web");
-  pk_str(pk, "trace_id");
+  ts_pack_str(pk, "service");
+  ts_pack_str(pk, "checkout");
+  ts_pack_str(pk, "name");
+  ts_pack_str(pk, name);
+  ts_pack_str(pk, "resource");
+  ts_pack_str(pk, "POST /checkout");
+  ts_pack_str(pk, "type");
+  ts_pack_str(pk, "web");
+  ts_pack_str(pk, "trace_id");
   msgpack_pack_uint64(pk, trace);
-  pk_str(pk, "span_id");
+  ts_pack_str(pk, "span_id");
   msgpack_pack_uint64(pk, span);
-  pk_str(pk, "parent_id");
+  ts_pack_str(pk, "parent_id");
   msgpack_pack_uint64(pk, parent);
-  pk_str(pk, "start");
+  ts_pack_str(pk, "start");
   msgpack_pack_int64(pk, 1700000000123456789LL);
-  pk_str(pk, "duration");
+  ts_pack_str(pk, "duration");
   msgpack_pack_int64(pk, 1800000000LL);
-  pk_str(pk, "error");
+  ts_pack_str(pk, "error");
   msgpack_pack_int32(pk, parent ? 1 : 0);
-  pk_str(pk, "meta");
+  ts_pack_str(pk, "meta");
   msgpack_pack_map(pk, with_tid ? 2 : 1);
-  pk_str(pk, "http.method");
-  pk_str(pk, "POST");
+  ts_pack_str(pk, "http.method");
+  ts_pack_str(pk, "POST");
   if (with_tid) {
-    pk_str(pk, "_dd.p.tid");
-    pk_str(pk, "6553f1000000abcd");
+    ts_pack_str(pk, "_dd.p.tid");
+    ts_pack_str(pk, "6553f1000000abcd");
   }
-  pk_str(pk, "metrics");
+  ts_pack_str(pk, "metrics");
   msgpack_pack_map(pk, 2);
-  pk_str(pk, "_sampling_priority_v1");
+  ts_pack_str(pk, "_sampling_priority_v1");
   msgpack_pack_int32(pk, 1);
-  pk_str(pk, "_dd.top_level");
+  ts_pack_str(pk, "_dd.top_level");
   msgpack_pack_double(pk, 0.5);
-  pk_str(pk, "unknown_future_key");
+  ts_pack_str(pk, "unknown_future_key");
   msgpack_pack_array(pk, 1);
   msgpack_pack_nil(pk);
 }
@@ -154,16 +151,16 @@ static void test_dd_msgpack_golden(void **state) {
 /* One span whose meta holds the given key/value pairs (n of them). */
 static void pk_meta_span(msgpack_packer *pk, const char *const *kv, int n) {
   msgpack_pack_map(pk, 4);
-  pk_str(pk, "trace_id");
+  ts_pack_str(pk, "trace_id");
   msgpack_pack_uint64(pk, 7);
-  pk_str(pk, "span_id");
+  ts_pack_str(pk, "span_id");
   msgpack_pack_uint64(pk, 8);
-  pk_str(pk, "service");
-  pk_str(pk, "svc");
-  pk_str(pk, "meta");
+  ts_pack_str(pk, "service");
+  ts_pack_str(pk, "svc");
+  ts_pack_str(pk, "meta");
   msgpack_pack_map(pk, (size_t)n);
   for (int i = 0; i < 2 * n; i++)
-    pk_str(pk, kv[i]);
+    ts_pack_str(pk, kv[i]);
 }
 
 static hs_ing_span *decode_meta_span(hs_agent_decoded *d, const char *const *kv,
@@ -295,38 +292,38 @@ static size_t pk_native_links(msgpack_sbuffer *sb, int kind) {
   msgpack_pack_array(&pk, 1);
   msgpack_pack_array(&pk, 1);
   msgpack_pack_map(&pk, 4);
-  pk_str(&pk, "trace_id");
+  ts_pack_str(&pk, "trace_id");
   msgpack_pack_uint64(&pk, 7);
-  pk_str(&pk, "span_id");
+  ts_pack_str(&pk, "span_id");
   msgpack_pack_uint64(&pk, 8);
-  pk_str(&pk, "meta");
+  ts_pack_str(&pk, "meta");
   msgpack_pack_map(&pk, 1);
-  pk_str(&pk, "_dd.span_links");
-  pk_str(&pk, "[{\"trace_id\":\"000000000000002a\","
-              "\"span_id\":\"000000000000002b\"}]");
-  pk_str(&pk, "span_links");
+  ts_pack_str(&pk, "_dd.span_links");
+  ts_pack_str(&pk, "[{\"trace_id\":\"000000000000002a\","
+                   "\"span_id\":\"000000000000002b\"}]");
+  ts_pack_str(&pk, "span_links");
   if (kind == 1) {
     msgpack_pack_array(&pk, 1);
     msgpack_pack_map(&pk, 1);
-    pk_str(&pk, "attributes");
-    pk_str(&pk, "not a map");
+    ts_pack_str(&pk, "attributes");
+    ts_pack_str(&pk, "not a map");
     return sb->size;
   }
   msgpack_pack_array(&pk, 1);
   msgpack_pack_map(&pk, 6);
-  pk_str(&pk, "trace_id");
+  ts_pack_str(&pk, "trace_id");
   msgpack_pack_uint64(&pk, UINT64_C(0x8448eb211c80319c));
-  pk_str(&pk, "trace_id_high");
+  ts_pack_str(&pk, "trace_id_high");
   msgpack_pack_uint64(&pk, UINT64_C(0x0af7651916cd43dd));
-  pk_str(&pk, "span_id");
+  ts_pack_str(&pk, "span_id");
   msgpack_pack_uint64(&pk, UINT64_C(0x00f067aa0ba902b7));
-  pk_str(&pk, "attributes");
+  ts_pack_str(&pk, "attributes");
   msgpack_pack_map(&pk, 1);
-  pk_str(&pk, "link.kind");
-  pk_str(&pk, "retry");
-  pk_str(&pk, "tracestate");
-  pk_str(&pk, "dd=s:1");
-  pk_str(&pk, "flags");
+  ts_pack_str(&pk, "link.kind");
+  ts_pack_str(&pk, "retry");
+  ts_pack_str(&pk, "tracestate");
+  ts_pack_str(&pk, "dd=s:1");
+  ts_pack_str(&pk, "flags");
   msgpack_pack_uint32(&pk, 0x80000001u);
   return sb->size;
 }
@@ -388,19 +385,19 @@ static void test_dd_msgpack_empty_and_wrong_types(void **state) {
     msgpack_pack_array(&pk, 1);
     msgpack_pack_map(&pk, 1);
     if (cases[i].kind == 2 || cases[i].kind == 4) {
-      pk_str(&pk, "meta");
+      ts_pack_str(&pk, "meta");
       msgpack_pack_map(&pk, 1);
-      pk_str(&pk, cases[i].kind == 4 ? "_dd.p.tid" : "k");
+      ts_pack_str(&pk, cases[i].kind == 4 ? "_dd.p.tid" : "k");
       if (cases[i].kind == 4)
-        pk_str(&pk, "xyz");
+        ts_pack_str(&pk, "xyz");
       else
         msgpack_pack_int32(&pk, 5);
     } else {
-      pk_str(&pk, cases[i].key);
+      ts_pack_str(&pk, cases[i].key);
       if (cases[i].kind == 0)
         msgpack_pack_int32(&pk, 7);
       else if (cases[i].kind == 1)
-        pk_str(&pk, "7");
+        ts_pack_str(&pk, "7");
       else
         msgpack_pack_int32(&pk, -7);
     }
@@ -570,22 +567,6 @@ static uint8_t *build_pprof(const char *kind, int counts_only, int pyro,
   return buf;
 }
 
-static uint8_t *gzip_bytes(const uint8_t *in, size_t n, size_t *outlen) {
-  z_stream z;
-  memset(&z, 0, sizeof(z));
-  deflateInit2(&z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY);
-  size_t cap = deflateBound(&z, n) + 32;
-  uint8_t *out = malloc(cap);
-  z.next_in = (Bytef *)(uintptr_t)in;
-  z.avail_in = (uInt)n;
-  z.next_out = out;
-  z.avail_out = (uInt)cap;
-  assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-  *outlen = cap - z.avail_out;
-  deflateEnd(&z);
-  return out;
-}
-
 static uint8_t *zstd_bytes(const uint8_t *in, size_t n, size_t *outlen) {
   size_t cap = ZSTD_compressBound(n);
   uint8_t *out = malloc(cap);
@@ -630,7 +611,7 @@ static void test_pprof_golden_plain_gzip_zstd(void **state) {
   size_t n;
   uint8_t *raw = build_pprof("cpu", 0, 0, &n);
   size_t gn, zn;
-  uint8_t *gz = gzip_bytes(raw, n, &gn);
+  uint8_t *gz = ts_gzip(raw, n, 9, &gn);
   uint8_t *zs = zstd_bytes(raw, n, &zn);
   const uint8_t *inputs[] = {raw, gz, zs};
   size_t lens[] = {n, gn, zn};
@@ -827,7 +808,7 @@ static void test_pprof_garbage_and_bombs(void **state) {
   /* 8 MiB of zeros gzipped to ~8 KiB, against a 1 MiB cap. */
   size_t big = 8 << 20, gn, zn;
   uint8_t *zeros = calloc(1, big);
-  uint8_t *gz = gzip_bytes(zeros, big, &gn);
+  uint8_t *gz = ts_gzip(zeros, big, 9, &gn);
   uint8_t *zs = zstd_bytes(zeros, big, &zn);
   assert_true(gn < 64 << 10);
   hs_agent_limits lim = {1 << 20, 0};
@@ -864,8 +845,8 @@ static void test_compress_members_and_truncation(void **state) {
   (void)state;
   const char *text = "hello, profile";
   size_t n1, n2;
-  uint8_t *g1 = gzip_bytes((const uint8_t *)text, 7, &n1);
-  uint8_t *g2 = gzip_bytes((const uint8_t *)text + 7, strlen(text) - 7, &n2);
+  uint8_t *g1 = ts_gzip((const uint8_t *)text, 7, 9, &n1);
+  uint8_t *g2 = ts_gzip((const uint8_t *)text + 7, strlen(text) - 7, 9, &n2);
   uint8_t *both = malloc(n1 + n2 + 1);
   memcpy(both, g1, n1);
   memcpy(both + n1, g2, n2);
@@ -945,7 +926,7 @@ static const char *const MP_CT =
 static mp build_dd_upload(const char *event) {
   size_t n, gn, zn;
   uint8_t *raw = build_pprof("cpu", 0, 0, &n);
-  uint8_t *gz = gzip_bytes(raw, n, &gn);
+  uint8_t *gz = ts_gzip(raw, n, 9, &gn);
   uint8_t *wall = build_pprof("wall", 0, 0, &n);
   uint8_t *zs = zstd_bytes(wall, n, &zn);
   mp m = {0};

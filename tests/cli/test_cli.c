@@ -20,7 +20,7 @@
 
 #include "backend/store.h"
 #include "cli/cli.h"
-#include "tests/backend/store_fixtures.h"
+#include "support/store_fixtures.h"
 
 #define S 1000000000LL
 #define MS 1000000LL

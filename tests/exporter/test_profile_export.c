@@ -22,6 +22,7 @@
 #include "exporter/pyroscope.h"
 #include "hotspan/error.h"
 #include "profiler/profile.h"
+#include "support/env.h"
 
 #define T0 1741944413000000000ull /* 2025-03-14T09:26:53Z */
 
@@ -721,38 +722,9 @@ static void test_parse_exporters(void **state) {
   assert_int_equal(m, 0);
 }
 
-static void clear_env(void) {
-  static const char *const vars[] = {"HOTSPAN_PROFILING_EXPORTERS",
-                                     "HOTSPAN_SERVICE",
-                                     "DD_SERVICE",
-                                     "DD_ENV",
-                                     "DD_VERSION",
-                                     "DD_TAGS",
-                                     "HOTSPAN_TAGS",
-                                     "HOTSPAN_ENV",
-                                     "HOTSPAN_VERSION",
-                                     "DD_TRACE_AGENT_URL",
-                                     "HOTSPAN_AGENT_URL",
-                                     "DD_AGENT_HOST",
-                                     "DD_TRACE_AGENT_PORT",
-                                     "PYROSCOPE_SERVER_ADDRESS",
-                                     "HOTSPAN_PYROSCOPE_URL",
-                                     "PYROSCOPE_APPLICATION_NAME",
-                                     "HOTSPAN_PYROSCOPE_APP_NAME",
-                                     "PYROSCOPE_TENANT_ID",
-                                     "HOTSPAN_PROFILING_FLUSH_TIMEOUT_MS",
-                                     "DD_HOSTNAME",
-                                     "HOTSPAN_HOSTNAME",
-                                     "OTEL_RESOURCE_ATTRIBUTES",
-                                     "OTEL_SERVICE_NAME",
-                                     NULL};
-  for (const char *const *v = vars; *v; v++)
-    unsetenv(*v);
-}
-
 static void test_config_from_env(void **state) {
   (void)state;
-  clear_env();
+  ts_clear_env();
   hs_profexp_config c;
   /* Defaults: the Datadog agent on localhost. */
   assert_int_equal(hs_profexp_config_load(&c, 1, 10101010, 52631579), 0);
@@ -808,7 +780,7 @@ static void test_config_from_env(void **state) {
   assert_int_equal(hs_profexp_config_load(&c, 0, 10101010, 0), 0);
   assert_int_equal(c.exporters, 0);
   hs_profexp_config_free(&c);
-  clear_env();
+  ts_clear_env();
 }
 
 int main(void) {

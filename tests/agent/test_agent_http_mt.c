@@ -27,6 +27,8 @@
 #include "agent/http_server.h"
 #include "agent/routes.h"
 #include "common/log.h"
+#include "support/gzip.h"
+#include "support/msgpack.h"
 
 /* ------------------------------------------------------------ fixture */
 
@@ -287,17 +289,8 @@ static void *traces_payload(size_t *len) {
   msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
   msgpack_pack_array(&pk, 1);
   msgpack_pack_array(&pk, 2);
-  for (int i = 0; i < 2; i++) {
-    msgpack_pack_map(&pk, 4);
-    msgpack_pack_str_with_body(&pk, "service", 7);
-    msgpack_pack_str_with_body(&pk, "web", 3);
-    msgpack_pack_str_with_body(&pk, "trace_id", 8);
-    msgpack_pack_uint64(&pk, 7);
-    msgpack_pack_str_with_body(&pk, "span_id", 7);
-    msgpack_pack_uint64(&pk, (uint64_t)i + 1);
-    msgpack_pack_str_with_body(&pk, "parent_id", 9);
-    msgpack_pack_uint64(&pk, (uint64_t)i);
-  }
+  for (int i = 0; i < 2; i++)
+    ts_pack_min_span(&pk, "web", 7, (uint64_t)i + 1, (uint64_t)i);
   *len = sb.size;
   return sb.data; /* malloc'd by the sbuffer */
 }
@@ -342,18 +335,8 @@ static void test_traces_put_post_chunked(void **state) {
   pthread_mutex_unlock(&f->cap.mu);
 
   /* gzip Content-Encoding */
-  uLongf glen = compressBound(len) + 32;
-  unsigned char *gz = malloc(glen);
-  z_stream z;
-  memset(&z, 0, sizeof(z));
-  deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
-  z.next_in = body;
-  z.avail_in = (uInt)len;
-  z.next_out = gz;
-  z.avail_out = (uInt)glen;
-  assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-  glen = z.total_out;
-  deflateEnd(&z);
+  size_t glen;
+  uint8_t *gz = ts_gzip(body, len, 6, &glen);
   const char *gz_hdrs[] = {"Content-Type: application/msgpack",
                            "Content-Encoding: gzip", NULL};
   r = request(f, NULL, "POST", "/v0.4/traces", gz_hdrs, gz, glen, 0);
@@ -428,18 +411,8 @@ static void test_body_limits(void **state) {
   /* A gzip bomb: 8 MiB of zeros in ~8 KiB, over the 256 KiB inflate cap. */
   size_t zeros = 8 << 20;
   char *z0 = calloc(1, zeros);
-  uLongf glen = compressBound(zeros) + 32;
-  unsigned char *gz = malloc(glen);
-  z_stream z;
-  memset(&z, 0, sizeof(z));
-  deflateInit2(&z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY);
-  z.next_in = (Bytef *)z0;
-  z.avail_in = (uInt)zeros;
-  z.next_out = gz;
-  z.avail_out = (uInt)glen;
-  assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-  glen = z.total_out;
-  deflateEnd(&z);
+  size_t glen;
+  uint8_t *gz = ts_gzip(z0, zeros, 9, &glen);
   assert_true(glen < (64 << 10));
   const char *gzh[] = {"Content-Type: application/msgpack",
                        "Content-Encoding: gzip", NULL};

@@ -441,9 +441,7 @@ static int send_target(void *arg, unsigned dest, char *body, size_t len,
 }
 
 void hs_profexp_session_profile(int type, const uint8_t *data, size_t len,
-                                uint64_t start_unix_ns, uint64_t end_unix_ns,
-                                void *arg) {
-  (void)arg;
+                                uint64_t start_unix_ns, uint64_t end_unix_ns) {
   pthread_mutex_lock(&g_mu);
   hs_profexp_on_profile(g_x, type, data, len, start_unix_ns, end_unix_ns);
   pthread_mutex_unlock(&g_mu);

@@ -132,11 +132,10 @@ int hs_profexp_start(int use_env, uint64_t cpu_period_ns,
 /* 1 while a session with at least one network exporter runs. */
 int hs_profexp_active(void);
 
-/* The session's profile sink (an hs_prof_profile_sink; arg unused):
- * pairs and uploads each profile. Does nothing without a session. */
+/* One profile handed to the profile sink, for the session: paired with its
+ * other type and uploaded. Does nothing without a session. */
 void hs_profexp_session_profile(int type, const uint8_t *data, size_t len,
-                                uint64_t start_unix_ns, uint64_t end_unix_ns,
-                                void *arg);
+                                uint64_t start_unix_ns, uint64_t end_unix_ns);
 
 /* After the engine stopped (its last profiles delivered) and the sink was
  * removed: sends what waits and frees the targets, waiting at most

@@ -1,15 +1,39 @@
 /* hotspan_profiler_start / _stop and the start from the environment: the
- * profiler's engine with the profile exporter as its sink. The profiler
- * and the exporters do not know each other; this is where they meet. */
+ * profiler's engine with the exporters as its profile sink (files in the
+ * output directory, uploads of the profile exporter). The profiler and the
+ * exporters do not know each other; this is where they meet. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/env.h"
 #include "common/log.h"
+#include "exporter/pprof_file.h"
 #include "exporter/profile_exporter.h"
 #include "hotspan/error.h"
 #include "hotspan/profiler.h"
 #include "hotspan/tracer.h"
 #include "profiler/engine.h"
+
+/* Where the profiles of the running profiler go. Set before the engine
+ * starts and cleared after it stopped, so the aggregator thread only reads
+ * it (the sink's atomic installation orders the two). */
+static struct {
+  char dir[sizeof(((hs_prof_settings *)0)->output_dir)]; /* "" = no files */
+  int upload;
+} dest;
+
+static int to_exporters(int type, const uint8_t *data, size_t len,
+                        uint64_t start_unix_ns, uint64_t end_unix_ns,
+                        void *arg) {
+  (void)arg;
+  int kept = 0;
+  if (dest.dir[0] != '\0')
+    kept = hs_pprof_file_keep(dest.dir, type, data, len, start_unix_ns,
+                              end_unix_ns);
+  if (dest.upload)
+    hs_profexp_session_profile(type, data, len, start_unix_ns, end_unix_ns);
+  return kept;
+}
 
 int hotspan_profiler_start(const hotspan_profiler_config *cfg) {
   hs_prof_settings *s = malloc(sizeof *s);
@@ -18,31 +42,34 @@ int hotspan_profiler_start(const hotspan_profiler_config *cfg) {
   int rc = hs_prof_settings_resolve(cfg, s);
   if (rc == HOTSPAN_OK && hs_prof_engine_running())
     rc = HOTSPAN_ESTATE;
-  /* The exporter installs its profile sink before the engine produces
-   * anything. A failed exporter does not keep the profiler off: files and
-   * the other exporters still work. */
-  int exporter = 0;
+  /* The sink is installed before the engine produces anything. A failed
+   * exporter does not keep the profiler off: files and the other exporters
+   * still work. */
+  int exporter = 0, installed = 0;
   if (rc == HOTSPAN_OK) {
     int use_env = cfg == NULL || !cfg->ignore_environment;
     int erc = hs_profexp_start(use_env, s->cpu_period_ns, s->wall_period_ns);
     if (erc != HOTSPAN_OK)
       hs_log(HS_LOG_WARN, "profile export off: %s", hotspan_strerror(erc));
     exporter = erc == HOTSPAN_OK;
-    if (exporter && hs_profexp_active())
-      hs_prof_set_profile_sink(hs_profexp_session_profile, NULL);
+    memcpy(dest.dir, s->output_dir, sizeof dest.dir);
+    dest.upload = exporter && hs_profexp_active();
+    installed = dest.dir[0] != '\0' || dest.upload;
+    if (installed)
+      hs_prof_set_profile_sink(to_exporters, NULL);
   }
   if (rc == HOTSPAN_OK)
     rc = hs_prof_engine_start(s);
-  if (rc != HOTSPAN_OK && exporter) {
+  if (rc != HOTSPAN_OK && installed)
     hs_prof_set_profile_sink(NULL, NULL);
+  if (rc != HOTSPAN_OK && exporter)
     hs_profexp_stop(0);
-  }
   free(s);
   return rc;
 }
 
-/* Stops the engine (which hands its last profiles to the exporter), then
- * lets the exporter send them, bounded by its flush timeout. */
+/* Stops the engine (which hands its last profiles to the sink), then lets
+ * the profile exporter send them, bounded by its flush timeout. */
 static int stop_all(void) {
   int rc = hs_prof_engine_stop();
   hs_prof_set_profile_sink(NULL, NULL);

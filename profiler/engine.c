@@ -1,8 +1,9 @@
 /* The profiler engine: lifecycle (start, stop, sync), the aggregator and
  * wall-sampler threads, aggregation into profiles, and fork handling. The
  * thread slots are in engine_slots.c, the thread scans in engine_scan.c,
- * the signal handler in handler.c, the unwinders in unwind.c, profile
- * files in pprof_file.c. Lock order: engine_int.h. */
+ * the signal handler in handler.c, the unwinders in unwind.c. Encoded
+ * profiles go to the profile sink (profile_sink.h), which the wiring code
+ * installs (files and uploads are exporters'). Lock order: engine_int.h. */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -24,7 +25,6 @@
 #include "common/random.h"
 #include "common/thread.h"
 #include "profiler/engine_int.h"
-#include "profiler/pprof_file.h"
 #include "profiler/profile.h"
 
 hs_prof_hstate hs_prof_h;
@@ -135,11 +135,11 @@ static hs_profile *new_profile(int type, uint64_t start_unix) {
   return hs_profile_new(&pc);
 }
 
-/* Encodes p and hands it to the file writer and the sink. */
+/* Encodes p and hands it to the sink, which says whether it wrote a file
+ * (profiles_written) or lost the profile (profile_errors). */
 static int emit_profile(hs_profile *p, int type, uint64_t start, uint64_t end) {
   hs_prof_profile_sink sink = atomic_load(&profile_sink);
-  if (hs_profile_sample_count(p) == 0 ||
-      (hs_pe.set.output_dir[0] == '\0' && sink == NULL))
+  if (hs_profile_sample_count(p) == 0 || sink == NULL)
     return 0; /* nobody takes it: do not even encode */
   hs_buf out;
   hs_buf_init(&out, 0);
@@ -150,19 +150,12 @@ static int emit_profile(hs_profile *p, int type, uint64_t start, uint64_t end) {
            hotspan_strerror(rc));
     failed = 1;
   } else {
-    if (hs_pe.set.output_dir[0] != '\0') {
-      /* Created here rather than once at start: it may have been removed
-       * since (a tmp cleaner), and one mkdir per period costs nothing. */
-      (void)mkdir(hs_pe.set.output_dir, 0755);
-      if (hs_pprof_write_file(hs_pe.set.output_dir, NULL, type, start, end,
-                              &out, NULL) != HOTSPAN_OK)
-        failed = 1;
-      else
-        atomic_fetch_add(&hs_prof_ctr.profiles_written, 1);
-    }
-    if (sink != NULL)
-      sink(type, (const uint8_t *)out.data, out.len, start, end,
-           atomic_load(&profile_sink_arg));
+    int kept = sink(type, (const uint8_t *)out.data, out.len, start, end,
+                    atomic_load(&profile_sink_arg));
+    if (kept < 0)
+      failed = 1;
+    else if (kept > 0)
+      atomic_fetch_add(&hs_prof_ctr.profiles_written, (uint64_t)kept);
   }
   hs_buf_free(&out);
   if (failed)

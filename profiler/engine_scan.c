@@ -8,7 +8,6 @@
 #include "common/random.h"
 #include "common/thread.h"
 #include "profiler/engine_int.h"
-#include "profiler/pprof_file.h"
 #include "profiler/profile.h"
 #include <dirent.h>
 #include <dlfcn.h>

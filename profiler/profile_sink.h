@@ -16,11 +16,13 @@
 enum hs_profile_type { HS_PROFILE_CPU = 1, HS_PROFILE_WALL = 2 };
 
 /* Called after a profile was encoded (data, len: gzip-compressed pprof),
- * on the aggregator thread or in hotspan_profiler_stop, in addition to
- * the file the engine writes when an output directory is set. type is an
- * enum hs_profile_type. data is valid during the call only. */
-typedef void (*hs_prof_profile_sink)(int type, const uint8_t *data, size_t len,
-                                     uint64_t start_unix_ns,
-                                     uint64_t end_unix_ns, void *arg);
+ * on the aggregator thread or in hotspan_profiler_stop. type is an enum
+ * hs_profile_type. data is valid during the call only. Returns the number
+ * of profile files it wrote (counted in profiles_written, 0 when it only
+ * handed the profile on), or -1 when the profile is lost (counted in
+ * profile_errors). */
+typedef int (*hs_prof_profile_sink)(int type, const uint8_t *data, size_t len,
+                                    uint64_t start_unix_ns,
+                                    uint64_t end_unix_ns, void *arg);
 
 #endif

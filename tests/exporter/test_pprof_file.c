@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "exporter/pprof_file.h"
 #include "hotspan/error.h"
-#include "profiler/pprof_file.h"
 #include "profiler/profile.h"
 
 /* 2025-03-14T09:26:53.5Z */

@@ -528,24 +528,27 @@ static void test_wall_after_merged_signal(void **state) {
 }
 
 /* ---------------------------------------------------------------------- */
-/* Periods: a profile of each type per period, as files and to the sink. */
+/* Periods: a profile of each type per period, as files (the sink that
+ * lib/ installs for an output directory). */
 
-static _Atomic int sink_cpu, sink_wall, sink_bad;
-
-static void count_sink(int type, const uint8_t *data, size_t len,
-                       uint64_t start, uint64_t end, void *arg) {
-  (void)arg;
-  if (len < 2 || data[0] != 0x1f || data[1] != 0x8b || end <= start)
-    atomic_fetch_add(&sink_bad, 1);
-  atomic_fetch_add(type == 1 ? &sink_cpu : &sink_wall, 1);
-}
-
+/* Files in dir whose names start with prefix; each must be gzip. */
 static int count_files(const char *dir, const char *prefix) {
   DIR *d = opendir(dir);
   int n = 0;
   struct dirent *e;
-  while (d != NULL && (e = readdir(d)) != NULL)
-    n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+  while (d != NULL && (e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+      continue;
+    char path[512];
+    unsigned char magic[2] = {0, 0};
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(magic, 1, 2, f), 2);
+    fclose(f);
+    assert_true(magic[0] == 0x1f && magic[1] == 0x8b);
+    n++;
+  }
   if (d != NULL)
     closedir(d);
   return n;
@@ -557,10 +560,6 @@ static void test_profiles_every_period(void **state) {
   assert_non_null(mkdtemp(dir));
   char sub[sizeof dir + 16];
   snprintf(sub, sizeof sub, "%s/out", dir); /* created by the profiler */
-  atomic_store(&sink_cpu, 0);
-  atomic_store(&sink_wall, 0);
-  atomic_store(&sink_bad, 0);
-  hs_prof_set_profile_sink(count_sink, NULL);
   hotspan_profiler_config c;
   hotspan_profiler_config_init(&c);
   c.ignore_environment = 1;
@@ -576,7 +575,6 @@ static void test_profiles_every_period(void **state) {
   hotspan_profiler_stats st = {.struct_size = sizeof st};
   assert_int_equal(hotspan_profiler_stop(), HOTSPAN_OK);
   assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);
-  hs_prof_set_profile_sink(NULL, NULL);
   int cpu_files = count_files(sub, "hotspan.cpu.");
   int wall_files = count_files(sub, "hotspan.wall.");
   /* Two or three periods ended while running, and stop wrote the last. */
@@ -589,14 +587,56 @@ static void test_profiles_every_period(void **state) {
 #else
   assert_true(wall_files >= 3);
 #endif
-  assert_int_equal(atomic_load(&sink_cpu), cpu_files);
-  assert_int_equal(atomic_load(&sink_wall), wall_files);
-  assert_int_equal(atomic_load(&sink_bad), 0);
   assert_int_equal(st.profiles_written, (uint64_t)(cpu_files + wall_files));
   assert_int_equal(st.profile_errors, 0);
   char cmd[sizeof dir + 16];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   assert_int_equal(system(cmd), 0);
+}
+
+/* The engine's side of the profile sink: every encoded profile is handed
+ * over once, gzip with its time range; what the sink returns is counted
+ * (files written, or a lost profile). */
+static _Atomic int sink_calls, sink_bad, sink_ret;
+
+static int count_sink(int type, const uint8_t *data, size_t len, uint64_t start,
+                      uint64_t end, void *arg) {
+  (void)arg;
+  if (len < 2 || data[0] != 0x1f || data[1] != 0x8b || end <= start ||
+      type != 1)
+    atomic_fetch_add(&sink_bad, 1);
+  atomic_fetch_add(&sink_calls, 1);
+  return atomic_load(&sink_ret);
+}
+
+static void test_sink_result_counted(void **state) {
+  (void)state;
+  hotspan_profiler_config c;
+  hotspan_profiler_config_init(&c);
+  c.ignore_environment = 1;
+  c.cpu_hz = 199;
+  c.wall_enabled = 0;
+  hs_prof_settings s;
+  assert_int_equal(hs_prof_settings_resolve(&c, &s), HOTSPAN_OK);
+  static const int rets[] = {1, 0, -1};
+  for (int i = 0; i < 3; i++) {
+    atomic_store(&sink_calls, 0);
+    atomic_store(&sink_bad, 0);
+    atomic_store(&sink_ret, rets[i]);
+    hs_prof_set_profile_sink(count_sink, NULL);
+    assert_int_equal(hs_prof_engine_start(&s), HOTSPAN_OK);
+    pt_burn_cpu(100);
+    /* The last period is handed over by stop. */
+    assert_int_equal(hs_prof_engine_stop(),
+                     rets[i] < 0 ? HOTSPAN_EIO : HOTSPAN_OK);
+    hs_prof_set_profile_sink(NULL, NULL);
+    hotspan_profiler_stats st = {.struct_size = sizeof st};
+    assert_int_equal(hotspan_profiler_get_stats(&st), HOTSPAN_OK);
+    assert_int_equal(atomic_load(&sink_calls), 1);
+    assert_int_equal(atomic_load(&sink_bad), 0);
+    assert_int_equal(st.profiles_written, rets[i] > 0 ? 1 : 0);
+    assert_int_equal(st.profile_errors, rets[i] < 0 ? 1 : 0);
+  }
 }
 
 /* An output directory that cannot be created: profiles are counted as
@@ -631,6 +671,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_thread_blocking_signals, pt_teardown),
       cmocka_unit_test_teardown(test_wall_after_merged_signal, pt_teardown),
       cmocka_unit_test_teardown(test_profiles_every_period, pt_teardown),
+      cmocka_unit_test_teardown(test_sink_result_counted, pt_teardown),
       cmocka_unit_test_teardown(test_unwritable_output, pt_teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,8 +24,8 @@
 
 #include "common/buf.h"
 #include "context/endpoints.h"
+#include "exporter/pprof_file.h"
 #include "hotspan/error.h"
-#include "profiler/pprof_file.h"
 #include "profiler/profile.h"
 #include "profiler/symbolize.h"
 

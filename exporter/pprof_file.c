@@ -1,4 +1,4 @@
-#include "profiler/pprof_file.h"
+#include "exporter/pprof_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 
 #include "common/log.h"
 #include "hotspan/error.h"
-#include "profiler/profile.h"
+#include "profiler/profile_sink.h"
 
 #define MAX_SUFFIX 100
 
@@ -126,4 +126,17 @@ int hs_pprof_write_file(const char *dir, const char *prefix, int type,
       return HOTSPAN_ENOMEM; /* the file exists; only the name is lost */
   }
   return HOTSPAN_OK;
+}
+
+int hs_pprof_file_keep(const char *dir, int type, const uint8_t *data,
+                       size_t len, uint64_t start_unix_ns,
+                       uint64_t end_unix_ns) {
+  (void)mkdir(dir, 0755);
+  hs_buf view;
+  hs_buf_init(&view, 0);
+  view.data = (char *)(uintptr_t)data;
+  view.len = len;
+  int rc = hs_pprof_write_file(dir, NULL, type, start_unix_ns, end_unix_ns,
+                               &view, NULL);
+  return rc == HOTSPAN_OK ? 1 : -1;
 }

@@ -12,10 +12,14 @@
  *
  * The file appears atomically: it is written under a hidden temporary name
  * in the same directory, flushed to disk, then linked to its final name,
- * so a reader never sees a partial profile. */
-#ifndef HS_PROFILER_PPROF_FILE_H
-#define HS_PROFILER_PPROF_FILE_H
+ * so a reader never sees a partial profile.
+ *
+ * hs_pprof_file_keep is the file half of the profile sink that lib/
+ * installs when an output directory is set. */
+#ifndef HS_EXPORTER_PPROF_FILE_H
+#define HS_EXPORTER_PPROF_FILE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/buf.h"
@@ -31,5 +35,14 @@
 int hs_pprof_write_file(const char *dir, const char *prefix, int type,
                         uint64_t start_unix_ns, uint64_t end_unix_ns,
                         const hs_buf *data, char **path_out);
+
+/* One profile handed to the profile sink, as a file in dir: creates dir
+ * when it is missing (a tmp cleaner may have removed it since the start;
+ * one mkdir per period costs nothing), then writes the file with the
+ * default prefix. Returns 1 (one file written) or -1 (the profile is lost,
+ * logged), as hs_prof_profile_sink counts them. */
+int hs_pprof_file_keep(const char *dir, int type, const uint8_t *data,
+                       size_t len, uint64_t start_unix_ns,
+                       uint64_t end_unix_ns);
 
 #endif

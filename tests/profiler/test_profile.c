@@ -28,6 +28,7 @@
 #include "profiler/profile.h"
 #include "profiler/symbolize.h"
 #include "support/gzip.h"
+#include "support/skip.h"
 
 typedef Perftools__Profiles__Profile Profile;
 
@@ -772,7 +773,7 @@ static void test_symbolize_vdso(void **state) {
   (void)state;
   void *h = dlopen("linux-vdso.so.1", RTLD_LAZY | RTLD_NOLOAD);
   if (h == NULL)
-    skip(); /* no vDSO on this kernel/arch */
+    TS_SKIP("no vDSO on this kernel and architecture");
   void *fn = dlsym(h, "__vdso_clock_gettime");
   if (fn == NULL)
     fn = dlsym(h, "__kernel_clock_gettime");
@@ -955,7 +956,7 @@ static void test_symbolize_after_dlopen(void **state) {
     dlclose(h);
     return;
   }
-  skip(); /* no candidate library installed that was not loaded yet */
+  TS_SKIP("no candidate library installed that was not loaded yet");
 }
 
 int main(void) {
@@ -978,5 +979,5 @@ int main(void) {
       cmocka_unit_test(test_symbolize_map_churn),
       cmocka_unit_test(test_symbolize_after_dlopen),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return ts_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

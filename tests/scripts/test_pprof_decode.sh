@@ -2,7 +2,8 @@
 # Decodes the profiles hotspan writes with independent tools: protoc with
 # the official pprof profile.proto, and go tool pprof (top, label filters).
 # Usage: test_pprof_decode.sh <build dir> <source dir>
-# Exits 77 (skipped) only when protoc, go or the official proto is missing.
+# Exits 77 (skipped) only when protoc, go, readelf or the official proto is
+# missing.
 set -euo pipefail
 
 build=${1:?build dir}
@@ -11,6 +12,7 @@ proto_dir=/usr/share/gocode/src/github.com/google/pprof/proto
 skip() { echo "SKIP: $*"; exit 77; }
 command -v protoc >/dev/null || skip "protoc not installed (protobuf-compiler)"
 command -v go >/dev/null || skip "go not installed (golang-go)"
+command -v readelf >/dev/null || skip "readelf not installed (binutils)"
 [ -f "$proto_dir/profile.proto" ] ||
   skip "official profile.proto missing (golang-github-google-pprof-dev)"
 
@@ -70,13 +72,12 @@ grep -qF 'string_table: "wall"' "$work/decoded.txt" ||
   fail "wall profile without the wall sample type"
 
 # The build id of the main mapping is the program's own.
-if command -v readelf >/dev/null; then
-  want=$(readelf -n "$tool" | sed -n 's/.*Build ID: *//p' | head -1)
-  gunzip -c "$cpu" | protoc --decode=perftools.profiles.Profile \
-    -I "$proto_dir" profile.proto > "$work/cpu.txt"
-  grep -qF "string_table: \"$want\"" "$work/cpu.txt" ||
-    fail "build id $want of $tool not in the profile"
-fi
+want=$(readelf -n "$tool" | sed -n 's/.*Build ID: *//p' | head -1)
+[ -n "$want" ] || fail "$tool has no build id note"
+gunzip -c "$cpu" | protoc --decode=perftools.profiles.Profile \
+  -I "$proto_dir" profile.proto > "$work/cpu.txt"
+grep -qF "string_table: \"$want\"" "$work/cpu.txt" ||
+  fail "build id $want of $tool not in the profile"
 
 # --- go tool pprof --------------------------------------------------------
 pprof() { go tool pprof -symbolize=none "$@" 2> "$work/pprof.err" ||

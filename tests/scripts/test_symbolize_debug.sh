@@ -3,12 +3,13 @@
 # file:line, only through its debug file, found by GNU build id under the
 # debug directory or through .gnu_debuglink beside the library.
 # Usage: test_symbolize_debug.sh <build dir> <source dir>
-# Exits 77 (skipped) only when binutils (objcopy, strip, readelf) is missing.
+# Exits 77 (skipped) only when binutils (objcopy, strip, readelf) or dwz is
+# missing.
 set -euo pipefail
 
 build=${1:?build dir}
-for t in objcopy strip readelf; do
-  command -v $t >/dev/null || { echo "SKIP: $t not installed (binutils)"; exit 77; }
+for t in objcopy strip readelf dwz; do
+  command -v $t >/dev/null || { echo "SKIP: $t not installed (binutils, dwz)"; exit 77; }
 done
 tool=$build/tests/tools/pprof_dump
 lib=$build/tests/tools/libhs_symtest.so
@@ -79,32 +80,24 @@ set -- $out
 [ "$1" != symtest_hidden_static ] || fail "mismatched debuglink was used"
 # dwz: the debug file moved shared DWARF into a common file named by its
 # .gnu_debugaltlink (Debian's debug packages do this); the common file is
-# found by its own build id. Needs the dwz tool.
-if command -v dwz >/dev/null; then
-  mkdir -p "$work/dwz"
-  cp "$work/libhs_symtest.so.debug" "$work/dwz/a.debug"
-  cp "$work/libhs_symtest.so.debug" "$work/dwz/b.debug"
-  # dwz 0.15 does not know clang's DWARF 5 sections: then it is skipped.
-  if ! (cd "$work/dwz" && dwz -m common.debug -M /nonexistent/common.debug \
-          a.debug b.debug) > "$work/dwz.log" 2>&1 ||
-     ! readelf -S "$work/dwz/a.debug" | grep gnu_debugaltlink >/dev/null; then
-    echo "note: dwz could not process this DWARF, alt file case not checked:"
-    cat "$work/dwz.log"
-    echo PASS
-    exit 0
-  fi
-  cid=$(readelf -n "$work/dwz/common.debug" | sed -n 's/.*Build ID: *//p' | head -1)
-  mkdir -p "$work/dbgz/.build-id/${id:0:2}" "$work/dbgz/.build-id/${cid:0:2}"
-  cp "$work/dwz/a.debug" "$work/dbgz/.build-id/${id:0:2}/${id:2}.debug"
-  cp "$work/dwz/common.debug" "$work/dbgz/.build-id/${cid:0:2}/${cid:2}.debug"
-  out=$("$tool" --symbolize "$work/stripped.so" "$work/dbgz")
-  # Word splitting is intended: $out holds "function file line".
+# found by its own build id.
+mkdir -p "$work/dwz"
+cp "$work/libhs_symtest.so.debug" "$work/dwz/a.debug"
+cp "$work/libhs_symtest.so.debug" "$work/dwz/b.debug"
+(cd "$work/dwz" && dwz -m common.debug -M /nonexistent/common.debug \
+  a.debug b.debug) > "$work/dwz.log" 2>&1 ||
+  fail "dwz could not process the debug files: $(cat "$work/dwz.log")"
+readelf -S "$work/dwz/a.debug" | grep gnu_debugaltlink >/dev/null ||
+  fail "dwz left no .gnu_debugaltlink in the debug file"
+cid=$(readelf -n "$work/dwz/common.debug" | sed -n 's/.*Build ID: *//p' | head -1)
+mkdir -p "$work/dbgz/.build-id/${id:0:2}" "$work/dbgz/.build-id/${cid:0:2}"
+cp "$work/dwz/a.debug" "$work/dbgz/.build-id/${id:0:2}/${id:2}.debug"
+cp "$work/dwz/common.debug" "$work/dbgz/.build-id/${cid:0:2}/${cid:2}.debug"
+out=$("$tool" --symbolize "$work/stripped.so" "$work/dbgz")
+# Word splitting is intended: $out holds "function file line".
 # shellcheck disable=SC2086
 set -- $out
-  [ "$1" = symtest_hidden_static ] || fail "dwz alt file: got '$out'"
-  [ "$3" = "$want_line" ] || fail "dwz alt file: line $3, want $want_line"
-else
-  echo "note: dwz not installed, alt debug file case not checked"
-fi
+[ "$1" = symtest_hidden_static ] || fail "dwz alt file: got '$out'"
+[ "$3" = "$want_line" ] || fail "dwz alt file: line $3, want $want_line"
 
 echo PASS

@@ -1,5 +1,6 @@
 /* Ingest endpoints: body decoding (Content-Encoding), content-type
  * checks, decoder dispatch and the store hand-off. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -67,6 +68,21 @@ static int request_body(const hs_agent_routes *r,
   return 0;
 }
 
+/* HS_AGENT_EINVAL (with a message) if a sample's value is outside what
+ * the store accepts (0 to HS_ING_MAX_VALUE, backend/model.h). */
+static int check_values(const hs_ing_batch *b, char *err, size_t errlen) {
+  for (size_t i = 0; i < b->nsamples; i++) {
+    int64_t v = b->samples[i].value;
+    if (v < 0 || v > HS_ING_MAX_VALUE) {
+      snprintf(err, errlen,
+               "sample %zu: value %lld out of range (0 to 2^50 nanoseconds)", i,
+               (long long)v);
+      return HS_AGENT_EINVAL;
+    }
+  }
+  return HS_AGENT_OK;
+}
+
 /* Hands a decoded batch to the store and answers. */
 static void store(const hs_agent_routes *r, hs_agent_decoded *d,
                   hs_agent_http_response *res, const char *ok_body) {
@@ -123,6 +139,8 @@ static void ingest(hs_agent_routes *r, const hs_agent_http_request *req,
   else
     rc = hs_agent_decode_pyroscope(req->query, req->content_type, body, len,
                                    &r->limits, &d, err, sizeof(err));
+  if (rc == HS_AGENT_OK)
+    rc = check_values(&d.batch, err, sizeof(err));
   if (rc) {
     hs_agent_http_error(res, status_of(rc), err);
   } else if (k == K_OTLP) {

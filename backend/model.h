@@ -62,6 +62,21 @@ typedef struct hs_ing_span {
   uint32_t nresource_attrs;
 } hs_ing_span;
 
+/* Stacks are kept to HS_ING_MAX_FRAMES frames: a longer one keeps its
+ * HS_ING_MAX_FRAMES - 1 frames nearest the leaf and ends in the frame
+ * HS_ING_TRUNCATED_FRAME in place of its outermost callers (as pprof
+ * tools cut deep stacks). The store cuts at ingest and again when reading
+ * a stack, so neither a hostile upload nor a database written before the
+ * cap can make a query's flame graph deeper than that. */
+#define HS_ING_MAX_FRAMES 1024
+#define HS_ING_TRUNCATED_FRAME "[truncated stack]"
+
+/* The largest sample value accepted (2^50 ns: 13 days of CPU or wall time
+ * in one pprof row); the agent refuses a batch with a negative or larger
+ * value, so sums over many rows stay far from overflowing (and saturate
+ * if they ever would). */
+#define HS_ING_MAX_VALUE (INT64_C(1) << 50)
+
 /* One frame of a stack. */
 typedef struct hs_ing_frame {
   const char *function; /* never NULL: "??" or "0x..." when unknown */

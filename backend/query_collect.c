@@ -55,8 +55,8 @@ static int coll_cb(void *arg, int type, int64_t stack_id, int64_t value,
     st->type = type;
     st->stack_id = stack_id;
   }
-  c->v[sl->val].value += value;
-  c->v[sl->val].count += count;
+  c->v[sl->val].value = hs_query_sat_add(c->v[sl->val].value, value);
+  c->v[sl->val].count = hs_query_sat_add(c->v[sl->val].count, count);
   return 0;
 }
 
@@ -86,11 +86,17 @@ typedef struct names_out {
 } names_out;
 
 /* hs_store_stack callback: one display name per frame, leaf first, or
- * "[no frames]" for an empty stack. 1 out of memory. */
+ * "[no frames]" for an empty stack; a stack stored before the frame cap
+ * is cut as ingest cuts it (model.h). 1 out of memory. */
 static int names_cb(void *arg, const hs_store_frame *frames, size_t n) {
   names_out *o = arg;
+  int cut = n > HS_ING_MAX_FRAMES;
+  if (cut)
+    n = HS_ING_MAX_FRAMES - 1;
   /* An empty stack still has a leaf, so its time shows. */
-  size_t m = n ? n : 1;
+  size_t m = n + (size_t)cut;
+  if (m == 0)
+    m = 1;
   o->st->names = calloc(m, sizeof *o->st->names);
   if (!o->st->names)
     return 1;
@@ -99,6 +105,12 @@ static int names_cb(void *arg, const hs_store_frame *frames, size_t n) {
     if (!o->st->names[i])
       return 1;
     o->st->nnames++;
+  }
+  if (cut) {
+    if (!(o->st->names[n] = strdup(HS_ING_TRUNCATED_FRAME)))
+      return 1;
+    o->st->nnames++;
+    return 0;
   }
   if (!n) {
     o->st->names[0] = strdup("[no frames]");

@@ -80,7 +80,7 @@ int hs_query_export_folded(hs_store *s, const hs_query_selection *sel,
       rc = hs_query_oom(err, errlen);
       break;
     }
-    sl->val += st->value;
+    sl->val = hs_query_sat_add(sl->val, st->value);
   }
   if (rc == HS_STORE_OK && lines.n) {
     keys = malloc(lines.n * sizeof *keys);

@@ -2,7 +2,7 @@
  * which every node's value is the summed sample value of the stacks that
  * pass through it. Built one collected stack at a time, sorted once, and
  * written as nested JSON objects. The tree functions recurse once per
- * stack depth. */
+ * stack depth, which the store bounds (HS_ING_MAX_FRAMES, model.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,12 +40,12 @@ static hs_query_flame *flame_child(hs_query_flame *f, const char *name) {
 
 int hs_query_flame_add(hs_query_flame *root, const hs_query_stack *st) {
   hs_query_flame *node = root;
-  node->value += st->value;
+  node->value = hs_query_sat_add(node->value, st->value);
   /* names are leaf first: walk them from the outermost caller. */
   for (size_t k = st->nnames; k-- > 0;) {
     if (!(node = flame_child(node, st->names[k])))
       return -1;
-    node->value += st->value;
+    node->value = hs_query_sat_add(node->value, st->value);
   }
   return 0;
 }

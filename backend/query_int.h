@@ -60,4 +60,14 @@ void hs_query_seterr(char *err, size_t errlen, const char *fmt, ...)
 /* Sets "out of memory" and returns HS_STORE_ERR. */
 int hs_query_oom(char *err, size_t errlen);
 
+/* a + b, held at INT64_MAX or INT64_MIN instead of overflowing: every sum
+ * of sample values and counts goes through it, so no stored data can make
+ * a total wrap around. */
+static inline int64_t hs_query_sat_add(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r))
+    return b > 0 ? INT64_MAX : INT64_MIN;
+  return r;
+}
+
 #endif

@@ -53,7 +53,7 @@ static int build_profile(const hs_query_coll *c, int type, size_t top,
     const hs_query_stack *st = &c->v[i];
     if (st->type != type)
       continue;
-    p->total += st->value;
+    p->total = hs_query_sat_add(p->total, st->value);
     p->samples += st->count;
     for (size_t k = 0; k < st->nnames; k++) {
       const char *nm = st->names[k];
@@ -83,9 +83,9 @@ static int build_profile(const hs_query_coll *c, int type, size_t top,
       }
       hs_query_func *f = &p->funcs[sl->val];
       if (k == 0)
-        f->self += st->value;
+        f->self = hs_query_sat_add(f->self, st->value);
       if (!again)
-        f->total += st->value;
+        f->total = hs_query_sat_add(f->total, st->value);
     }
     if (flame && hs_query_flame_add(&p->flame, st) < 0)
       goto out;

@@ -194,9 +194,18 @@ static void put_varint(hs_buf *b, uint64_t v) {
 static int stack_id(sq_store *s, const hs_ing_sample *smp, int64_t *id) {
   hs_buf *blob = &s->blob;
   hs_buf_reset(blob);
-  for (uint32_t i = 0; i < smp->nframes; i++) {
+  int cut = smp->nframes > HS_ING_MAX_FRAMES;
+  uint32_t keep = cut ? HS_ING_MAX_FRAMES - 1 : smp->nframes;
+  for (uint32_t i = 0; i < keep; i++) {
     int64_t fid;
     if (frame_id(s, &smp->frames[i], &fid) < 0)
+      return -1;
+    put_varint(blob, (uint64_t)fid);
+  }
+  if (cut) {
+    static const hs_ing_frame marker = {.function = HS_ING_TRUNCATED_FRAME};
+    int64_t fid;
+    if (frame_id(s, &marker, &fid) < 0)
       return -1;
     put_varint(blob, (uint64_t)fid);
   }

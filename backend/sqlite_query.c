@@ -171,9 +171,16 @@ int hs_sq_find_span(hs_store *base, uint64_t span_id, hs_store_span_cb cb,
 static int run_sample_rows(sq_store *s, sqlite3_stmt *st, hs_store_sample_cb cb,
                            void *arg, char *err, size_t errlen) {
   int rc, stop = 0;
-  while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
+  while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    /* TOTAL() sums as a double, which cannot overflow (SUM() would fail
+     * the query with "integer overflow"): clamped back to int64. */
+    double v = sqlite3_column_double(st, 2);
+    int64_t value = v >= 9.2e18    ? INT64_MAX
+                    : v <= -9.2e18 ? INT64_MIN
+                                   : (int64_t)v;
     stop = cb(arg, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
-              sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3));
+              value, sqlite3_column_int64(st, 3));
+  }
   if (!stop && rc != SQLITE_DONE)
     stop = hs_sq_dberr(s, err, errlen, "reading samples");
   sqlite3_reset(st);
@@ -191,7 +198,7 @@ int hs_sq_samples(hs_store *base, const hs_store_sample_sel *sel,
   }
   if (sel->span_ids) {
     if (sqlite3_prepare_v2(s->db,
-                           "SELECT type, stack_id, SUM(value), COUNT(*) FROM"
+                           "SELECT type, stack_id, TOTAL(value), COUNT(*) FROM"
                            " samples WHERE span_id=?1 AND (?2=0 OR type=?2)"
                            " GROUP BY type, stack_id",
                            -1, &st, NULL) != SQLITE_OK)
@@ -217,11 +224,11 @@ int hs_sq_samples(hs_store *base, const hs_store_sample_sel *sel,
                      " s.id = e.service_id WHERE e.name=?1 AND (?2 IS"
                      " NULL OR s.name=?2 OR s.name='')";
   const char *smp_sql =
-      sel->version ? "SELECT type, stack_id, SUM(value), COUNT(*) FROM"
+      sel->version ? "SELECT type, stack_id, TOTAL(value), COUNT(*) FROM"
                      " samples WHERE version_id=?5 AND endpoint_id=?1 AND"
                      " time_ns>=?2 AND time_ns<?3 AND (?4=0 OR type=?4)"
                      " GROUP BY type, stack_id"
-                   : "SELECT type, stack_id, SUM(value), COUNT(*) FROM"
+                   : "SELECT type, stack_id, TOTAL(value), COUNT(*) FROM"
                      " samples WHERE endpoint_id=?1 AND time_ns>=?2 AND"
                      " time_ns<?3 AND (?4=0 OR type=?4) AND ?5=0"
                      " GROUP BY type, stack_id";

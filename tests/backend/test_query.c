@@ -633,6 +633,54 @@ static void test_export_pprof(void **state) {
   hs_buf_free(&b);
 }
 
+/* Values no sum can hold: two stacks of 0.75 * 2^63 (the store takes what
+ * a caller gives it; the agent refuses such values, older databases may
+ * hold them) saturate at INT64_MAX instead of wrapping to a negative
+ * total (UBSan aborts on the signed overflow this test once caught), and
+ * the query still answers. A stack deeper than the frame cap comes back
+ * cut, its outermost caller replaced by the marker. */
+static void test_huge_values_and_deep_stacks(void **state) {
+  (void)state;
+  tmpdb t;
+  tmpdb_make(&t);
+  char err[256];
+  hs_store *s = hs_store_open_sqlite(t.path, NULL, err, sizeof err);
+  assert_non_null(s);
+  static tbatch b;
+  tb_init(&b, "svc");
+  tb_span(&b, 0, 0x999, 900, 0, "svc", "GET /huge", T0, 100 * MS);
+  const int64_t big = INT64_MAX / 4 * 3;
+  tb_samples(&b, 1, HS_PT_CPU, big, 900, "GET /huge", T0, stack_f, 3);
+  tb_samples(&b, 1, HS_PT_CPU, big, 900, "GET /huge", T0, stack_g, 3);
+  static hs_ing_frame deep[HS_ING_MAX_FRAMES + 500];
+  for (size_t i = 0; i < sizeof deep / sizeof deep[0]; i++)
+    deep[i] =
+        (hs_ing_frame){i == 0 ? "leaf" : "caller", "d.c", (int64_t)i, "app"};
+  tb_samples(&b, 1, HS_PT_WALL, 10 * MS, 900, "GET /huge", T0, deep,
+             sizeof deep / sizeof deep[0]);
+  assert_int_equal(hs_store_ingest(s, &b.b, err, sizeof err), HS_STORE_OK);
+
+  hs_query_hotspots h;
+  assert_int_equal(hs_query_span_hotspots(s, 900, NULL, &h, err, sizeof err),
+                   HS_STORE_OK);
+  assert_int_equal(h.cpu.total, INT64_MAX);
+  assert_int_equal(h.cpu.flame.value, INT64_MAX);
+  assert_int_equal(find_func(&h.cpu, "handler")->total, INT64_MAX);
+  /* The wall flame graph: root, then the marker, then 1023 frames. */
+  const hs_query_flame *n = &h.wall.flame;
+  size_t depth = 0;
+  while (n->nchildren > 0) {
+    n = &n->children[0];
+    if (depth++ == 0)
+      assert_string_equal(n->name, HS_ING_TRUNCATED_FRAME);
+  }
+  assert_int_equal(depth, HS_ING_MAX_FRAMES);
+  assert_string_equal(n->name, "leaf");
+  hs_query_hotspots_free(&h);
+  hs_store_close(s);
+  tmpdb_remove(&t);
+}
+
 static void test_no_store(void **state) {
   (void)state;
   char err[256];
@@ -661,6 +709,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_export_folded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_export_pprof, setup, teardown),
+      cmocka_unit_test(test_huge_values_and_deep_stacks),
       cmocka_unit_test(test_no_store),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

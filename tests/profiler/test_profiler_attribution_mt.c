@@ -402,12 +402,21 @@ static void test_requests_on_threads(void **state) {
   pr_set wall;
   load(&wall, "wall");
   int64_t report_wall = 0, report_wall_fn = 0, report_wall_sleep = 0;
-  int64_t wall_labelled = 0, wall_own = 0;
+  int64_t wall_labelled = 0, wall_own = 0, wall_deferred = 0;
   for (size_t i = 0; i < wall.n; i++) {
     const pr_sample *s = &wall.s[i];
     const span_rec *r = check_labels(s);
     if (r == NULL)
       continue;
+    /* ThreadSanitizer delivers a signal it held back from inside its own
+     * runtime, whose frames the unwinders cannot step through: such a
+     * sample's stack ends in the runtime, not in the program. Its labels
+     * are checked above; its stack says nothing about hotspan's. */
+    if (UNDER_TSAN &&
+        pr_has_fn(s, "_ZN6__tsan21ProcessPendingSignalsEPNS_11ThreadStateE")) {
+      wall_deferred += s->count;
+      continue;
+    }
     wall_labelled += s->count;
     if (pr_has_fn(s, r->fn)) {
       wall_own += s->count;
@@ -425,6 +434,10 @@ static void test_requests_on_threads(void **state) {
                                : 0;
     }
   }
+  if (UNDER_TSAN)
+    print_message("ThreadSanitizer: %" PRId64 " wall samples delivered late "
+                  "by its runtime, stacks not judged\n",
+                  wall_deferred);
   print_message("sleeping span: %" PRId64 " wall samples (%" PRId64
                 " with nanosleep as the leaf side), %" PRId64 " CPU samples\n",
                 report_wall, report_wall_sleep, report_cpu);

@@ -205,7 +205,7 @@ def check_preload():
     import email
     import email.policy
     lib = os.path.join(BUILD, "libhotspan.so")
-    prog = os.path.join(BUILD, "tests", "prof", "prof_burn")
+    prog = os.path.join(BUILD, "tests", "tools", "prof_burn")
     record = tempfile.mkdtemp()
     backend, port = start_backend(record)
     try:

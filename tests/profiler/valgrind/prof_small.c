@@ -1,5 +1,5 @@
 /* A small program that profiles itself through the public API, for the
- * valgrind run (tests/prof/valgrind_profiler.sh): two threads burn CPU, one
+ * valgrind run (tests/profiler/valgrind/valgrind_profiler.sh): two threads burn CPU, one
  * sleeps, a batch of short-lived threads comes and goes, then the profile
  * is written to argv[1]. Exits 0 when the profiler took samples and
  * stopped cleanly. */

@@ -1,7 +1,7 @@
 /* A small program that profiles itself through the public API, for the
- * valgrind run (tests/profiler/valgrind/valgrind_profiler.sh): two threads burn CPU, one
- * sleeps, a batch of short-lived threads comes and goes, then the profile
- * is written to argv[1]. Exits 0 when the profiler took samples and
+ * valgrind run (tests/profiler/valgrind/valgrind_profiler.sh): two threads burn
+ * CPU, one sleeps, a batch of short-lived threads comes and goes, then the
+ * profile is written to argv[1]. Exits 0 when the profiler took samples and
  * stopped cleanly. */
 #include <pthread.h>
 #include <stdio.h>

@@ -158,6 +158,13 @@ static int decode_event(const hs_agent_part *parts, size_t nparts,
   if (!att || att->type != HS_JSON_ARRAY)
     return hs_agent_fail(err, errlen, HS_AGENT_EINVAL,
                          "profile event: \"attachments\" must be an array");
+  /* Each part is decoded once however often the list names it: a list
+   * repeating one name must not multiply the work (the cost of an upload
+   * stays linear in its size). */
+  unsigned char *seen = hs_agent_arena_array(&d->arena, nparts ? nparts : 1, 1);
+  if (!seen)
+    return hs_agent_fail(err, errlen, d->arena.failed,
+                         "profile event: out of memory");
   for (size_t i = 0; i < att->u.array.len; i++) {
     const hs_json_value *a = &att->u.array.items[i];
     if (a->type != HS_JSON_STRING)
@@ -172,6 +179,10 @@ static int decode_event(const hs_agent_part *parts, size_t nparts,
       return hs_agent_fail(err, errlen, HS_AGENT_EINVAL,
                            "profile upload: attachment \"%.64s\" has no part",
                            name);
+    size_t at = (size_t)(p - parts);
+    if (seen[at])
+      continue;
+    seen[at] = 1;
     char sub[200];
     rc = hs_agent_decode_pprof(p->data, p->len, lim, d, sub, sizeof(sub));
     if (rc)

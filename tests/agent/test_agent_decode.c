@@ -980,6 +980,32 @@ static void test_dd_profile_golden(void **state) {
   free(m.data);
 }
 
+/* An event listing one attachment many times (and by its file name as
+ * well as its part name) decodes each part once: the batch holds the
+ * samples of the two parts, not one copy per mention. Checked against
+ * decoding every mention (4 + 4 * 2000 samples). */
+static void test_dd_profile_repeated_attachments(void **state) {
+  (void)state;
+  mp ev = {0};
+  mp_str(&ev, "{\"attachments\":[\"wall.pprof\"");
+  for (int i = 0; i < 2000; i++)
+    mp_str(&ev, ",\"cpu.pprof\"");
+  mp_str(&ev, "]}");
+  mp_add(&ev, "", 1);
+  mp m = build_dd_upload(ev.data);
+  hs_agent_decoded d;
+  char err[256] = "";
+  hs_agent_decoded_init(&d, NULL);
+  int rc = hs_agent_decode_dd_profile(MP_CT, (uint8_t *)m.data, m.len, NULL, &d,
+                                      err, 256);
+  if (rc)
+    fail_msg("%s", err);
+  assert_int_equal(d.batch.nsamples, 4);
+  hs_agent_decoded_free(&d);
+  free(m.data);
+  free(ev.data);
+}
+
 static void expect_dd_error(const char *ct, const char *body, size_t len,
                             const char *expect) {
   hs_agent_decoded d;
@@ -1135,6 +1161,7 @@ int main(void) {
       cmocka_unit_test(test_compress_members_and_truncation),
       cmocka_unit_test(test_dd_profile_golden),
       cmocka_unit_test(test_dd_profile_bad),
+      cmocka_unit_test(test_dd_profile_repeated_attachments),
       cmocka_unit_test(test_rfc3339),
       cmocka_unit_test(test_pyroscope_golden),
   };

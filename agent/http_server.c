@@ -131,6 +131,10 @@ static const char *reason_phrase(int status) {
     return "No Content";
   case 400:
     return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
   case 404:
     return "Not Found";
   case 405:
@@ -385,6 +389,19 @@ static int cb_headers_complete(http_parser *p) {
     c->reject_status = 400;
     c->reject_reason = "protocol upgrade not supported";
     return -1;
+  }
+  const hs_agent_trust *t = c->srv->cfg.trust;
+  if (t) {
+    const char *why = NULL;
+    int st = hs_agent_trust_check(t, c->srv->port, find_header(c, "host"),
+                                  find_header(c, "origin"),
+                                  find_header(c, "sec-fetch-site"),
+                                  find_header(c, "authorization"), &why);
+    if (st) {
+      c->reject_status = st;
+      c->reject_reason = why;
+      return -1;
+    }
   }
   if ((p->flags & F_CONTENTLENGTH) &&
       p->content_length > (uint64_t)c->srv->cfg.max_body) {

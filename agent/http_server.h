@@ -9,7 +9,8 @@
  * Limits and their answers: a body larger than max_body → 413 and close
  * (checked against Content-Length before reading, and while reading a
  * chunked body); a malformed request → 400 and close; a request line or
- * headers too large → 431/414 and close; an unknown path → 404; a known
+ * headers too large → 431/414 and close; a request the trust checks
+ * refuse (cfg.trust) → 400/401/403 and close; an unknown path → 404; a known
  * path with another method → 405 with Allow; more than max_conns open
  * connections → the newest is closed at once; a request not complete
  * within request_timeout_ms → 408 and close; a keep-alive connection idle
@@ -28,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/trust.h"
 #include "common/buf.h"
 
 typedef struct hs_agent_server hs_agent_server;
@@ -42,6 +44,10 @@ typedef struct hs_agent_server_config {
   unsigned idle_timeout_ms;    /* between keep-alive requests; 0 = 60 s */
   int handle_signals; /* nonzero: hs_agent_server_run stops on SIGINT and
                          SIGTERM */
+  /* Checks made once a request's headers are in, before its body is read
+   * (agent/trust.h); a refused request is answered 400, 401 or 403 and
+   * closed. NULL: none. Must outlive the server. */
+  const hs_agent_trust *trust;
 } hs_agent_server_config;
 
 typedef struct hs_agent_http_header {

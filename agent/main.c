@@ -24,6 +24,7 @@
 #include "agent/routes.h"
 #include "backend/store.h"
 #include "common/log.h"
+#include "common/token.h"
 
 #ifndef HS_AGENT_VERSION
 #define HS_AGENT_VERSION "0.1.0"
@@ -40,24 +41,35 @@ typedef struct agent {
 } agent;
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: hotspan-agent [options]\n"
-             "  --listen HOST:PORT   address to listen on (default "
-             "127.0.0.1:8126;\n"
-             "                       port 0 picks a free port)\n"
-             "  --db PATH            SQLite database (default "
-             "$HOTSPAN_AGENT_DB or\n"
-             "                       ./hotspan-agent.db)\n"
-             "  --retention DUR      delete data older than DUR: 30m, 12h, 7d "
-             "(default 7d;\n"
-             "                       0 keeps everything)\n"
-             "  --max-db-size SIZE   shrink the database below SIZE: 500M, 2G "
-             "(default: no limit)\n"
-             "  --db-cache SIZE      SQLite page cache of each of the two "
-             "connections\n"
-             "                       (ingest, queries): 16M to 16G "
-             "(default 64M)\n"
-             "  --help               this text\n"
-             "  --version            the version\n");
+  fprintf(f,
+          "usage: hotspan-agent [options]\n"
+          "  --listen HOST:PORT   address to listen on (default "
+          "127.0.0.1:8126;\n"
+          "                       port 0 picks a free port)\n"
+          "  --db PATH            SQLite database (default "
+          "$HOTSPAN_AGENT_DB or\n"
+          "                       ./hotspan-agent.db)\n"
+          "  --retention DUR      delete data older than DUR: 30m, 12h, 7d "
+          "(default 7d;\n"
+          "                       0 keeps everything)\n"
+          "  --max-db-size SIZE   shrink the database below SIZE: 500M, 2G "
+          "(default: no limit)\n"
+          "  --db-cache SIZE      SQLite page cache of each of the two "
+          "connections\n"
+          "                       (ingest, queries): 16M to 16G "
+          "(default 64M)\n"
+          "  --allow-host NAME    also accept requests whose Host header is "
+          "NAME\n"
+          "                       (repeatable; a loopback listener accepts "
+          "only\n"
+          "                       localhost, 127.0.0.1, [::1] and its own "
+          "address)\n"
+          "  --auth-token TOKEN   require \"Authorization: Bearer TOKEN\" on "
+          "every\n"
+          "                       request (default $HOTSPAN_AGENT_TOKEN; "
+          "none)\n"
+          "  --help               this text\n"
+          "  --version            the version\n");
 }
 
 /* Prints "hotspan-agent: <what> '<value>'<why>" and the --help hint;
@@ -203,9 +215,14 @@ static void on_retain(uv_timer_t *t) {
 
 /* The command line's settings other than the retention limits (those go
  * into the agent). */
+#define MAX_ALLOW_HOSTS 16
+
 typedef struct agent_opts {
   const char *listen, *db;
   int cache_mib; /* 0: the store's default */
+  const char *token;
+  const char *allow_hosts[MAX_ALLOW_HOSTS + 1]; /* NULL-terminated */
+  int nallow;
 } agent_opts;
 
 /* Applies one known option with its value. -1 when fine, else the exit
@@ -222,6 +239,19 @@ static int set_option(agent *a, agent_opts *o, const char *name,
     if ((a->max_age_ns = parse_duration(val)) < 0)
       return bad_flag("--retention", val,
                       ": want a duration like 30m, 12h or 7d");
+  } else if (strcmp(name, "--allow-host") == 0) {
+    if (!*val || strcspn(val, " \t/@:[]") != strlen(val))
+      return bad_flag("--allow-host", val, ": want a host name, like my-box");
+    if (o->nallow == MAX_ALLOW_HOSTS)
+      return bad_flag("--allow-host", val, ": at most 16 names");
+    o->allow_hosts[o->nallow++] = val;
+  } else if (strcmp(name, "--auth-token") == 0) {
+    const char *bad = hs_token_invalid(val);
+    if (bad) {
+      fprintf(stderr, "hotspan-agent: --auth-token %s\n", bad);
+      return 2;
+    }
+    o->token = val;
   } else if (strcmp(name, "--db-cache") == 0) {
     int64_t c = parse_size(val);
     if (c < (INT64_C(16) << 20) || c > (INT64_C(16) << 30))
@@ -257,10 +287,11 @@ static int parse_args(int argc, char **argv, agent *a, agent_opts *o) {
       name = flag;
       val = eq + 1;
     }
-    int known = strcmp(name, "--listen") == 0 || strcmp(name, "--db") == 0 ||
-                strcmp(name, "--retention") == 0 ||
-                strcmp(name, "--max-db-size") == 0 ||
-                strcmp(name, "--db-cache") == 0;
+    int known =
+        strcmp(name, "--listen") == 0 || strcmp(name, "--db") == 0 ||
+        strcmp(name, "--retention") == 0 ||
+        strcmp(name, "--max-db-size") == 0 || strcmp(name, "--db-cache") == 0 ||
+        strcmp(name, "--allow-host") == 0 || strcmp(name, "--auth-token") == 0;
     if (!known)
       return bad_flag("unknown option", arg, "");
     if (!val) {
@@ -304,8 +335,9 @@ static int open_stores(agent *a, const agent_opts *o, hs_store **query) {
  * the query API (api, over query_store), listening. NULL with the message
  * printed; api is finished then. */
 static hs_agent_server *start_server(agent *a, const char *host, int port,
-                                     const char *listen, hs_agent_api *api,
-                                     hs_store *query_store,
+                                     const char *listen,
+                                     const hs_agent_trust *trust,
+                                     hs_agent_api *api, hs_store *query_store,
                                      hs_agent_routes *routes) {
   char err[512] = "";
   hs_agent_server_config cfg;
@@ -313,6 +345,7 @@ static hs_agent_server *start_server(agent *a, const char *host, int port,
   cfg.host = host;
   cfg.port = port;
   cfg.handle_signals = 1;
+  cfg.trust = trust;
   hs_agent_server *srv = hs_agent_server_new(&cfg, err, sizeof(err));
   if (!srv) {
     fprintf(stderr, "hotspan-agent: %s\n", err);
@@ -352,7 +385,10 @@ static void announce(hs_agent_server *srv, const char *host, const char *db) {
 }
 
 int main(int argc, char **argv) {
-  agent_opts o = {"127.0.0.1:8126", getenv("HOTSPAN_AGENT_DB"), 0};
+  agent_opts o;
+  memset(&o, 0, sizeof o);
+  o.listen = "127.0.0.1:8126";
+  o.db = getenv("HOTSPAN_AGENT_DB");
   if (!o.db || !*o.db)
     o.db = "./hotspan-agent.db";
   agent a;
@@ -367,13 +403,33 @@ int main(int argc, char **argv) {
     return bad_flag("--listen", o.listen,
                     ": want HOST:PORT, e.g. 127.0.0.1:8126");
 
+  if (!o.token) {
+    const char *env = getenv("HOTSPAN_AGENT_TOKEN");
+    if (env && *env) {
+      const char *bad = hs_token_invalid(env);
+      if (bad) {
+        fprintf(stderr, "hotspan-agent: HOTSPAN_AGENT_TOKEN %s\n", bad);
+        return 2;
+      }
+      o.token = env;
+    }
+  }
+  hs_agent_trust trust = {hs_agent_is_loopback(host), host, o.allow_hosts,
+                          o.token};
+  if (!trust.check_host && !o.token)
+    fprintf(stderr,
+            "hotspan-agent: WARNING: listening on %s, beyond loopback, "
+            "without a token: anyone who can reach it can write and read "
+            "traces and profiles (set --auth-token or HOTSPAN_AGENT_TOKEN)\n",
+            o.listen);
+
   hs_store *query_store;
   if (open_stores(&a, &o, &query_store) < 0)
     return 1;
   hs_agent_routes routes;
   hs_agent_api api;
-  hs_agent_server *srv =
-      start_server(&a, host, port, o.listen, &api, query_store, &routes);
+  hs_agent_server *srv = start_server(&a, host, port, o.listen, &trust, &api,
+                                      query_store, &routes);
   if (!srv) {
     hs_store_close(query_store);
     hs_store_close(a.store);

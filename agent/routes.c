@@ -113,6 +113,17 @@ static void ingest(hs_agent_routes *r, const hs_agent_http_request *req,
                         "application/json");
     return;
   }
+  /* text/plain is what a browser posts cross-origin without asking first
+   * and no Pyroscope client sends (pprof comes as octet-stream, in a
+   * multipart form, or as curl's default form type, which is therefore
+   * kept: the Origin check in agent/trust.h is what turns browsers away).
+   */
+  if (k == K_PYROSCOPE && media_type_is(req->content_type, "text/plain")) {
+    hs_agent_http_error(res, 415,
+                        "Content-Type must be application/octet-stream or "
+                        "multipart/form-data");
+    return;
+  }
   if (k == K_DD_PROFILE && !hs_agent_is_multipart(req->content_type)) {
     hs_agent_http_error(res, 415, "Content-Type must be multipart/form-data");
     return;

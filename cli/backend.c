@@ -7,11 +7,13 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/query.h"
 #include "backend/store.h"
 #include "cli/cli.h"
+#include "common/token.h"
 
 #define HOUR_NS 3600000000000LL
 /* Largest answer accepted from the agent: a big pprof or trace fits. */
@@ -204,6 +206,26 @@ static int fetch_agent(const hs_cli_backend *be, const hs_cli_query *q,
   curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "hotspan-cli");
+  /* The agent's token, when it requires one (docs/security.md). */
+  char auth[HS_TOKEN_HEADER_MAX];
+  struct curl_slist *hdrs = NULL;
+  if (hs_token_header(auth, sizeof auth) < 0) {
+    curl_easy_cleanup(c);
+    hs_buf_free(&url);
+    seterr(err, errlen, "HOTSPAN_AGENT_TOKEN %s",
+           hs_token_invalid(getenv("HOTSPAN_AGENT_TOKEN")));
+    return HS_CLI_USAGE;
+  }
+  if (auth[0]) {
+    hdrs = curl_slist_append(NULL, auth);
+    if (hdrs == NULL) {
+      curl_easy_cleanup(c);
+      hs_buf_free(&url);
+      seterr(err, errlen, "out of memory");
+      return HS_CLI_BACKEND;
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+  }
   /* The agent serves plain HTTP; other schemes are a mistake. */
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -214,6 +236,7 @@ static int fetch_agent(const hs_cli_backend *be, const hs_cli_query *q,
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(c);
+  curl_slist_free_all(hdrs);
   int ret = HS_CLI_OK;
   if (rc != CURLE_OK) {
     seterr(err, errlen,

@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/token.h"
 #include "exporter/dd_agent_url.h"
 #include "exporter/dd_msgpack.h"
 #include "hotspan/error.h"
@@ -184,12 +185,17 @@ hs_trace_sink *hs_dd_trace_sink_new(const hs_trace_sink_host *h,
   char lang_version[64];
   snprintf(lang_version, sizeof lang_version, "Datadog-Meta-Lang-Version: %ld",
            (long)__STDC_VERSION__);
+  char auth[HS_TOKEN_HEADER_MAX];
+  if (hs_token_header(auth, sizeof auth) < 0)
+    hs_log(HS_LOG_WARN, "datadog traces: HOTSPAN_AGENT_TOKEN ignored: %s",
+           hs_token_invalid(getenv("HOTSPAN_AGENT_TOKEN")));
   const char *const headers[] = {
       "Content-Type: application/msgpack",
       "Datadog-Meta-Lang: " HS_DD_LANGUAGE,
       lang_version,
       "Datadog-Meta-Tracer-Version: " HOTSPAN_VERSION_STRING,
       "Datadog-Client-Computed-Top-Level: yes",
+      auth[0] ? auth : NULL,
       NULL};
   hs_target_config tc;
   memset(&tc, 0, sizeof tc);

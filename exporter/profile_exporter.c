@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/env.h"
 #include "common/log.h"
+#include "common/token.h"
 #include "context/endpoints.h"
 #include "context/identity.h"
 #include "exporter/dd_profile.h"
@@ -471,9 +472,14 @@ int hs_profexp_start(int use_env, uint64_t cpu_period_ns,
   if (c.exporters & HS_PROFEXP_DATADOG) {
     char url[HS_AGENT_URL_MAX + 64];
     const char *upath = NULL;
-    static const char *const dd_headers[] = {
+    char auth[HS_TOKEN_HEADER_MAX];
+    if (hs_token_header(auth, sizeof auth) < 0)
+      hs_log(HS_LOG_WARN, "profiles: HOTSPAN_AGENT_TOKEN ignored: %s",
+             hs_token_invalid(getenv("HOTSPAN_AGENT_TOKEN")));
+    const char *const dd_headers[] = {
         "DD-EVP-ORIGIN: hotspan",
-        "DD-EVP-ORIGIN-VERSION: " HOTSPAN_VERSION_STRING, NULL};
+        "DD-EVP-ORIGIN-VERSION: " HOTSPAN_VERSION_STRING, auth[0] ? auth : NULL,
+        NULL};
     if (hs_agent_url_endpoint(&c.agent, HS_DD_PROFILE_PATH, url, sizeof url,
                               &upath) == 0) {
       hs_target_config tc;

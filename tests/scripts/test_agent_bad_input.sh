@@ -97,7 +97,7 @@ c.close()
 
 # Over the body limit (32 MiB): refused from Content-Length with 413.
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
-s.sendall(b"POST /v0.4/traces HTTP/1.1\r\nHost: x\r\n"
+s.sendall(b"POST /v0.4/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n"
           b"Content-Type: application/msgpack\r\n"
           b"Content-Length: 100000000\r\n\r\n")
 head = s.recv(200)
@@ -107,7 +107,7 @@ s.close()
 # A slow client that never finishes its request: the agent closes it
 # (after its request timeout) and answers others meanwhile.
 slow = socket.create_connection(("127.0.0.1", port), timeout=30)
-slow.sendall(b"POST /v0.4/traces HTTP/1.1\r\nHost: x\r\n"
+slow.sendall(b"POST /v0.4/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n"
              b"Content-Type: application/msgpack\r\nContent-Length: 1000\r\n"
              b"\r\nabc")
 c2 = Client(port)

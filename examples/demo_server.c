@@ -17,7 +17,10 @@
  * http://localhost:8126); the profiler writes a profile every 2 seconds
  * so that a short run already has several.
  *
- *   ./demo_server [--seconds N] [--threads K] [--service NAME]
+ *   ./demo_server [--seconds N] [--threads K] [--service NAME] [--work W]
+ *
+ * --work multiplies the checkout's pricing work (default 1): longer
+ * checkouts get more profile samples each.
  *
  * Public API only. */
 #include <inttypes.h>
@@ -33,6 +36,7 @@
 static hotspan_tracer *tracer;
 static atomic_int stop;
 static atomic_long served_checkout, served_report, failed_report;
+static long work_scale = 1; /* --work */
 
 static uint64_t mono_ms(void) {
   struct timespec ts;
@@ -120,14 +124,33 @@ static hotspan_span *start_child(const char *name) {
   return hotspan_span_start(tracer, name, &o);
 }
 
+/* The calling thread's CPU time, or the monotonic clock, in ns. */
+static int64_t clock_ns(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void serve_checkout(uint32_t *rnd) {
   hotspan_span *req = start_root("GET /checkout");
+  /* The request's own CPU and wall time, measured by the thread itself,
+   * go into the root span as demo.cpu_ns and demo.wall_ns: the truth the
+   * profile's CPU/wall ratio for the request can be compared with
+   * (tests/scripts/test_demo_e2e.sh). */
+  int64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+  int64_t wall0 = clock_ns(CLOCK_MONOTONIC);
   parse_cart(200000 + next_rand(rnd) % 100000);
   hotspan_span *pricing = start_child("pricing");
-  /* 10..40 million iterations: some requests are much slower. */
-  compute_price_rules(10000000L + (long)(next_rand(rnd) % 30000000u));
+  /* 10..40 million iterations (times --work): some requests are much
+   * slower. */
+  compute_price_rules(work_scale *
+                      (10000000L + (long)(next_rand(rnd) % 30000000u)));
   hotspan_span_finish(pricing);
   hotspan_span_set_tag_int(req, "http.status_code", 200);
+  hotspan_span_set_tag_int(req, "demo.cpu_ns",
+                           clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0);
+  hotspan_span_set_tag_int(req, "demo.wall_ns",
+                           clock_ns(CLOCK_MONOTONIC) - wall0);
   hotspan_span_finish(req);
   atomic_fetch_add(&served_checkout, 1);
 }
@@ -183,9 +206,12 @@ int main(int argc, char **argv) {
       i++;
     else if (strcmp(a, "--service") == 0 && v && *v)
       service = argv[++i];
+    else if (strcmp(a, "--work") == 0 && v &&
+             positive(v, 100, &work_scale) == 0)
+      i++;
     else {
       fprintf(stderr, "usage: demo_server [--seconds N (1..3600)] [--threads K "
-                      "(1..64)] [--service NAME]\n");
+                      "(1..64)] [--service NAME] [--work W (1..100)]\n");
       return 2;
     }
   }

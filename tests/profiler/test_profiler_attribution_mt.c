@@ -458,13 +458,15 @@ static void test_requests_on_threads(void **state) {
               wall_own, wall_labelled, 200, bad);
     expect_95("wall samples of the sleeping span in wait_report",
               report_wall_fn, report_wall, 100, "(not in wait_report)");
-    /* Sleeping uses next to no CPU: at most 2 % as many CPU samples as
-     * wall samples. The CPU the sleeping thread does use is mostly the
-     * handler taking the wall samples, which runs inside the span; under
+    /* Sleeping uses next to no CPU: at most 5 % as many CPU samples as
+     * wall samples (a CPU-bound span has about as many of each). The CPU
+     * the sleeping thread does use is mostly the handler taking the wall
+     * samples, which runs inside the span, and it grows when the machine
+     * is loaded (a run beside other builds saw 12 for 498); under
      * ThreadSanitizer that handler (unwinding included) is instrumented and
      * several times slower, so 1 CPU sample per 10 wall samples is allowed
      * there (a CI run saw 13 for 507). */
-    const int64_t wall_per_cpu = UNDER_TSAN ? 10 : 50;
+    const int64_t wall_per_cpu = UNDER_TSAN ? 10 : 20;
     if (report_cpu * wall_per_cpu > report_wall)
       print_error("sleeping span: %" PRId64 " CPU samples for %" PRId64
                   " wall samples\n",
